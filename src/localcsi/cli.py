@@ -1,0 +1,242 @@
+"""The ``localcsi`` command: global logging flags and one subcommand per component."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from typing import Final, cast
+
+from localcsi import __version__, logs
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[[argparse.Namespace], int]
+
+EXIT_NOT_IMPLEMENTED: Final = 3
+LOG_LEVEL_ENV: Final = "LOCALCSI_LOG_LEVEL"
+
+# Subcommand -> "module:function" that takes the parsed arguments and returns the exit status.
+# Imported only when that subcommand runs, so `localcsi --help` never loads grpc or kubernetes.
+# None means not built yet; plugging one in is a one-line change here.
+COMMAND_RUNNERS: Final[dict[str, str | None]] = {
+    "plugin": None,
+    "agent": None,
+    "controller": None,
+    "extender": None,
+    "status": None,
+}
+
+
+class CommandNotImplementedError(NotImplementedError):
+    def __init__(self, command: str) -> None:
+        super().__init__(f"localcsi {command}: not implemented yet in this build")
+        self.command = command
+
+
+def resolve_runner(command: str) -> Runner:
+    target = COMMAND_RUNNERS.get(command)
+    if target is None:
+        raise CommandNotImplementedError(command)
+    module_name, _, function_name = target.partition(":")
+    return cast(Runner, getattr(importlib.import_module(module_name), function_name))
+
+
+def default_node_name() -> str:
+    return os.environ.get("NODE_NAME") or os.environ.get("KUBE_NODE_NAME") or socket.gethostname()
+
+
+def _log_level(value: str) -> str:
+    level = value.lower()
+    if level not in logs.LEVELS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(logs.LEVELS)}")
+    return level
+
+
+def _host_port(value: str) -> str:
+    _, separator, port = value.rpartition(":")
+    if not separator or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected HOST:PORT with a port from 1 to 65535")
+    return value
+
+
+def _optional_host_port(value: str) -> str:
+    return value and _host_port(value)
+
+
+def _endpoint(value: str) -> str:
+    scheme, separator, address = value.partition("://")
+    if separator and scheme == "unix" and address.startswith("/"):
+        return value
+    if separator and scheme == "tcp":
+        return f"tcp://{_host_port(address)}"
+    raise argparse.ArgumentTypeError(f"{value!r}: expected unix:///absolute/path or tcp://HOST:PORT")
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        if not value.isdigit() or int(value) < minimum:
+            raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number, {minimum} or more")
+        return int(value)
+
+    return parse
+
+
+def _add_logging_flags(parser: argparse.ArgumentParser, level_default: str, format_default: str) -> None:
+    add = parser.add_argument
+    level_help = f"minimum level logged (default: info, or ${LOG_LEVEL_ENV})"
+    add("--log-level", type=_log_level, choices=logs.LEVELS, default=level_default, help=level_help)
+    add("--log-format", choices=logs.FORMATS, default=format_default, help="default: json")
+
+
+def _add_kubeconfig(parser: argparse.ArgumentParser) -> None:
+    help_text = "kubeconfig file (default: in-cluster config, else $KUBECONFIG)"
+    parser.add_argument("--kubeconfig", metavar="PATH", help=help_text)
+
+
+def _add_lvm_nsenter(parser: argparse.ArgumentParser) -> None:
+    help_text = "run the host's lvm via nsenter into PID 1's mount namespace (in a container)"
+    parser.add_argument("--lvm-nsenter", action="store_true", help=help_text)
+
+
+def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--mode",
+        choices=("standalone", "controller", "node"),
+        default="standalone",
+        help=(
+            "standalone: all CSI services in one process; controller, node: the cluster-mode halves "
+            "(default: %(default)s)"
+        ),
+    )
+    add(
+        "--endpoint",
+        type=_endpoint,
+        default="unix:///csi/csi.sock",
+        help="gRPC address, unix:///PATH or tcp://HOST:PORT (default: %(default)s)",
+    )
+    add(
+        "--node-id",
+        default=default_node_name(),
+        help="CSI node ID (default: $NODE_NAME, else $KUBE_NODE_NAME, else the hostname: %(default)s)",
+    )
+    add("--socket-group", metavar="GROUP", help="make the unix socket 0660 for GROUP (default: 0600)")
+    _add_lvm_nsenter(parser)
+    add(
+        "--max-volumes-per-node",
+        type=_int_at_least(0),
+        default=0,
+        metavar="N",
+        help="volume limit per node reported to Kubernetes; 0 = unlimited (default)",
+    )
+    add(
+        "--metrics-address",
+        type=_optional_host_port,
+        default="",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics there (default: empty, disabled)",
+    )
+
+
+def _add_agent_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--node-name",
+        default=default_node_name(),
+        help="node to manage (default: $NODE_NAME, else $KUBE_NODE_NAME, else the hostname: %(default)s)",
+    )
+    _add_kubeconfig(parser)
+    add(
+        "--resync-seconds",
+        type=_int_at_least(1),
+        default=60,
+        metavar="SECONDS",
+        help="rescan disks and VGs this often (default: %(default)s)",
+    )
+    _add_lvm_nsenter(parser)
+    add(
+        "--orphan-gc-grace",
+        type=_int_at_least(0),
+        default=0,
+        metavar="SECONDS",
+        help="remove LVs orphaned (no volume) for this long; 0 = off (default)",
+    )
+
+
+def _add_controller_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    _add_kubeconfig(parser)
+    add(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hold a Lease so that one replica acts at a time (default: on)",
+    )
+    add(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE") or "kube-system",
+        help="namespace of the Lease (default: $POD_NAMESPACE, else kube-system)",
+    )
+    add("--lease-name", default="localcsi-controller", help="name of the Lease (default: %(default)s)")
+
+
+def _add_extender_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--listen",
+        type=_host_port,
+        default="127.0.0.1:8099",
+        metavar="HOST:PORT",
+        help="HTTP address kube-scheduler calls (default: %(default)s)",
+    )
+    _add_kubeconfig(parser)
+    add(
+        "--strategy",
+        choices=("binpack", "spread"),
+        default="binpack",
+        help="binpack: prefer the fullest node that fits; spread: the emptiest (default: %(default)s)",
+    )
+
+
+def _add_status_flags(parser: argparse.ArgumentParser) -> None:
+    _add_kubeconfig(parser)
+    parser.add_argument("--output", choices=("table", "json"), default="table", help="default: table")
+
+
+_SUBCOMMANDS: Final[dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]]] = {
+    "plugin": ("the CSI driver: Identity, Controller and Node services over gRPC", _add_plugin_flags),
+    "agent": ("node agent: discovers disks and VGs, reconciles this node's volumes", _add_agent_flags),
+    "controller": ("cluster controller: NodeLocalStorage per node, cleanup", _add_controller_flags),
+    "extender": ("kube-scheduler extender: capacity-aware filter and score", _add_extender_flags),
+    "status": ("show nodes, VGs, capacity and volumes", _add_status_flags),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="localcsi", description="Local disks as Kubernetes volumes.")
+    parser.add_argument("--version", action="version", version=f"localcsi {__version__}")
+    _add_logging_flags(parser, os.environ.get(LOG_LEVEL_ENV) or "info", "json")
+    # The same flags after the subcommand; SUPPRESS keeps the top-level value unless one is given.
+    logging_flags = argparse.ArgumentParser(add_help=False)
+    _add_logging_flags(logging_flags, argparse.SUPPRESS, argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (summary, add_flags) in _SUBCOMMANDS.items():
+        add_flags(commands.add_parser(name, help=summary, description=summary, parents=[logging_flags]))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure(args.log_level, args.log_format)
+    try:
+        runner = resolve_runner(args.command)
+    except CommandNotImplementedError as error:
+        log.error("command not implemented", extra=logs.fields(command=args.command))
+        print(error, file=sys.stderr)
+        return EXIT_NOT_IMPLEMENTED
+    return runner(args)

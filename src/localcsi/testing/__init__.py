@@ -1,0 +1,1 @@
+"""Test substrate: the node VM harness (real LVM) and its pytest fixtures."""

@@ -1,0 +1,62 @@
+"""KVM where it works, TCG otherwise.
+
+/dev/kvm can exist and still fail to boot a normal kernel (it does on some sandboxes), so
+"auto" boots once with KVM and remembers the answer per host kernel and qemu build.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from localcsi.testing.image import cache_root
+from localcsi.testing.phases import Phases
+
+KVM_PROBE_SECONDS = 45.0
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    name: str
+    qemu_args: tuple[str, ...]
+
+
+KVM = Accelerator("kvm", ("-accel", "kvm", "-cpu", "host"))
+TCG = Accelerator("tcg", ("-accel", "tcg,thread=multi", "-cpu", "max"))
+BY_NAME = {"kvm": KVM, "tcg": TCG}
+
+
+def _kvm_usable() -> bool:
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def _probe_key() -> str:
+    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=False)
+    version = qemu.stdout.splitlines()[0] if qemu.stdout else "unknown"
+    return f"{platform.release()} {version}"
+
+
+def choose_accelerator(probe: Callable[[Accelerator, float], bool], phases: Phases) -> Accelerator:
+    wanted = os.environ.get("LOCALCSI_VM_ACCEL", "auto")
+    if wanted in BY_NAME:
+        return BY_NAME[wanted]
+    if wanted != "auto":
+        raise ValueError(f"LOCALCSI_VM_ACCEL={wanted!r}: use auto, kvm or tcg")
+    if not _kvm_usable():
+        return TCG
+    record = cache_root() / "vm" / "kvm-probe.txt"
+    key = _probe_key()
+    if record.exists():
+        remembered_key, _, verdict = record.read_text().rpartition("\n")
+        if remembered_key == key:
+            return KVM if verdict == "kvm" else TCG
+    with phases.phase("probe KVM boot"):
+        works = probe(KVM, KVM_PROBE_SECONDS)
+    verdict = "kvm" if works else "tcg"
+    phases.note(f"KVM {'boots' if works else 'does not boot'} the node image here; using {verdict}")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(f"{key}\n{verdict}")
+    return KVM if works else TCG

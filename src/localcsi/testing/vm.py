@@ -1,0 +1,188 @@
+"""The node VM: qemu with the cached Debian image, sparse data disks and a guest agent.
+
+The root image is shared and read-only; each VM writes to its own qcow2 overlay, so a
+reboot (stop qemu, start it again on the same overlay and disks) keeps the guest's state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from localcsi.testing.accel import Accelerator, choose_accelerator
+from localcsi.testing.guest_client import GuestClient, GuestError, Result
+from localcsi.testing.image import NodeImage, build_image
+from localcsi.testing.phases import Phases
+
+GUEST_AGENT_PORT = 7000
+# Inside the guest, this address reaches the host's loopback for each guest_forwards port.
+HOST_ALIAS = "10.0.2.100"
+KERNEL_ARGS = "root=/dev/vda rw console=ttyS0 init=/sbin/localcsi-init panic=-1 quiet"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class VMConfig:
+    disks_gib: list[int] = field(default_factory=lambda: [4, 4])
+    memory_mib: int = 2048
+    cpus: int = 2
+    # guest TCP port -> host loopback port (0 picks a free one)
+    port_forwards: dict[int, int] = field(default_factory=dict)
+    # host loopback ports the guest reaches at HOST_ALIAS:<same port>
+    guest_forwards: list[int] = field(default_factory=list)
+    boot_timeout: float = float(os.environ.get("LOCALCSI_BOOT_TIMEOUT", "240"))
+
+
+class NodeVM:
+    def __init__(self, config: VMConfig | None = None, phases: Phases | None = None) -> None:
+        self.config = config or VMConfig()
+        self.phases = phases or Phases()
+        self.workdir = Path(tempfile.mkdtemp(prefix="localcsi-vm-"))
+        self.agent_port = free_port()
+        self.forwarded = {guest: host or free_port() for guest, host in self.config.port_forwards.items()}
+        self.guest = GuestClient(self.agent_port)
+        self.boots = 0
+        self._image: NodeImage | None = None
+        self._accel: Accelerator | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> NodeVM:
+        if self._image is None:
+            self._image = build_image(self.phases)
+            self._create_disks(self._image)
+        if self._accel is None:
+            self._accel = choose_accelerator(self._boot_probe, self.phases)
+        with self.phases.phase(f"boot #{self.boots + 1} ({self._accel.name})"):
+            self._launch(self._accel)
+            self._wait_for_agent(self.config.boot_timeout)
+        self.boots += 1
+        return self
+
+    def reboot(self) -> None:
+        with self.phases.phase("power off"):
+            self._power_off()
+        self.start()
+
+    def stop(self) -> None:
+        try:
+            self._power_off()
+        finally:
+            if not os.environ.get("LOCALCSI_KEEP_VM"):
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> NodeVM:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def console(self, tail: int = 4000) -> str:
+        path = self.workdir / "console.log"
+        return path.read_text(errors="replace")[-tail:] if path.exists() else ""
+
+    # -- guest access ----------------------------------------------------------------------
+    def run(self, argv: list[str], timeout: float = 300.0, stdin: bytes | None = None) -> Result:
+        return self.guest.run(argv, timeout=timeout, stdin=stdin)
+
+    def check(self, argv: list[str], timeout: float = 300.0, stdin: bytes | None = None) -> Result:
+        return self.run(argv, timeout=timeout, stdin=stdin).check()
+
+    def data_disks(self) -> list[str]:
+        """Guest device paths of the data disks, in the order of config.disks_gib."""
+        return [f"/dev/vd{chr(ord('b') + index)}" for index in range(len(self.config.disks_gib))]
+
+    def host_port(self, guest_port: int) -> int:
+        return self.forwarded[guest_port]
+
+    # -- internals -------------------------------------------------------------------------
+    def _create_disks(self, image: NodeImage) -> None:
+        overlay = self.workdir / "root.qcow2"
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.root), str(overlay)],
+            check=True,
+        )
+        for index, size in enumerate(self.config.disks_gib):
+            with (self.workdir / f"data{index}.raw").open("wb") as disk:
+                disk.truncate(size * 1024**3)
+
+    def _netdev(self) -> str:
+        rules = [f"hostfwd=tcp:127.0.0.1:{self.agent_port}-:{GUEST_AGENT_PORT}"]
+        rules += [f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for guest, host in self.forwarded.items()]
+        for port in self.config.guest_forwards:
+            rules.append(f"guestfwd=tcp:{HOST_ALIAS}:{port}-tcp:127.0.0.1:{port}")
+        return ",".join(["user", "id=net0", "restrict=on", *rules])
+
+    def _argv(self, accel: Accelerator) -> list[str]:
+        assert self._image is not None
+        argv = ["qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
+        argv += [*accel.qemu_args, "-m", str(self.config.memory_mib), "-smp", str(self.config.cpus)]
+        argv += ["-kernel", str(self._image.kernel), "-initrd", str(self._image.initrd)]
+        argv += ["-append", KERNEL_ARGS, "-serial", f"file:{self.workdir / 'console.log'}"]
+        disks = [(self.workdir / "root.qcow2", "qcow2")]
+        disks += [(self.workdir / f"data{i}.raw", "raw") for i in range(len(self.config.disks_gib))]
+        for path, fmt in disks:
+            argv += ["-drive", f"file={path},if=virtio,format={fmt},discard=unmap"]
+        argv += ["-netdev", self._netdev(), "-device", "virtio-net-pci,netdev=net0"]
+        return argv
+
+    def _launch(self, accel: Accelerator) -> None:
+        log = (self.workdir / "qemu.log").open("ab")
+        self._proc = subprocess.Popen(self._argv(accel), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+
+    def _wait_for_agent(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                qemu_log = (self.workdir / "qemu.log").read_text(errors="replace")[-2000:]
+                raise GuestError(f"qemu exited during boot.\nqemu: {qemu_log}\nconsole:\n{self.console()}")
+            if self.guest.ping(timeout=2.0):
+                return
+            time.sleep(0.5)
+        self._kill()
+        raise GuestError(f"guest agent not up after {timeout:.0f}s; console:\n{self.console()}")
+
+    def _boot_probe(self, accel: Accelerator, timeout: float) -> bool:
+        """Boot once with accel; True if the guest agent answered in time. Leaves it stopped."""
+        self._launch(accel)
+        try:
+            self._wait_for_agent(timeout)
+        except GuestError:
+            return False
+        self._power_off()
+        return True
+
+    def _power_off(self) -> None:
+        if not self.running:
+            return
+        self.guest.poweroff()
+        assert self._proc is not None
+        try:
+            self._proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self._kill()
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=30)
