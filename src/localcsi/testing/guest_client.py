@@ -84,9 +84,6 @@ class GuestClient:
     def get(self, path: str) -> bytes:
         return base64.b64decode(self.request("get", path=path)["data"])
 
-    def untar(self, archive: str, dest: str) -> None:
-        self.request("untar", archive=archive, dest=dest)
-
     def spawn(self, argv: list[str], log: str, env: dict[str, str] | None = None) -> int:
         return int(self.request("spawn", argv=argv, log=log, env=env or {})["pid"])
 

@@ -96,16 +96,32 @@ class NodeVM:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def qemu_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def console(self, tail: int = 4000) -> str:
         path = self.workdir / "console.log"
         return path.read_text(errors="replace")[-tail:] if path.exists() else ""
 
     # -- guest access ----------------------------------------------------------------------
-    def run(self, argv: list[str], timeout: float = 300.0, stdin: bytes | None = None) -> Result:
-        return self.guest.run(argv, timeout=timeout, stdin=stdin)
+    def run(
+        self,
+        argv: list[str],
+        timeout: float = 300.0,
+        stdin: bytes | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Result:
+        return self.guest.run(argv, timeout=timeout, stdin=stdin, env=env)
 
-    def check(self, argv: list[str], timeout: float = 300.0, stdin: bytes | None = None) -> Result:
-        return self.run(argv, timeout=timeout, stdin=stdin).check()
+    def check(
+        self,
+        argv: list[str],
+        timeout: float = 300.0,
+        stdin: bytes | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Result:
+        return self.run(argv, timeout=timeout, stdin=stdin, env=env).check()
 
     def data_disks(self) -> list[str]:
         """Guest device paths of the data disks, in the order of config.disks_gib."""

@@ -14,7 +14,6 @@ import os
 import socketserver
 import subprocess
 import sys
-import tarfile
 from typing import Any
 
 PORT = 7000
@@ -98,12 +97,6 @@ def _get(req: dict[str, Any]) -> dict[str, Any]:
         return {"data": _b64(f.read())}
 
 
-def _untar(req: dict[str, Any]) -> dict[str, Any]:
-    with tarfile.open(req["archive"]) as tar:
-        tar.extractall(req["dest"], filter="fully_trusted")  # noqa: S202 - archives come from the harness
-    return {}
-
-
 def _poweroff(_: dict[str, Any]) -> dict[str, Any]:
     os.sync()
     libc = ctypes.CDLL(None, use_errno=True)
@@ -118,7 +111,6 @@ HANDLERS = {
     "signal": _signal,
     "put": _put,
     "get": _get,
-    "untar": _untar,
     "poweroff": _poweroff,
 }
 

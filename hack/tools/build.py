@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Build the Go tools the tests run into a versioned cache outside the repository.
+
+    python hack/tools/build.py csi-sanity            build one tool; nothing to do when it is cached
+    python hack/tools/build.py all                   build every registered tool
+    python hack/tools/build.py --rebuild csi-sanity  build again even when it is cached
+
+Versions and recipes live in src/localcsi/testing/tools.py. Each tool is built into
+${LOCALCSI_CACHE:-~/.cache/localcsi}/tools/<name>-<version>/bin (through a staging directory, so an
+interrupted build never looks cached); go's output goes to build.log beside it. GOPATH, GOMODCACHE
+and GOCACHE keep their defaults: a warm module cache makes later builds fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import assert_never
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "src"))  # this checkout's registry, whether installed or not
+
+from localcsi.testing.tools import (  # noqa: E402
+    TOOLS,
+    GoInstall,
+    ModuleBuild,
+    Tool,
+    UnknownToolError,
+    find_tool,
+    is_built,
+)
+
+GOFLAGS = "-trimpath"
+LOG_TAIL_LINES = 40
+
+
+class BuildError(RuntimeError):
+    def __init__(self, message: str, log: Path | None = None) -> None:
+        super().__init__(message)
+        self.log = log
+
+
+def go_env(**overrides: str) -> dict[str, str]:
+    """The caller's environment with fixed build flags and no go.work from the working directory."""
+    return {**os.environ, "GOFLAGS": GOFLAGS, "GOWORK": "off", **overrides}
+
+
+def ldflags(tool: Tool) -> list[str]:
+    if not tool.version_symbols:
+        return []
+    return ["-ldflags=" + " ".join(f"-X {symbol}={tool.version}" for symbol in tool.version_symbols)]
+
+
+def run_go(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> None:
+    with log.open("a") as out:
+        out.write(f"$ GOFLAGS={env['GOFLAGS']} {shlex.join(argv)}  # in {cwd}\n")
+        out.flush()
+        result = subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        raise BuildError(f"`{shlex.join(argv[:2])}` exited with code {result.returncode}", log)
+
+
+def go_install(tool: Tool, recipe: GoInstall, out_dir: Path, log: Path) -> None:
+    argv = ["go", "install", *ldflags(tool), f"{recipe.package}@{tool.version}"]
+    run_go(argv, cwd=tool.directory, env=go_env(GOBIN=str(out_dir)), log=log)
+
+
+def module_build(tool: Tool, recipe: ModuleBuild, out_dir: Path, log: Path) -> None:
+    module_dir = tool.directory / "module"
+    shutil.rmtree(module_dir, ignore_errors=True)
+    module_dir.mkdir()
+    (module_dir / "go.mod").write_text(recipe.go_mod)
+    argv = ["go", "build", "-mod=mod", *ldflags(tool), "-o", str(out_dir / tool.name), recipe.package]
+    run_go(argv, cwd=module_dir, env=go_env(), log=log)
+
+
+def build_tool(tool: Tool, rebuild: bool = False) -> str:
+    """Build `tool` unless it is cached; returns "cached" or "built"."""
+    if is_built(tool) and not rebuild:
+        return "cached"
+    if shutil.which("go") is None:
+        raise BuildError("go is not on PATH: install Go to build the tool")
+    tool.directory.mkdir(parents=True, exist_ok=True)
+    log = tool.directory / "build.log"
+    log.write_text("")
+    staging = Path(tempfile.mkdtemp(prefix="bin.partial-", dir=tool.directory))
+    try:
+        match tool.recipe:
+            case GoInstall():
+                go_install(tool, tool.recipe, staging, log)
+            case ModuleBuild():
+                module_build(tool, tool.recipe, staging, log)
+            case _:
+                assert_never(tool.recipe)
+        if not (staging / tool.name).is_file():
+            raise BuildError(f"go succeeded but produced no {tool.name} in {staging}", log)
+        staging.chmod(0o755)  # mkdtemp made it 0700; CI caches it as another user
+        shutil.rmtree(tool.binary.parent, ignore_errors=True)
+        staging.rename(tool.binary.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return "built"
+
+
+def log_tail(log: Path) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
+
+
+def selected_tools(names: Sequence[str]) -> list[Tool]:
+    if "all" in names:
+        return list(TOOLS.values())
+    return [find_tool(name) for name in dict.fromkeys(names)]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Build the Go tools the tests run into a versioned cache.")
+    parser.add_argument("tools", nargs="+", metavar="TOOL", help=f"all, or any of: {', '.join(TOOLS)}")
+    parser.add_argument("--rebuild", action="store_true", help="build even when the binary is cached")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        tools = selected_tools(args.tools)
+    except UnknownToolError as error:
+        print(f"build.py: {error}", file=sys.stderr)
+        return 2
+    for tool in tools:
+        start = time.monotonic()
+        try:
+            outcome = build_tool(tool, rebuild=args.rebuild)
+        except BuildError as error:
+            elapsed = time.monotonic() - start
+            print(f"[tools] {tool.name} {tool.version}: FAILED ({elapsed:.1f}s): {error}", file=sys.stderr)
+            if error.log is not None:
+                print(f"--- last lines of {error.log}:\n{log_tail(error.log)}", file=sys.stderr)
+            return 1
+        elapsed = time.monotonic() - start
+        print(f"[tools] {tool.name} {tool.version}: {outcome} ({elapsed:.1f}s) {tool.binary}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

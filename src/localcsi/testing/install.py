@@ -1,0 +1,69 @@
+"""Installs the project's wheel and its dependency wheels into the node VM.
+
+The guest has Python 3.11 like the host (same ABI, same glibc), so the wheels are unpacked
+on the host with `pip install --target` and shipped in as one tarball: no pip, no network
+and no compiler needed in the guest.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from localcsi.testing.phases import Phases
+from localcsi.testing.vm import NodeVM
+
+GUEST_SITE = "/opt/localcsi/site"
+GUEST_LAUNCHER = "/usr/local/bin/localcsi"
+GUEST_TARBALL = "/opt/localcsi/site.tar.gz"
+LAUNCHER = f"""#!/bin/sh
+PYTHONPATH={GUEST_SITE} exec /usr/bin/python3 -m localcsi "$@"
+"""
+
+
+def project_root() -> Path:
+    configured = os.environ.get("LOCALCSI_PROJECT_ROOT")
+    candidates = [Path(configured)] if configured else []
+    candidates += [Path.cwd(), *Path(__file__).resolve().parents]
+    for candidate in candidates:
+        if (candidate / "pyproject.toml").is_file() and (candidate / "src" / "localcsi").is_dir():
+            return candidate
+    raise RuntimeError("cannot find the localcsi source tree: set LOCALCSI_PROJECT_ROOT")
+
+
+def _pip(*args: str) -> None:
+    argv = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
+
+
+def build_site_tarball(dest: Path, extra_requirements: tuple[str, ...] = ()) -> Path:
+    """Wheels for the project plus its runtime dependencies, unpacked and packed as one tarball."""
+    wheels = dest / "wheels"
+    site = dest / "site"
+    _pip("wheel", "--wheel-dir", str(wheels), str(project_root()), *extra_requirements)
+    _pip("install", "--no-deps", "--no-index", "--target", str(site), *map(str, wheels.glob("*.whl")))
+    tarball = dest / "site.tar.gz"
+    with tarfile.open(tarball, "w:gz", compresslevel=1) as tar:
+        tar.add(site, arcname=".")
+    return tarball
+
+
+def install_project(vm: NodeVM, phases: Phases | None = None) -> None:
+    """Put the project and its dependencies into the guest; `localcsi` then runs there."""
+    phases = phases or vm.phases
+    with tempfile.TemporaryDirectory(prefix="localcsi-wheels-") as tmp:
+        with phases.phase("build wheels"):
+            tarball = build_site_tarball(Path(tmp))
+        with phases.phase("install wheels in guest"):
+            vm.check(["rm", "-rf", GUEST_SITE])
+            vm.guest.put(GUEST_TARBALL, tarball.read_bytes())
+            vm.check(["mkdir", "-p", GUEST_SITE])
+            vm.check(["tar", "-xzf", GUEST_TARBALL, "-C", GUEST_SITE])
+            vm.check(["rm", "-f", GUEST_TARBALL])
+            vm.guest.put(GUEST_LAUNCHER, LAUNCHER.encode(), mode=0o755)
