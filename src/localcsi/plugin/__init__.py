@@ -1,0 +1,1 @@
+"""The CSI plugin: thin gRPC servicers over the driver services (localcsi.driver)."""

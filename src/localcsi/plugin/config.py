@@ -1,0 +1,45 @@
+"""One Config for the plugin process, built from the command line."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from localcsi import DRIVER_NAME
+
+DEFAULT_VG_PATTERNS = (r"^localcsi-.+$",)
+
+
+class Mode(StrEnum):
+    STANDALONE = "standalone"
+    CONTROLLER = "controller"
+    NODE = "node"
+
+
+@dataclass(frozen=True)
+class PluginConfig:
+    mode: Mode = Mode.STANDALONE
+    endpoint: str = "unix:///csi/csi.sock"
+    node_id: str = "localhost"
+    driver_name: str = DRIVER_NAME
+    socket_group: str | None = None
+    lvm_nsenter: bool = False
+    max_volumes_per_node: int = 0
+    metrics_address: str = ""
+    # Only VGs whose name matches one of these are ever used: never touch a VG not given to us.
+    vg_patterns: tuple[str, ...] = DEFAULT_VG_PATTERNS
+    # How long a controller call may wait on the node (cluster mode) before DEADLINE_EXCEEDED.
+    operation_timeout: float = 60.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def serves_controller(self) -> bool:
+        return self.mode in (Mode.STANDALONE, Mode.CONTROLLER)
+
+    @property
+    def serves_node(self) -> bool:
+        return self.mode in (Mode.STANDALONE, Mode.NODE)
+
+    def vg_allowed(self, vg_name: str) -> bool:
+        return any(re.search(pattern, vg_name) for pattern in self.vg_patterns)
