@@ -82,9 +82,7 @@ def fix_pyi(stub: Path) -> None:
 def generate(package_dir: Path, out_dir: Path) -> None:
     """Write the stubs for package_dir/csi.proto into out_dir."""
     out = str(out_dir)
-    run_protoc(
-        package_dir, PROTO_NAME, [f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}"]
-    )
+    run_protoc(package_dir, PROTO_NAME, [f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}"])
     fix_grpc_import(out_dir / "csi_pb2_grpc.py")
     fix_pyi(out_dir / "csi_pb2.pyi")
 
@@ -106,9 +104,7 @@ def sync_stubs(package_dir: Path, *, write: bool) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="only report stale stubs (exit 1)")
     parser.add_argument(
         "--package-dir",

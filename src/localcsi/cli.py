@@ -24,7 +24,7 @@ LOG_LEVEL_ENV: Final = "LOCALCSI_LOG_LEVEL"
 # Imported only when that subcommand runs, so `localcsi --help` never loads grpc or kubernetes.
 # None means not built yet; plugging one in is a one-line change here.
 COMMAND_RUNNERS: Final[dict[str, str | None]] = {
-    "plugin": None,
+    "plugin": "localcsi.plugin.main:run",
     "agent": None,
     "controller": None,
     "extender": None,
@@ -140,6 +140,13 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
         default="",
         metavar="HOST:PORT",
         help="serve Prometheus metrics there (default: empty, disabled)",
+    )
+    add(
+        "--vg-pattern",
+        action="append",
+        dest="vg_patterns",
+        metavar="REGEX",
+        help="use only VGs whose name matches; repeatable (default: ^localcsi-.+$)",
     )
 
 

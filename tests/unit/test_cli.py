@@ -178,9 +178,7 @@ def test_registry_covers_exactly_the_commands() -> None:
         cli.resolve_runner("agent")
 
 
-def test_registered_runner_is_imported_lazily_and_called(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_registered_runner_is_imported_lazily_and_called(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     module = "localcsi_fake_status_runner"
     (tmp_path / f"{module}.py").write_text(
         "def run(args):\n    return 7 if (args.output, args.kubeconfig) == ('json', '/k') else 1\n"

@@ -180,9 +180,7 @@ def test_process_exits_cleanly_on_signal(spawn: Spawn, sig: signal.Signals) -> N
 
 
 @pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT], ids=lambda sig: sig.name)
-def test_process_stuck_in_shutdown_is_forced_out_by_second_signal(
-    spawn: Spawn, second: signal.Signals
-) -> None:
+def test_process_stuck_in_shutdown_is_forced_out_by_second_signal(spawn: Spawn, second: signal.Signals) -> None:
     process = spawn("--hang")
     assert read_line(process) == "ready\n"
     process.send_signal(signal.SIGTERM)

@@ -46,8 +46,7 @@ def volume_condition(lv: LogicalVolume, pool: LogicalVolume | None = None) -> Co
             problems.append(pool_flag)
         elif pool.data_percent is not None and pool.data_percent >= THIN_POOL_FULL_PERCENT:
             problems.append(
-                f"thin pool {pool.vg}/{pool.name} is {pool.data_percent:.1f}% full; "
-                "extend it before writes fail"
+                f"thin pool {pool.vg}/{pool.name} is {pool.data_percent:.1f}% full; extend it before writes fail"
             )
         if pool.metadata_percent is not None and pool.metadata_percent >= THIN_POOL_FULL_PERCENT:
             problems.append(

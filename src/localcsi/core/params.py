@@ -96,9 +96,7 @@ def _enum(kind: type[_E], key: str, value: str) -> _E:
 
 def _int(key: str, value: str, low: int, high: int) -> int:
     if not _INTEGER.fullmatch(value) or not low <= int(value) <= high:
-        raise InvalidArgument(
-            f"parameter {key}={value!r} is not valid; use a whole number from {low} to {high}"
-        )
+        raise InvalidArgument(f"parameter {key}={value!r} is not valid; use a whole number from {low} to {high}")
     return int(value)
 
 
@@ -122,9 +120,7 @@ def _positive_quantity(key: str, value: str) -> int:
 def _stripe_size(key: str, value: str) -> int:
     size = parse_quantity(value, key=f"parameter {key}")
     if size < MIN_STRIPE_SIZE or size & (size - 1):
-        raise InvalidArgument(
-            f"parameter {key}={value!r} is not valid; use a power of two of at least 4Ki, e.g. 64Ki"
-        )
+        raise InvalidArgument(f"parameter {key}={value!r} is not valid; use a power of two of at least 4Ki, e.g. 64Ki")
     return size
 
 

@@ -143,9 +143,7 @@ def _candidates(vgs: Sequence[VolumeGroup], params: VolumeParams) -> Sequence[Vo
     chosen = [vg for vg in vgs if vg.name == params.vg_name]
     if not chosen:
         known = ", ".join(sorted(vg.name for vg in vgs)) or "none"
-        raise ResourceExhausted(
-            f"volume group {params.vg_name!r} (vgName) is not on this node; it has: {known}"
-        )
+        raise ResourceExhausted(f"volume group {params.vg_name!r} (vgName) is not on this node; it has: {known}")
     return chosen
 
 

@@ -101,8 +101,7 @@ def _check_range(required_bytes: int, limit_bytes: int) -> None:
         )
     if limit_bytes and required_bytes > limit_bytes:
         raise OutOfRange(
-            f"capacity_range cannot be satisfied: required_bytes {required_bytes} exceeds "
-            f"limit_bytes {limit_bytes}"
+            f"capacity_range cannot be satisfied: required_bytes {required_bytes} exceeds limit_bytes {limit_bytes}"
         )
 
 
@@ -175,8 +174,7 @@ def resolve_expansion(required_bytes: int, limit_bytes: int, current_bytes: int,
     _check_range(required_bytes, limit_bytes)
     if limit_bytes and limit_bytes < current_bytes:
         raise OutOfRange(
-            f"volumes cannot shrink: limit_bytes {limit_bytes} is below the current size "
-            f"{format_bytes(current_bytes)}"
+            f"volumes cannot shrink: limit_bytes {limit_bytes} is below the current size {format_bytes(current_bytes)}"
         )
     size = max(round_up(required_bytes, unit), current_bytes)
     if limit_bytes and size > limit_bytes:

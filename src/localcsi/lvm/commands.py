@@ -175,9 +175,7 @@ def thin_pool_argv(vg: str, pool: str, size_bytes: int, tags: Sequence[str] = ()
     ]
 
 
-def snapshot_argv(
-    vg: str, origin: str, name: str, cow_bytes: int | None, tags: Sequence[str] = ()
-) -> list[str]:
+def snapshot_argv(vg: str, origin: str, name: str, cow_bytes: int | None, tags: Sequence[str] = ()) -> list[str]:
     """A thick copy-on-write snapshot with ``cow_bytes`` of room, or a thin snapshot when None.
 
     Thin snapshots get the activation-skip flag cleared so they activate like any other LV.

@@ -101,8 +101,7 @@ class Lvm:
                 raise Internal(f"thin pool {vg}/{pool} was created but lvs does not show it")
         if not existing.is_thin_pool:
             raise FailedPrecondition(
-                f"{vg}/{pool} exists but is not a thin pool (lv_attr {existing.attr}); "
-                "choose another thinPool name"
+                f"{vg}/{pool} exists but is not a thin pool (lv_attr {existing.attr}); choose another thinPool name"
             )
         return existing
 
@@ -121,9 +120,7 @@ class Lvm:
         if lv is None:
             return False
         if lv.is_cow_origin:
-            raise FailedPrecondition(
-                f"{vg}/{name} has copy-on-write snapshots; delete its snapshots before the volume"
-            )
+            raise FailedPrecondition(f"{vg}/{name} has copy-on-write snapshots; delete its snapshots before the volume")
         try:
             self._run(commands.lvremove_argv(vg, name))
         except NotFound:

@@ -10,8 +10,7 @@ EXTENT = 4 * MiB
 
 def vg(name: str, *pv_free_gib: float, attr: str = "wz--n-", extent: int = EXTENT) -> VolumeGroup:
     pvs = tuple(
-        PhysicalVolume(f"/dev/{name}{i}", name, 100 * GiB, int(free * GiB))
-        for i, free in enumerate(pv_free_gib)
+        PhysicalVolume(f"/dev/{name}{i}", name, 100 * GiB, int(free * GiB)) for i, free in enumerate(pv_free_gib)
     )
     free = sum(pv.free_bytes for pv in pvs)
     return VolumeGroup(name, 100 * GiB * len(pvs), free, extent, len(pvs), attr=attr, pvs=pvs)

@@ -27,10 +27,7 @@ def test_missing_capabilities_are_invalid() -> None:
 
 def test_single_node_mount_and_block_are_supported() -> None:
     validate_capabilities([MOUNT, BLOCK])
-    assert (
-        unsupported_reason([MOUNT, BLOCK, Capability("SINGLE_NODE_READER_ONLY", AccessType.MOUNT, "xfs")])
-        is None
-    )
+    assert unsupported_reason([MOUNT, BLOCK, Capability("SINGLE_NODE_READER_ONLY", AccessType.MOUNT, "xfs")]) is None
 
 
 @pytest.mark.parametrize(

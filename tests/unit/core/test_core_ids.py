@@ -9,9 +9,7 @@ from localcsi.core.names import snapshot_lv_name, volume_lv_name
 pytestmark = pytest.mark.unit
 
 nodes = st.from_regex(r"[a-z0-9][a-z0-9.-]{0,30}", fullmatch=True)
-vgs = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,30}", fullmatch=True).filter(
-    lambda v: v not in (".", "..")
-)
+vgs = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,30}", fullmatch=True).filter(lambda v: v not in (".", ".."))
 csi_names = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=128)
 
 

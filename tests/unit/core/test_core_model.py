@@ -133,13 +133,9 @@ def test_corrupt_tags_surface_as_internal() -> None:
 
 def test_thick_snapshot_read_back() -> None:
     origin = volume_lv_name("pvc-1")
-    tags = encode_tags(
-        LvMetadata(LvKind.SNAPSHOT, "snap-a", 2 * GiB, Source(SourceKind.VOLUME, f"n/vg0/{origin}"))
-    )
+    tags = encode_tags(LvMetadata(LvKind.SNAPSHOT, "snap-a", 2 * GiB, Source(SourceKind.VOLUME, f"n/vg0/{origin}")))
     created = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
-    row = lv(
-        snapshot_lv_name("snap-a"), "swi-a-s---", tags=tags, origin=origin, size_bytes=GiB, created=created
-    )
+    row = lv(snapshot_lv_name("snap-a"), "swi-a-s---", tags=tags, origin=origin, size_bytes=GiB, created=created)
     snap = snapshot_from_lv("n", row)
     assert snap is not None
     assert (snap.name, snap.source_volume_id, snap.size_bytes) == ("snap-a", f"n/vg0/{origin}", 2 * GiB)

@@ -123,9 +123,7 @@ def test_thin_uses_the_pool_with_overprovisioning() -> None:
     pools = [pool("vg0", 10, 9)]
     with pytest.raises(ResourceExhausted, match="ratio 1"):
         place([vg("vg0", 0)], pools, THIN, 2 * GiB, 0)
-    ratio = VolumeParams(
-        lvm_type=LvmType.THIN, thin_pool="localcsi-thinpool", overprovisioning_ratio=Fraction(2)
-    )
+    ratio = VolumeParams(lvm_type=LvmType.THIN, thin_pool="localcsi-thinpool", overprovisioning_ratio=Fraction(2))
     assert place([vg("vg0", 0)], pools, ratio, 2 * GiB, 0) == Placement(
         "vg0", 2 * GiB, LvmType.THIN, thin_pool="localcsi-thinpool"
     )
@@ -165,9 +163,7 @@ types = st.sampled_from([LINEAR, RAID1, striping(), striping(2), striping(3)])
 
 
 @given(frees, types)
-def test_reported_maximum_can_be_placed_and_one_extent_more_cannot(
-    pv_extents: list[int], params: VolumeParams
-) -> None:
+def test_reported_maximum_can_be_placed_and_one_extent_more_cannot(pv_extents: list[int], params: VolumeParams) -> None:
     group = vg("vg0", *(n * EXTENT / GiB for n in pv_extents))
     largest = max_volume_bytes(group, [], params)
     if largest:

@@ -57,9 +57,7 @@ def test_check_flags_a_hand_edited_stub(package_copy: Path) -> None:
 
 def test_check_flags_a_proto_edit(package_copy: Path) -> None:
     proto = package_copy / "csi.proto"
-    proto.write_text(
-        proto.read_text().replace("message ProbeRequest {}", "message ProbeRequest { bool x = 1; }", 1)
-    )
+    proto.write_text(proto.read_text().replace("message ProbeRequest {}", "message ProbeRequest { bool x = 1; }", 1))
 
     proc = gen_proto("--check", "--package-dir", str(package_copy))
 

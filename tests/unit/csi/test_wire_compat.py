@@ -101,9 +101,7 @@ def summarize(file: pb.FileDescriptorProto) -> Summary:
     File-level options (go_package and friends) are left out: they only steer code generators.
     """
     pkg = file.package
-    out: Summary = {
-        "file": {"package": pkg, "syntax": file.syntax, "dependencies": ",".join(sorted(file.dependency))}
-    }
+    out: Summary = {"file": {"package": pkg, "syntax": file.syntax, "dependencies": ",".join(sorted(file.dependency))}}
     for service in file.service:
         out[f"service {pkg}.{service.name}"] = {"options": _options(service.options)}
         for method in service.method:
@@ -151,8 +149,7 @@ def _run(cmd: list[str], cwd: Path) -> str:
         pytest.fail(f"`{shown}` (in {cwd}) could not run: {exc}", pytrace=False)
     if proc.returncode != 0:
         pytest.fail(
-            f"`{shown}` (in {cwd}) exited {proc.returncode}\n"
-            f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}",
+            f"`{shown}` (in {cwd}) exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}",
             pytrace=False,
         )
     return proc.stdout
@@ -183,8 +180,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> pb.FileDescriptorProto
     """The official proto, via the Go module proxy (the module cache is reused if warm)."""
     if shutil.which("go") is None:
         pytest.fail(
-            f"`go` is not on PATH; this test needs it to run "
-            f"`go mod download -json {SPEC_MODULE}@{SPEC_VERSION}`",
+            f"`go` is not on PATH; this test needs it to run `go mod download -json {SPEC_MODULE}@{SPEC_VERSION}`",
             pytrace=False,
         )
     work = tmp_path_factory.mktemp("upstream")
@@ -285,9 +281,7 @@ _MUTATIONS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("mutate", "expected"), [pytest.param(m, e, id=m.__name__.lstrip("_")) for m, e in _MUTATIONS]
-)
+@pytest.mark.parametrize(("mutate", "expected"), [pytest.param(m, e, id=m.__name__.lstrip("_")) for m, e in _MUTATIONS])
 def test_comparator_reports_exactly_the_mutation(
     ours: pb.FileDescriptorProto,
     mutate: Callable[[pb.FileDescriptorProto], None],

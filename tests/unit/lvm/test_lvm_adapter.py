@@ -130,9 +130,7 @@ def test_create_linear(fp: FakeProcess, lvm: Lvm) -> None:
         ('  Volume group "vg0" not found\n', NotFound),
     ],
 )
-def test_create_failures_map_to_csi_codes(
-    fp: FakeProcess, lvm: Lvm, stderr: str, error: type[Exception]
-) -> None:
+def test_create_failures_map_to_csi_codes(fp: FakeProcess, lvm: Lvm, stderr: str, error: type[Exception]) -> None:
     fp.register([fp.any()], returncode=5, stderr=stderr)
     with pytest.raises(error) as raised:
         lvm.create_lv(LvSpec("vg0", "csi-1", GiB, LvmType.LINEAR))
@@ -141,9 +139,7 @@ def test_create_failures_map_to_csi_codes(
 
 
 def test_unrecognised_failures_stay_internal_with_stderr(fp: FakeProcess, lvm: Lvm) -> None:
-    fp.register(
-        [fp.any()], returncode=5, stderr="  device-mapper: reload ioctl on (254:3) failed: Invalid argument\n"
-    )
+    fp.register([fp.any()], returncode=5, stderr="  device-mapper: reload ioctl on (254:3) failed: Invalid argument\n")
     with pytest.raises(CommandFailed, match="reload ioctl") as raised:
         lvm.create_lv(LvSpec("vg0", "csi-1", GiB, LvmType.LINEAR))
     assert raised.value.code == "INTERNAL" and raised.value.returncode == 5
@@ -158,9 +154,7 @@ def test_ensure_thin_pool_keeps_an_existing_pool(fp: FakeProcess, lvm: Lvm) -> N
 
 def test_ensure_thin_pool_creates_a_missing_pool(fp: FakeProcess, lvm: Lvm) -> None:
     pool = lv_row("localcsi-thinpool", attr="twi-a-tz--", lv_layout="thin,pool")
-    fp.register(
-        lvs_one("vg0", "localcsi-thinpool"), returncode=5, stderr=NOT_FOUND_LV.format("localcsi-thinpool")
-    )
+    fp.register(lvs_one("vg0", "localcsi-thinpool"), returncode=5, stderr=NOT_FOUND_LV.format("localcsi-thinpool"))
     fp.register(commands.thin_pool_argv("vg0", "localcsi-thinpool", 10 * GiB, [OWNER_TAG]))
     fp.register(lvs_one("vg0", "localcsi-thinpool"), stdout=lvs_json(pool))
     assert lvm.ensure_thin_pool("vg0", "localcsi-thinpool", 10 * GiB).is_thin_pool
@@ -219,9 +213,7 @@ def test_an_origin_with_thick_snapshots_is_never_removed(fp: FakeProcess, lvm: L
 
 
 def test_removing_an_open_lv_is_a_failed_precondition(fp: FakeProcess, lvm: Lvm) -> None:
-    fp.register(
-        ["lvremove", "--yes", "vg0/csi-1"], returncode=5, stderr="  Logical volume vg0/csi-1 in use.\n"
-    )
+    fp.register(["lvremove", "--yes", "vg0/csi-1"], returncode=5, stderr="  Logical volume vg0/csi-1 in use.\n")
     with pytest.raises(FailedPrecondition, match="in use"):
         lvm.remove_lv("vg0", "csi-1", known=parsed_lv("csi-1"))
 

@@ -21,9 +21,7 @@ def test_runs_an_argv_and_captures_output() -> None:
 
 
 def test_lvm_environment_is_set() -> None:
-    code = (
-        "import os; print(os.environ['LC_ALL'], os.environ['LVM_SUPPRESS_FD_WARNINGS'], os.environ['EXTRA'])"
-    )
+    code = "import os; print(os.environ['LC_ALL'], os.environ['LVM_SUPPRESS_FD_WARNINGS'], os.environ['EXTRA'])"
     result = SubprocessRunner(extra_env={"EXTRA": "x"}).run([PY, "-c", code])
     assert result.stdout.split() == ["C", "1", "x"]
 

@@ -1,0 +1,79 @@
+"""The plugin's gRPC server: one process, the services its mode calls for, a tight socket."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+
+from localcsi.csi import services
+from localcsi.plugin.config import PluginConfig
+from localcsi.plugin.identity import IdentityServicer
+
+log = logging.getLogger(__name__)
+
+WORKERS = 16
+OWNER_ONLY = 0o600
+OWNER_AND_GROUP = 0o660
+
+
+def socket_path(endpoint: str) -> Path | None:
+    return Path(endpoint.removeprefix("unix://")) if endpoint.startswith("unix://") else None
+
+
+def _remove_stale_socket(path: Path) -> None:
+    if not path.exists():
+        return
+    if not stat.S_ISSOCK(path.stat().st_mode):
+        raise RuntimeError(f"{path} exists and is not a socket: refusing to remove it")
+    path.unlink()
+
+
+def _group_id(name: str) -> int:
+    import grp  # noqa: PLC0415 - POSIX only, needed only with --socket-group
+
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise RuntimeError(f"--socket-group {name}: no such group") from None
+
+
+def _bind(server: grpc.Server, config: PluginConfig) -> None:
+    path = socket_path(config.endpoint)
+    if path is None:
+        address = config.endpoint.removeprefix("tcp://")
+        if server.add_insecure_port(address) == 0:
+            raise RuntimeError(f"cannot listen on {address}")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_socket(path)
+    # Create the socket already private: chmod after bind would leave a window open.
+    previous = os.umask(0o177)
+    try:
+        server.add_insecure_port(f"unix:{path}")
+    finally:
+        os.umask(previous)
+    if config.socket_group:
+        os.chown(path, -1, _group_id(config.socket_group))
+        path.chmod(OWNER_AND_GROUP)
+    else:
+        path.chmod(OWNER_ONLY)
+
+
+def build_server(config: PluginConfig) -> grpc.Server:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="csi"))
+    services.add_identity(IdentityServicer(config), server)
+    if config.serves_controller:
+        from localcsi.plugin.controller import build_controller_servicer  # noqa: PLC0415
+
+        services.add_controller(build_controller_servicer(config), server)
+    if config.serves_node:
+        from localcsi.plugin.node import build_node_servicer  # noqa: PLC0415
+
+        services.add_node(build_node_servicer(config), server)
+    _bind(server, config)
+    return server
