@@ -42,7 +42,7 @@ def _group_id(name: str) -> int:
         raise RuntimeError(f"--socket-group {name}: no such group") from None
 
 
-def _bind(server: grpc.Server, config: PluginConfig) -> None:
+def bind(server: grpc.Server, config: PluginConfig) -> None:
     path = socket_path(config.endpoint)
     if path is None:
         address = config.endpoint.removeprefix("tcp://")
@@ -75,5 +75,5 @@ def build_server(config: PluginConfig) -> grpc.Server:
         from localcsi.plugin.node import build_node_servicer  # noqa: PLC0415
 
         services.add_node(build_node_servicer(config), server)
-    _bind(server, config)
+    bind(server, config)
     return server
