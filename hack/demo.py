@@ -20,12 +20,13 @@ from rich.console import Console
 from rich.table import Table
 
 from localcsi.csi import csi_pb2
+from localcsi.testing import csi_requests as req
+from localcsi.testing.csi_requests import GIB
 from localcsi.testing.guest_plugin import PLUGIN_TCP_PORT, GuestPlugin
 from localcsi.testing.install import install_project
 from localcsi.testing.phases import Phases
 from localcsi.testing.vm import NodeVM, VMConfig
 
-GIB = 1024**3
 VG = "localcsi-demo"
 T = TypeVar("T")
 console = Console()
@@ -43,32 +44,16 @@ def step(title: str, action: Callable[[], T], detail: Callable[[T], str] = lambd
     return result
 
 
-def mount_capability() -> Any:
-    return csi_pb2.VolumeCapability(
-        mount=csi_pb2.VolumeCapability.MountVolume(fs_type="ext4"),
-        access_mode=csi_pb2.VolumeCapability.AccessMode(mode=csi_pb2.VolumeCapability.AccessMode.SINGLE_NODE_WRITER),
-    )
-
-
 def create(plugin: GuestPlugin, name: str, size: int, source: Any = None) -> Any:
-    request = csi_pb2.CreateVolumeRequest(
-        name=name,
-        capacity_range=csi_pb2.CapacityRange(required_bytes=size),
-        volume_capabilities=[mount_capability()],
-        parameters={"vgName": VG},
-        volume_content_source=source,
-    )
-    return plugin.controller.CreateVolume(request).volume
+    return plugin.controller.CreateVolume(req.create_volume(name, size, {"vgName": VG}, source=source)).volume
 
 
 def publish(plugin: GuestPlugin, volume_id: str, target: str) -> None:
-    plugin.node.NodePublishVolume(
-        csi_pb2.NodePublishVolumeRequest(volume_id=volume_id, target_path=target, volume_capability=mount_capability())
-    )
+    plugin.node.NodePublishVolume(req.publish(volume_id, target))
 
 
 def unpublish(plugin: GuestPlugin, volume_id: str, target: str) -> None:
-    plugin.node.NodeUnpublishVolume(csi_pb2.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=target))
+    plugin.node.NodeUnpublishVolume(req.unpublish(volume_id, target))
 
 
 def checksum(vm: NodeVM, path: str) -> str:
@@ -89,16 +74,10 @@ def lifecycle(vm: NodeVM, plugin: GuestPlugin) -> None:
 
     snapshot = step(
         "CreateSnapshot",
-        lambda: (
-            plugin.controller.CreateSnapshot(
-                csi_pb2.CreateSnapshotRequest(source_volume_id=volume.volume_id, name="demo-snapshot")
-            ).snapshot
-        ),
+        lambda: plugin.controller.CreateSnapshot(req.create_snapshot(volume.volume_id, "demo-snapshot")).snapshot,
         lambda s: s.snapshot_id,
     )
-    source = csi_pb2.VolumeContentSource(
-        snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id=snapshot.snapshot_id)
-    )
+    source = req.snapshot_source(snapshot.snapshot_id)
     restored = step(
         "CreateVolume from the snapshot",
         lambda: create(plugin, "demo-restored", GIB, source),
@@ -115,22 +94,12 @@ def lifecycle(vm: NodeVM, plugin: GuestPlugin) -> None:
 
     step(
         "ControllerExpandVolume to 2 GiB",
-        lambda: plugin.controller.ControllerExpandVolume(
-            csi_pb2.ControllerExpandVolumeRequest(
-                volume_id=volume.volume_id, capacity_range=csi_pb2.CapacityRange(required_bytes=2 * GIB)
-            )
-        ),
+        lambda: plugin.controller.ControllerExpandVolume(req.expand(volume.volume_id, 2 * GIB)),
         lambda r: f"{r.capacity_bytes / GIB:.1f} GiB, node expansion required: {r.node_expansion_required}",
     )
     step(
         "NodeExpandVolume (online resize2fs)",
-        lambda: plugin.node.NodeExpandVolume(
-            csi_pb2.NodeExpandVolumeRequest(
-                volume_id=volume.volume_id,
-                volume_path=target,
-                capacity_range=csi_pb2.CapacityRange(required_bytes=2 * GIB),
-            )
-        ),
+        lambda: plugin.node.NodeExpandVolume(req.node_expand(volume.volume_id, target, 2 * GIB)),
         lambda r: f"{r.capacity_bytes / GIB:.1f} GiB",
     )
     stats = step(
