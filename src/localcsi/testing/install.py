@@ -7,6 +7,7 @@ and no compiler needed in the guest.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -54,16 +55,22 @@ def build_site_tarball(dest: Path, extra_requirements: tuple[str, ...] = ()) -> 
     return tarball
 
 
+@functools.cache
+def site_tarball() -> bytes:
+    """Built once per process: the source tree does not change during a test session."""
+    with tempfile.TemporaryDirectory(prefix="localcsi-wheels-") as tmp:
+        return build_site_tarball(Path(tmp)).read_bytes()
+
+
 def install_project(vm: NodeVM, phases: Phases | None = None) -> None:
     """Put the project and its dependencies into the guest; `localcsi` then runs there."""
     phases = phases or vm.phases
-    with tempfile.TemporaryDirectory(prefix="localcsi-wheels-") as tmp:
-        with phases.phase("build wheels"):
-            tarball = build_site_tarball(Path(tmp))
-        with phases.phase("install wheels in guest"):
-            vm.check(["rm", "-rf", GUEST_SITE])
-            vm.guest.put(GUEST_TARBALL, tarball.read_bytes())
-            vm.check(["mkdir", "-p", GUEST_SITE])
-            vm.check(["tar", "-xzf", GUEST_TARBALL, "-C", GUEST_SITE])
-            vm.check(["rm", "-f", GUEST_TARBALL])
-            vm.guest.put(GUEST_LAUNCHER, LAUNCHER.encode(), mode=0o755)
+    with phases.phase("build wheels"):
+        tarball = site_tarball()
+    with phases.phase("install wheels in guest"):
+        vm.check(["rm", "-rf", GUEST_SITE])
+        vm.guest.put(GUEST_TARBALL, tarball)
+        vm.check(["mkdir", "-p", GUEST_SITE])
+        vm.check(["tar", "-xzf", GUEST_TARBALL, "-C", GUEST_SITE])
+        vm.check(["rm", "-f", GUEST_TARBALL])
+        vm.guest.put(GUEST_LAUNCHER, LAUNCHER.encode(), mode=0o755)
