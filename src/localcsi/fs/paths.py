@@ -28,7 +28,7 @@ def validate_path(path: str, what: str) -> str:
     shown = path[:200]
     if _CONTROL.search(path):
         raise InvalidArgument(f"{what} {shown!r} contains control characters")
-    if len(path.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+    if len(path.encode("utf-8", "replace")) > MAX_PATH_BYTES:
         raise InvalidArgument(f"{what} is longer than {MAX_PATH_BYTES} bytes")
     if not path.startswith("/"):
         raise InvalidArgument(f"{what} {shown!r} must be an absolute path")
@@ -47,9 +47,7 @@ def validate_mount_flags(flags: Iterable[str]) -> tuple[str, ...]:
             if not option:
                 raise InvalidArgument(f"mount flag {flag!r} has an empty option")
             if not _MOUNT_OPTION.fullmatch(option):
-                raise InvalidArgument(
-                    f"mount option {option[:100]!r} has characters outside [A-Za-z0-9_.:=/+@%\"-]"
-                )
+                raise InvalidArgument(f'mount option {option[:100]!r} has characters outside [A-Za-z0-9_.:=/+@%"-]')
             key = option.partition("=")[0]
             if key in _REFUSED_OPTIONS or key.startswith(_REFUSED_PREFIXES):
                 raise InvalidArgument(

@@ -188,6 +188,11 @@ def snapshot_argv(vg: str, origin: str, name: str, cow_bytes: int | None, tags: 
     return [*argv, *_tag_args("--addtag", tags), _lv_path(vg, origin)]
 
 
+def split_snapshot_argv(vg: str, name: str) -> list[str]:
+    """Detach a thick snapshot from its origin: its COW store becomes a plain LV that can be wiped."""
+    return ["lvconvert", "--yes", "--splitsnapshot", _lv_path(vg, name)]
+
+
 def lvremove_argv(vg: str, name: str) -> list[str]:
     return ["lvremove", "--yes", _lv_path(vg, name)]
 

@@ -24,7 +24,22 @@ _RULES: tuple[tuple[re.Pattern[str], type[CoreError], str], ...] = (
     ),
     (re.compile(r"already exists in volume group"), AlreadyExists, "the logical volume already exists"),
     (re.compile(r'Volume group "[^"]*" not found'), NotFound, "the volume group does not exist"),
-    (re.compile(r"Failed to find logical volume"), NotFound, "the logical volume does not exist"),
+    (
+        # lvs/lvremove say the first, lvextend/lvchange the second.
+        re.compile(r"Failed to find logical volume|Logical volume \S+ not found in volume group"),
+        NotFound,
+        "the logical volume does not exist",
+    ),
+    (
+        re.compile(r"Number of stripes \(\d+\) must not exceed number of physical volumes"),
+        ResourceExhausted,
+        "not enough physical volumes for that many stripes",
+    ),
+    (
+        re.compile(r"Pool \S+ not found in Volume group"),
+        FailedPrecondition,
+        "the thin pool does not exist; create it first (lvcreate --type thin-pool)",
+    ),
     (
         re.compile(r"contains a filesystem in use|in use\.|is open|Can't remove open logical volume"),
         FailedPrecondition,

@@ -127,6 +127,10 @@ class Lvm:
             return False
         return True
 
+    def split_snapshot(self, vg: str, name: str) -> None:
+        """Turn thick snapshot ``vg/name`` into a plain LV holding its COW store, so it can be wiped."""
+        self._run(commands.split_snapshot_argv(vg, name))
+
     def extend_lv(self, vg: str, name: str, size_bytes: int) -> None:
         """Grow an LV to ``size_bytes``; growing to its current size is a successful no-op."""
         self._run(commands.lvextend_argv(vg, name, size_bytes), harmless=matches_existing_size)

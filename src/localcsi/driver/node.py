@@ -1,0 +1,344 @@
+"""The node service: publish, unpublish, expand and stats for this node's LVM volumes. No gRPC here.
+
+Volumes are mounted straight at the target path (no staging): a filesystem volume is mounted on a
+directory, a block volume's device node is bind-mounted on a file. mkfs runs only when blkid finds
+no signature at all; an existing filesystem is used as it is and never reformatted.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from localcsi import TOPOLOGY_KEY
+from localcsi.core.capabilities import AccessType, Capability, unsupported_reason, validate_capabilities
+from localcsi.core.errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound, OutOfRange
+from localcsi.core.health import Condition, volume_condition
+from localcsi.core.ids import LvRef, parse_volume_id
+from localcsi.core.locks import OperationLocks
+from localcsi.core.model import LogicalVolume, Volume, volume_from_lv
+from localcsi.core.params import FsType
+from localcsi.fs.mounts import WantedMount, mount_differences
+from localcsi.fs.paths import validate_mount_flags, validate_path
+from localcsi.fs.types import DeviceNumber, FilesystemOps, FsUsage, Mount, PathKind
+
+log = logging.getLogger(__name__)
+
+READ_ONLY_MODES = frozenset({"SINGLE_NODE_READER_ONLY", "MULTI_NODE_READER_ONLY"})
+MAX_STACKED_MOUNTS = 8
+
+
+class NodeLvm(Protocol):
+    def get_lv(self, vg: str, name: str) -> LogicalVolume | None: ...
+    def activate(self, vg: str, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    volume_id: str
+    target_path: str
+    capability: Capability | None
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class ExpandRequest:
+    volume_id: str
+    volume_path: str
+    required_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    node_id: str
+    max_volumes_per_node: int
+    topology: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VolumeStats:
+    total_bytes: int
+    usage: FsUsage | None  # None for a block volume: it has bytes, not inodes or free space
+    condition: Condition
+
+
+@dataclass(frozen=True)
+class Published:
+    """What is mounted at a path, and whether it is the volume asked about."""
+
+    mount: Mount
+    block: bool
+    ours: bool
+    stale: bool = False  # a block node whose device no longer exists
+
+
+def _check_republish(volume: Volume, target: str, published: Published, wanted: WantedMount) -> None:
+    """A second publish to the same target: OK if it asks for what is there, ALREADY_EXISTS if not."""
+    if not published.ours:
+        raise AlreadyExists(f"{target} already has {published.mount.source} mounted, not volume {volume.id}")
+    differences = mount_differences(published.mount, published.block, wanted)
+    if differences:
+        raise AlreadyExists(
+            f"volume {volume.id} is already published at {target} {' and '.join(differences)}, unlike this "
+            "request: unpublish it first"
+        )
+
+
+def _required(value: str, what: str) -> str:
+    if not value:
+        raise InvalidArgument(f"{what} is required")
+    return value
+
+
+def _lookup_path(path: str, what: str) -> str:
+    """A path that should hold a published volume: a relative one cannot, so the volume is not there."""
+    _required(path, what)
+    if not path.startswith("/"):
+        raise NotFound(f"no volume is published at the relative path {path[:200]!r}: give an absolute path")
+    return validate_path(path, what)
+
+
+def _device_number(lv: LogicalVolume) -> DeviceNumber | None:
+    if lv.kernel_major is None or lv.kernel_minor is None:
+        return None
+    return DeviceNumber(lv.kernel_major, lv.kernel_minor)
+
+
+class NodeService:
+    def __init__(
+        self,
+        node_id: str,
+        fs: FilesystemOps,
+        lvm: NodeLvm,
+        *,
+        max_volumes_per_node: int = 0,
+        vg_allowed: Callable[[str], bool] = lambda _vg: True,
+    ) -> None:
+        self.node_id = node_id
+        self.fs = fs
+        self.lvm = lvm
+        self.max_volumes_per_node = max_volumes_per_node
+        self.vg_allowed = vg_allowed
+        self.locks = OperationLocks()
+
+    def info(self) -> NodeInfo:
+        return NodeInfo(self.node_id, self.max_volumes_per_node, {TOPOLOGY_KEY: self.node_id})
+
+    # -- publish ----------------------------------------------------------------------------------
+
+    def publish(self, request: PublishRequest) -> None:
+        volume_id = _required(request.volume_id, "volume_id")
+        target = validate_path(_required(request.target_path, "target_path"), "target_path")
+        capability = request.capability
+        if capability is None:
+            raise InvalidArgument("volume_capability is required")
+        validate_capabilities([capability])
+        flags = validate_mount_flags(capability.mount_flags)
+        reason = unsupported_reason([capability])
+        if reason is not None:
+            raise FailedPrecondition(reason)
+        ref = parse_volume_id(volume_id)
+        wanted = WantedMount(
+            block=capability.access_type is AccessType.BLOCK,
+            readonly=request.readonly or capability.access_mode in READ_ONLY_MODES or "ro" in flags,
+            fs_type=capability.fs_type,
+            flags=flags,
+        )
+        with self.locks.hold(volume_id, f"target:{target}"):
+            volume = self._volume(ref, activate=True)
+            self._check_access_type(volume, wanted.block)
+            published = self._published(volume.lv, target)
+            if published is not None:
+                _check_republish(volume, target, published, wanted)
+                return
+            if wanted.block:
+                self._publish_block(volume, target)
+            else:
+                self._publish_filesystem(volume, target, wanted.fs_type, flags)
+            if wanted.readonly and "ro" not in flags:
+                self._make_read_only(target)
+        log.info("published %s at %s as %s", volume_id, target, wanted)
+
+    def _check_access_type(self, volume: Volume, block: bool) -> None:
+        # A block volume's raw data has no signature: mounting it as a filesystem would format it.
+        access = AccessType.BLOCK if block else AccessType.MOUNT
+        if volume.access_type and volume.access_type != access:
+            raise FailedPrecondition(
+                f"volume {volume.id} was created for {volume.access_type} access and cannot be published "
+                f"for {access} access"
+            )
+
+    def _publish_filesystem(self, volume: Volume, target: str, fs_type: str, flags: tuple[str, ...]) -> None:
+        info = self.fs.path_info(target)
+        if info is not None and info.kind is not PathKind.DIRECTORY:
+            raise FailedPrecondition(f"{target} is a {info.kind}; a filesystem volume needs a directory there")
+        device = volume.lv.device_path
+        mounted_type = self._filesystem(volume, device, fs_type)
+        if info is None:
+            self.fs.make_directory(target)
+        self.fs.mount(device, target, mounted_type, flags)
+
+    def _filesystem(self, volume: Volume, device: str, wanted: str) -> str:
+        """The filesystem to mount: the one on the device, or a new one if there is no signature at all."""
+        signature = self.fs.probe(device)
+        if signature is None:
+            fs_type = wanted or volume.fs_type or FsType.EXT4
+            self.fs.make_filesystem(device, fs_type)
+            return fs_type
+        if not signature.is_filesystem or signature.type not in set(FsType):
+            raise FailedPrecondition(
+                f"volume {volume.id} ({device}) carries a {signature} signature, not an ext4 or xfs "
+                f"filesystem; it is never formatted over. If its content is not needed, erase it with "
+                f"`wipefs -a {device}` and retry"
+            )
+        if wanted and wanted != signature.type:
+            raise FailedPrecondition(
+                f"volume {volume.id} holds a {signature.type} filesystem, not the {wanted} asked for; "
+                f"an existing filesystem is never reformatted: ask for {signature.type} or leave fs_type empty"
+            )
+        return signature.type
+
+    def _publish_block(self, volume: Volume, target: str) -> None:
+        info = self.fs.path_info(target)
+        if info is None:
+            self.fs.make_directory(posixpath.dirname(target))
+            self.fs.make_file(target)
+        elif info.kind is not PathKind.FILE:
+            raise FailedPrecondition(f"{target} is a {info.kind}; a block volume needs a file there")
+        self.fs.bind_mount(volume.lv.device_path, target)
+
+    def _make_read_only(self, target: str) -> None:
+        try:
+            self.fs.remount_read_only(target)
+        except Exception:
+            self.fs.unmount(target)  # never leave a read-only publish writable
+            raise
+
+    # -- unpublish --------------------------------------------------------------------------------
+
+    def unpublish(self, volume_id: str, target_path: str) -> None:
+        _required(volume_id, "volume_id")
+        target = validate_path(_required(target_path, "target_path"), "target_path")
+        ref = parse_volume_id(volume_id)
+        with self.locks.hold(volume_id, f"target:{target}"):
+            lv = self._existing_lv(ref)
+            for _ in range(MAX_STACKED_MOUNTS):
+                published = self._published(lv, target, vanished=ref)
+                if published is None:
+                    break
+                if not (published.ours or published.stale):
+                    raise FailedPrecondition(
+                        f"{target} has {published.mount.source} mounted, not volume {volume_id}; it was left mounted"
+                    )
+                self.fs.unmount(target)
+            else:
+                raise Internal(f"{target} is still mounted after {MAX_STACKED_MOUNTS} unmounts")
+            self._remove_target(target)
+        log.info("unpublished %s from %s", volume_id, target)
+
+    def _remove_target(self, target: str) -> None:
+        info = self.fs.path_info(target)
+        if info is None:
+            return
+        if info.kind is PathKind.DIRECTORY:
+            self.fs.remove_directory(target)
+        elif info.kind is PathKind.FILE and info.size_bytes == 0:
+            self.fs.remove_file(target)
+        else:
+            raise FailedPrecondition(
+                f"{target} is a {'non-empty file' if info.kind is PathKind.FILE else info.kind}, not what "
+                "NodePublishVolume creates; it was left in place"
+            )
+
+    # -- expand and stats -------------------------------------------------------------------------
+
+    def expand(self, request: ExpandRequest) -> int:
+        """Grow the filesystem to fill its (already extended) LV; returns the volume's size in bytes."""
+        volume_id = _required(request.volume_id, "volume_id")
+        path = _lookup_path(request.volume_path, "volume_path")
+        if request.required_bytes < 0:
+            raise InvalidArgument(f"required_bytes must not be negative, got {request.required_bytes}")
+        ref = parse_volume_id(volume_id)
+        with self.locks.hold(volume_id):
+            volume = self._volume(ref, activate=False)
+            published = self._published_here(volume, path)
+            device = volume.lv.device_path
+            size = self.fs.device_size(device)
+            if request.required_bytes > size:
+                raise OutOfRange(
+                    f"volume {volume_id} is {size} bytes, less than the {request.required_bytes} asked for: "
+                    "expand it with ControllerExpandVolume first"
+                )
+            if not published.block:
+                fs_type = published.mount.fs_type
+                if fs_type not in set(FsType):
+                    raise FailedPrecondition(f"{path} holds a {fs_type} filesystem, which cannot be grown here")
+                self.fs.resize(fs_type, device, path)
+                log.info("grew the %s filesystem of %s to %d bytes", fs_type, volume_id, size)
+        return size
+
+    def stats(self, volume_id: str, volume_path: str) -> VolumeStats:
+        _required(volume_id, "volume_id")
+        path = _lookup_path(volume_path, "volume_path")
+        volume = self._volume(parse_volume_id(volume_id), activate=False)
+        published = self._published_here(volume, path)
+        lv = volume.lv
+        pool = self.lvm.get_lv(lv.vg, lv.pool_lv) if lv.pool_lv else None
+        condition = volume_condition(lv, pool)
+        if published.block:
+            return VolumeStats(self.fs.device_size(lv.device_path), None, condition)
+        usage = self.fs.usage(path)
+        return VolumeStats(usage.total_bytes, usage, condition)
+
+    # -- lookups ----------------------------------------------------------------------------------
+
+    def _existing_lv(self, ref: LvRef) -> LogicalVolume | None:
+        if ref.node != self.node_id:
+            raise NotFound(f"volume {ref} is on node {ref.node}, not on this node ({self.node_id})")
+        if not self.vg_allowed(ref.vg):
+            raise NotFound(f"volume {ref} is in volume group {ref.vg}, which this driver does not manage")
+        return self.lvm.get_lv(ref.vg, ref.lv)
+
+    def _volume(self, ref: LvRef, *, activate: bool) -> Volume:
+        lv = self._existing_lv(ref)
+        volume = volume_from_lv(ref.node, lv) if lv is not None else None
+        if volume is None:
+            raise NotFound(f"volume {ref} does not exist")
+        if activate and not volume.lv.is_active:
+            log.info("activating %s/%s", ref.vg, ref.lv)  # e.g. after a reboot
+            self.lvm.activate(ref.vg, ref.lv)
+            lv = self.lvm.get_lv(ref.vg, ref.lv)
+            volume = volume_from_lv(ref.node, lv) if lv is not None else None
+            if volume is None or not volume.lv.is_active:
+                raise Internal(f"volume {ref} did not become active: check `lvs {ref.vg}/{ref.lv}`")
+        return volume
+
+    def _published(self, lv: LogicalVolume | None, path: str, vanished: LvRef | None = None) -> Published | None:
+        """What is mounted at ``path``, if anything, and whether it is this LV.
+
+        ``vanished``: the volume lvm2 no longer lists (its disk may be gone), recognised by its
+        device-mapper name, so that its mount can still be cleaned up.
+        """
+        mount = self.fs.find_mount(path)
+        if mount is None:
+            return None
+        device = _device_number(lv) if lv is not None else None
+        info = self.fs.path_info(path)
+        if info is not None and info.kind is PathKind.BLOCK_DEVICE and info.rdev is not None:
+            ours = info.rdev == device
+            # A bind-mounted node does not hold its LV open: the LV may have been deleted under it.
+            stale = not ours and self.fs.path_info(f"/sys/dev/block/{info.rdev}") is None
+            return Published(mount, block=True, ours=ours, stale=stale)
+        ours = device is not None and mount.device == device
+        if lv is None and vanished is not None:
+            ours = mount.source == LogicalVolume(vanished.vg, vanished.lv, 0, "").mapper_path
+        return Published(mount, block=False, ours=ours)
+
+    def _published_here(self, volume: Volume, path: str) -> Published:
+        published = self._published(volume.lv, path)
+        if published is None or not published.ours:
+            raise NotFound(f"volume {volume.id} is not published at {path}")
+        return published
