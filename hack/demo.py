@@ -4,8 +4,8 @@
     tox -e demo          (root, qemu and debootstrap needed; the first run builds the VM image)
 
 Boots the node VM, gives the plugin a VolumeGroup on a blank data disk, runs `localcsi plugin`
-in standalone mode, and walks one volume through create, publish and write, snapshot and
-restore, expansion, stats and delete over the CSI gRPC API, timing every step.
+in standalone mode, and walks one volume through create, publish and write, expansion,
+stats, snapshot and restore, and delete over the CSI gRPC API, timing every step.
 """
 
 from __future__ import annotations
@@ -21,13 +21,15 @@ from rich.table import Table
 
 from localcsi.csi import csi_pb2
 from localcsi.testing import csi_requests as req
-from localcsi.testing.csi_requests import GIB
+from localcsi.testing.csi_requests import MIB
 from localcsi.testing.guest_plugin import PLUGIN_TCP_PORT, GuestPlugin
 from localcsi.testing.install import install_project
 from localcsi.testing.phases import Phases
 from localcsi.testing.vm import NodeVM, VMConfig
 
 VG = "localcsi-demo"
+SIZE = 256 * MIB
+GROWN = 512 * MIB
 T = TypeVar("T")
 console = Console()
 timings: list[tuple[str, float, str]] = []
@@ -61,7 +63,7 @@ def checksum(vm: NodeVM, path: str) -> str:
 
 
 def lifecycle(vm: NodeVM, plugin: GuestPlugin) -> None:
-    volume = step("CreateVolume 1 GiB ext4", lambda: create(plugin, "demo-volume", GIB), lambda v: v.volume_id)
+    volume = step("CreateVolume 256 MiB ext4", lambda: create(plugin, "demo-volume", SIZE), lambda v: v.volume_id)
     target, restored_target = "/mnt/demo/volume", "/mnt/demo/restored"
     step(
         "NodePublishVolume (mkfs + mount)",
@@ -72,35 +74,15 @@ def lifecycle(vm: NodeVM, plugin: GuestPlugin) -> None:
     step("write 32 MiB", lambda: vm.check(write))
     original = step("checksum", lambda: checksum(vm, f"{target}/data"), lambda s: s[:16])
 
-    snapshot = step(
-        "CreateSnapshot",
-        lambda: plugin.controller.CreateSnapshot(req.create_snapshot(volume.volume_id, "demo-snapshot")).snapshot,
-        lambda s: s.snapshot_id,
-    )
-    source = req.snapshot_source(snapshot.snapshot_id)
-    restored = step(
-        "CreateVolume from the snapshot",
-        lambda: create(plugin, "demo-restored", GIB, source),
-        lambda v: v.volume_id,
-    )
-    step("publish the restored volume", lambda: publish(plugin, restored.volume_id, restored_target))
-    same = step(
-        "restored data equals the original",
-        lambda: checksum(vm, f"{restored_target}/data") == original,
-        lambda ok: "[green]identical[/]" if ok else "[red]DIFFERENT[/]",
-    )
-    if not same:
-        raise SystemExit("restore from snapshot lost data")
-
     step(
-        "ControllerExpandVolume to 2 GiB",
-        lambda: plugin.controller.ControllerExpandVolume(req.expand(volume.volume_id, 2 * GIB)),
-        lambda r: f"{r.capacity_bytes / GIB:.1f} GiB, node expansion required: {r.node_expansion_required}",
+        "ControllerExpandVolume to 512 MiB",
+        lambda: plugin.controller.ControllerExpandVolume(req.expand(volume.volume_id, GROWN)),
+        lambda r: f"{r.capacity_bytes / MIB:.0f} MiB, node expansion required: {r.node_expansion_required}",
     )
     step(
         "NodeExpandVolume (online resize2fs)",
-        lambda: plugin.node.NodeExpandVolume(req.node_expand(volume.volume_id, target, 2 * GIB)),
-        lambda r: f"{r.capacity_bytes / GIB:.1f} GiB",
+        lambda: plugin.node.NodeExpandVolume(req.node_expand(volume.volume_id, target, GROWN)),
+        lambda r: f"{r.capacity_bytes / MIB:.0f} MiB",
     )
     stats = step(
         "NodeGetVolumeStats",
@@ -113,6 +95,26 @@ def lifecycle(vm: NodeVM, plugin: GuestPlugin) -> None:
         console.print(f"    {unit}: total {usage.total}, used {usage.used}, available {usage.available}")
     condition = stats.volume_condition
     console.print(f"    condition: {'abnormal' if condition.abnormal else 'healthy'} {condition.message}")
+
+    snapshot = step(
+        "CreateSnapshot",
+        lambda: plugin.controller.CreateSnapshot(req.create_snapshot(volume.volume_id, "demo-snapshot")).snapshot,
+        lambda s: s.snapshot_id,
+    )
+    source = req.snapshot_source(snapshot.snapshot_id)
+    restored = step(
+        "CreateVolume from the snapshot",
+        lambda: create(plugin, "demo-restored", GROWN, source),
+        lambda v: v.volume_id,
+    )
+    step("publish the restored volume", lambda: publish(plugin, restored.volume_id, restored_target))
+    same = step(
+        "restored data equals the original",
+        lambda: checksum(vm, f"{restored_target}/data") == original,
+        lambda ok: "[green]identical[/]" if ok else "[red]DIFFERENT[/]",
+    )
+    if not same:
+        raise SystemExit("restore from snapshot lost data")
 
     for volume_id, path in ((restored.volume_id, restored_target), (volume.volume_id, target)):
         step(f"NodeUnpublishVolume {path}", functools.partial(unpublish, plugin, volume_id, path))
