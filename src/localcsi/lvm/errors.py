@@ -46,6 +46,11 @@ _RULES: tuple[tuple[re.Pattern[str], type[CoreError], str], ...] = (
         "the logical volume is in use; unpublish it first",
     ),
     (
+        re.compile(r"can be resized only while inactive"),
+        FailedPrecondition,
+        "lvm2 grows this volume only while it is not in use (it has thick snapshots)",
+    ),
+    (
         re.compile(r"not larger than existing size|must be larger than|cannot be reduced"),
         OutOfRange,
         "logical volumes only grow",

@@ -45,7 +45,7 @@ def device_of(vm: NodeVM, volume_id: str) -> str:
 
 def test_existing_filesystem_is_never_reformatted(csi_plugin: GuestPlugin) -> None:
     vm = csi_plugin.vm
-    volume = csi_plugin.controller.CreateVolume(req.create_volume("keep-my-data", 256 * MIB, THICK)).volume
+    volume = csi_plugin.controller.CreateVolume(req.create_volume("keep-my-data", 512 * MIB, THICK)).volume
     target = "/mnt/keep"
     csi_plugin.node.NodePublishVolume(req.publish(volume.volume_id, target))
     vm.check(["dd", "if=/dev/urandom", f"of={target}/data", "bs=1M", "count=8", "conv=fsync", "status=none"])
