@@ -18,7 +18,15 @@ from localcsi.core.capabilities import (
     unsupported_reason,
     validate_capabilities,
 )
-from localcsi.core.errors import AlreadyExists, Internal, InvalidArgument, NotFound, OutOfRange, ResourceExhausted
+from localcsi.core.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    ResourceExhausted,
+)
 from localcsi.core.ids import make_ref, parse_volume_id
 from localcsi.core.model import Volume
 from localcsi.core.names import validate_csi_name, volume_lv_name
@@ -213,7 +221,7 @@ class ControllerDriver:
         """Complete a create that was interrupted while its content was being written."""
         try:
             origin = resolve_origin(self.backend, request.source)
-        except NotFound:
+        except (NotFound, FailedPrecondition):
             self.backend.delete_volume(existing)  # its content can never be completed
             raise
         if origin is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from controller_fakes import BLOCK, MOUNT, NODE, POOL, FakeBackend, Killed, make_vg
 
@@ -103,7 +105,7 @@ def test_a_name_whose_lv_carries_another_name_is_internal(driver: ControllerDriv
     driver.create_volume(CreateVolumeRequest("pvc-1", (MOUNT,), required_bytes=GiB))
     [(key, lv)] = backend.lvs.items()
     renamed = tuple(t if not t.startswith("localcsi.io/name=") else "localcsi.io/name=b3RoZXI" for t in lv.tags)
-    backend.lvs[key] = lv.__class__(**{**lv.__dict__, "tags": renamed})
+    backend.lvs[key] = replace(lv, tags=renamed)
     with pytest.raises(Internal, match="tags say 'other'"):
         driver.create_volume(CreateVolumeRequest("pvc-1", (MOUNT,), required_bytes=GiB))
 
@@ -248,6 +250,22 @@ def test_an_unfinished_volume_whose_source_vanished_is_removed(driver: Controlle
     with pytest.raises(NotFound, match="source volume"):
         driver.create_volume(request)
     assert backend.lvs == {}, "the half-made clone must not linger"
+
+
+def test_an_unfinished_restore_of_an_overflowed_snapshot_is_removed(
+    driver: ControllerDriver, backend: FakeBackend
+) -> None:
+    source = driver.create_volume(CreateVolumeRequest("src", (BLOCK,), required_bytes=GiB))
+    snap = driver.snapshots.create("s", source.id, {})
+    request = CreateVolumeRequest("r", (BLOCK,), source=Source(SourceKind.SNAPSHOT, snap.id))
+    backend.kill_during_fill = True
+    with pytest.raises(Killed):
+        driver.create_volume(request)
+    key = (snap.ref.vg, snap.ref.lv)
+    backend.lvs[key] = replace(backend.lvs[key], attr="swi-I-s---")
+    with pytest.raises(FailedPrecondition, match="overflowed"):
+        driver.create_volume(request)
+    assert backend.find_volume(volume_lv_name("r")) is None
 
 
 def test_delete_is_idempotent_and_accepts_foreign_ids(driver: ControllerDriver, backend: FakeBackend) -> None:
