@@ -26,13 +26,33 @@ PARAMETER_SETS = {
     "thin": {"vgName": THIN_VG, "lvmType": "thin", "thinPool": THIN_POOL},
 }
 
-# csi-sanity test name (regex) -> why skipping it is right for this driver.
-EXPLAINED_SKIPS: dict[str, str] = {}
+# csi-sanity test name (regex) -> why skipping it is right for this driver. Any other skip fails.
+EXPLAINED_SKIPS: dict[str, str] = {
+    # Local volumes need no attach step: no PUBLISH_UNPUBLISH_VOLUME capability, so csi-sanity
+    # skips ControllerPublish/Unpublish and the lifecycle tests built on them.
+    r"ControllerPublishVolume ": "no attach step for local volumes",
+    r"ControllerUnpublishVolume ": "no attach step for local volumes",
+    r"\[Controller Server\] volume lifecycle should": "built on ControllerPublish, which local volumes do not need",
+    # Publish mounts the LV directly at the target (docs/node.md): no STAGE_UNSTAGE_VOLUME.
+    r"NodeStageVolume ": "no staging: NodePublish mounts directly",
+    r"NodeUnstageVolume ": "no staging: NodePublish mounts directly",
+    # Single-writer is what is advertised; SINGLE_NODE_MULTI_WRITER is not (docs/node.md).
+    r"with single node multi writer capability": "SINGLE_NODE_MULTI_WRITER not advertised",
+    # VolumeAttributesClass / ControllerModifyVolume (alpha in CSI 1.12) are not implemented.
+    r"ModifyVolume \[Controller Server\]": "ControllerModifyVolume not implemented",
+    r"volume attribute class": "ControllerModifyVolume not implemented",
+    # GetSnapshot (alpha in CSI 1.12): not advertised; ListSnapshots with a snapshot id serves it.
+    r"GetSnapshot \[Controller Server\]": "GetSnapshot (alpha) not implemented",
+    # Volume group snapshots: no GroupController service.
+    r"GroupController Service": "no GroupController service (volume group snapshots)",
+    # Marked pending (PIt) in csi-sanity v5.5.0 itself: it never runs for any driver.
+    r"ListVolumes pagination should detect volumes added between pages": "pending upstream in csi-sanity",
+}
 
 
 @pytest.fixture(scope="module")
 def vm_config() -> VMConfig:
-    return VMConfig(disks_gib=[10, 10])
+    return VMConfig(disks_gib=[16, 16])
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +63,7 @@ def sanity_plugin(installed_vm: NodeVM) -> GuestPlugin:
     vm.check(["pvcreate", "-y", thick_disk, thin_disk])
     vm.check(["vgcreate", THICK_VG, thick_disk])
     vm.check(["vgcreate", THIN_VG, thin_disk])
-    vm.check(["lvcreate", "-y", "--type", "thin-pool", "-L", "8g", "-n", THIN_POOL, THIN_VG])
+    vm.check(["lvcreate", "-y", "--type", "thin-pool", "-L", "14g", "-n", THIN_POOL, THIN_VG])
     return GuestPlugin(vm, endpoint=UNIX_ENDPOINT).start()
 
 
@@ -67,8 +87,8 @@ def test_csi_sanity(sanity_plugin: GuestPlugin, vm_phases: Phases, parameter_set
         f"--csi.testvolumeexpandsize={2 * GIB}",
         f"--csi.testvolumeparameters={params_file}",
         f"--csi.testvolumeaccesstype={access_type}",
-        f"--csi.mountdir=/tmp/sanity-{run}/target",
-        f"--csi.stagingdir=/tmp/sanity-{run}/staging",
+        f"--csi.mountdir=/tmp/sanity-{run}-target",
+        f"--csi.stagingdir=/tmp/sanity-{run}-staging",
         f"--ginkgo.junit-report={junit}",
         "--ginkgo.timeout=40m",
     ]
