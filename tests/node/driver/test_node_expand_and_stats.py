@@ -9,23 +9,12 @@ from collections.abc import Iterator
 import pytest
 from node_guest import GIB, MIB, GuestNode, block_cap, create_volume, make_vg, mount_cap
 
+from localcsi.testing.guest_scripts import STEADY_WRITER
 from localcsi.testing.vm import NodeVM, VMConfig
 
 VG = "localcsi-grow"
 POOL = "tiny-pool"
 POOL_BYTES = 64 * MIB
-
-WRITER = """
-import hashlib, os, sys, time
-path, chunks = sys.argv[1], int(sys.argv[2])
-digest = hashlib.sha256()
-with open(path, "wb") as out:
-    for index in range(chunks):
-        block = hashlib.sha256(str(index).encode()).digest() * (1024 * 1024 // 32)
-        out.write(block); out.flush(); os.fsync(out.fileno()); digest.update(block)
-        time.sleep(0.1)
-print(digest.hexdigest())
-"""
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +25,7 @@ def vm_config() -> VMConfig:
 @pytest.fixture(scope="module")
 def node(installed_vm: NodeVM) -> Iterator[GuestNode]:
     make_vg(installed_vm, VG, installed_vm.data_disks()[0])
-    installed_vm.guest.put("/tmp/writer.py", WRITER.encode())
+    installed_vm.guest.put("/tmp/writer.py", STEADY_WRITER.encode())
     yield GuestNode(installed_vm)
 
 
@@ -53,7 +42,7 @@ def test_online_expansion_while_a_writer_runs(node: GuestNode, fs_type: str) -> 
     assert before < 512 * MIB
 
     chunks, log = 64, f"/tmp/writer-{fs_type}.out"
-    writer = node.vm.guest.spawn(["python3", "/tmp/writer.py", f"{target}/stream", str(chunks)], log=log)
+    writer = node.vm.guest.spawn(["python3", "/tmp/writer.py", f"{target}/stream", str(chunks), "0.1"], log=log)
     time.sleep(1.0)
     assert node.vm.guest.signal(writer, 0)[0], "the writer finished before the expansion began"
     node.vm.check(["lvextend", "--yes", "--size", f"{GIB}b", lv_of(volume_id)])

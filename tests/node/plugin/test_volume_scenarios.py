@@ -12,6 +12,7 @@ from localcsi.testing import csi_requests as req
 from localcsi.testing.csi_requests import GIB, MIB
 from localcsi.testing.fixtures import THICK, THICK_VG, THIN
 from localcsi.testing.guest_plugin import GuestPlugin
+from localcsi.testing.guest_scripts import STEADY_WRITER
 from localcsi.testing.vm import NodeVM
 
 KINDS = {"thick": THICK, "thin": THIN}
@@ -124,19 +125,6 @@ def test_block_volume_round_trip(csi_plugin: GuestPlugin) -> None:
     csi_plugin.controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id))
 
 
-WRITER = """
-import hashlib, os, sys, time
-path, chunks = sys.argv[1], int(sys.argv[2])
-digest = hashlib.sha256()
-with open(path, "wb") as out:
-    for index in range(chunks):
-        block = hashlib.sha256(str(index).encode()).digest() * (1024 * 1024 // 32)
-        out.write(block); out.flush(); os.fsync(out.fileno()); digest.update(block)
-        time.sleep(0.05)
-print(digest.hexdigest())
-"""
-
-
 @pytest.mark.parametrize("fs_type", ["ext4", "xfs"])
 def test_online_expansion_while_writing(csi_plugin: GuestPlugin, fs_type: str) -> None:
     vm = csi_plugin.vm
@@ -144,7 +132,7 @@ def test_online_expansion_while_writing(csi_plugin: GuestPlugin, fs_type: str) -
     volume = create(csi_plugin, f"grow-{fs_type}", 512 * MIB, capability=capability)
     target = f"/mnt/grow-{fs_type}"
     csi_plugin.node.NodePublishVolume(req.publish(volume.volume_id, target, capability))
-    vm.guest.put("/tmp/writer.py", WRITER.encode())
+    vm.guest.put("/tmp/writer.py", STEADY_WRITER.encode())
     chunks = 48
     log = f"/tmp/writer-{fs_type}.out"
     writer = vm.guest.spawn(["python3", "/tmp/writer.py", f"{target}/stream", str(chunks)], log=log)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -22,6 +22,8 @@ from localcsi.plugin.controller import ControllerServicer, build_controller_serv
 sys.path.insert(0, str(Path(__file__).parents[1] / "driver"))  # the driver tests' in-memory backend
 from controller_fakes import NODE, FakeBackend, make_vg
 
+from localcsi.testing.fake_context import ContextAborted, FakeContext
+
 pytestmark = pytest.mark.unit
 
 Code = grpc.StatusCode
@@ -29,22 +31,6 @@ Cap = csi_pb2.VolumeCapability
 Rpc = csi_pb2.ControllerServiceCapability.RPC
 ContentSource = csi_pb2.VolumeContentSource
 WRITER = Cap.AccessMode(mode=Cap.AccessMode.SINGLE_NODE_WRITER)
-
-
-class CallAborted(Exception):
-    pass
-
-
-class FakeContext:
-    """Records the status a servicer aborts with, and raises like grpc's context does."""
-
-    def __init__(self) -> None:
-        self.code: grpc.StatusCode | None = None
-        self.details = ""
-
-    def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
-        self.code, self.details = code, details
-        raise CallAborted(details)
 
 
 @pytest.fixture
@@ -63,7 +49,7 @@ def call(method: Any, request: object) -> Any:
 
 def fails(method: Any, request: object) -> tuple[grpc.StatusCode | None, str]:
     context = FakeContext()
-    with pytest.raises(CallAborted):
+    with pytest.raises(ContextAborted):
         method(request, cast(grpc.ServicerContext, context))
     return context.code, context.details
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 from unittest import mock
 
 import grpc
@@ -23,6 +23,7 @@ from localcsi.lvm.lvm import Lvm
 from localcsi.lvm.runner import SubprocessRunner
 from localcsi.plugin.config import Mode, PluginConfig
 from localcsi.plugin.node import NodeServicer, build_node_servicer
+from localcsi.testing.fake_context import ContextAborted, FakeContext
 
 pytestmark = pytest.mark.unit
 
@@ -30,22 +31,6 @@ Mode_ = csi_pb2.VolumeCapability.AccessMode
 Rpc = csi_pb2.NodeServiceCapability.RPC
 VOLUME = "node-1/localcsi-vg/csi-aaaa"
 TARGET = "/var/lib/kubelet/pods/p/volumes/kubernetes.io~csi/pv/mount"
-
-
-class Aborted(Exception):
-    pass
-
-
-class FakeContext:
-    """Records the status a servicer aborts with, and raises like grpc's context does."""
-
-    def __init__(self) -> None:
-        self.code: grpc.StatusCode | None = None
-        self.details = ""
-
-    def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
-        self.code, self.details = code, details
-        raise Aborted(details)
 
 
 def ctx(fake: FakeContext | None = None) -> grpc.ServicerContext:
@@ -59,7 +44,7 @@ def servicer() -> tuple[NodeServicer, Any]:
 
 def call_failing(method: Any, request: object) -> FakeContext:
     context = FakeContext()
-    with pytest.raises(Aborted):
+    with pytest.raises(ContextAborted):
         method(request, ctx(context))
     return context
 
