@@ -68,7 +68,78 @@ CSI_SANITY = Tool(
     version_symbols=("main.VERSION",),
 )
 
-TOOLS: dict[str, Tool] = {tool.name: tool for tool in (CSI_SANITY,)}
+# The newest 1.31 patch whose every staging module is in the checksum database this machine reaches
+# (sum.golang.org through the module proxy has no entry for some later ones, e.g. kube-aggregator v0.31.14).
+KUBERNETES_VERSION = "v1.31.4"
+# k8s.io/kubernetes requires its staging modules as v0.0.0 and replaces them with ./staging paths, which
+# only work inside its own repository. Outside it, each is replaced with its own v0.X.Y release.
+KUBERNETES_STAGING_MODULES = (
+    "api",
+    "apiextensions-apiserver",
+    "apimachinery",
+    "apiserver",
+    "cli-runtime",
+    "client-go",
+    "cloud-provider",
+    "cluster-bootstrap",
+    "code-generator",
+    "component-base",
+    "component-helpers",
+    "controller-manager",
+    "cri-api",
+    "cri-client",
+    "csi-translation-lib",
+    "dynamic-resource-allocation",
+    "endpointslice",
+    "kms",
+    "kube-aggregator",
+    "kube-controller-manager",
+    "kube-proxy",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+    "metrics",
+    "mount-utils",
+    "pod-security-admission",
+    "sample-apiserver",
+    "sample-cli-plugin",
+    "sample-controller",
+)
+
+
+def kubernetes_go_mod(version: str = KUBERNETES_VERSION) -> str:
+    staging = "v0." + version.removeprefix("v1.")
+    replaces = "\n".join(f"\tk8s.io/{name} => k8s.io/{name} {staging}" for name in KUBERNETES_STAGING_MODULES)
+    header = f"module localcsi.io/tools/kubernetes\n\ngo 1.22.0\n\nrequire k8s.io/kubernetes {version}\n"
+    return f"{header}\nreplace (\n{replaces}\n)\n"
+
+
+def kubernetes_tool(name: str) -> Tool:
+    return Tool(
+        name=name,
+        version=KUBERNETES_VERSION,
+        recipe=ModuleBuild(package=f"k8s.io/kubernetes/cmd/{name}", go_mod=kubernetes_go_mod()),
+        # Unstamped, the binaries report v0.0.0-master and clients log version-skew warnings.
+        version_symbols=("k8s.io/component-base/version.gitVersion", "k8s.io/client-go/pkg/version.gitVersion"),
+    )
+
+
+KUBE_APISERVER = kubernetes_tool("kube-apiserver")
+KUBE_SCHEDULER = kubernetes_tool("kube-scheduler")
+
+ETCD_VERSION = "v3.5.17"
+# etcd's own server/go.mod replaces its sibling modules with ../ paths, so `go install` refuses it.
+ETCD = Tool(
+    name="etcd",
+    version=ETCD_VERSION,
+    recipe=ModuleBuild(
+        package="go.etcd.io/etcd/server/v3",
+        go_mod=f"module localcsi.io/tools/etcd\n\ngo 1.22.0\n\nrequire go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n",
+    ),
+    version_symbols=(),
+)
+
+TOOLS: dict[str, Tool] = {tool.name: tool for tool in (CSI_SANITY, ETCD, KUBE_APISERVER, KUBE_SCHEDULER)}
 
 
 class UnknownToolError(LookupError):

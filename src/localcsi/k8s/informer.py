@@ -1,0 +1,156 @@
+"""List and watch one kind into a local cache, relisting when the watch's resource version expires."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+from kubernetes import client
+
+from localcsi.k8s.errors import Gone, KubeError, translated
+from localcsi.k8s.resources import CustomResources, Object, WatchEvent, stream_events
+
+log = logging.getLogger(__name__)
+
+ListFn = Callable[[], tuple[list[Object], str]]
+WatchFn = Callable[[str, int], Iterator[WatchEvent]]
+Handler = Callable[[str, Object], None]
+
+WATCH_SECONDS = 300
+RETRY_SECONDS = 2.0
+
+
+def object_key(obj: Object) -> str:
+    meta = obj.get("metadata", {})
+    namespace = meta.get("namespace")
+    return f"{namespace}/{meta['name']}" if namespace else str(meta["name"])
+
+
+class Informer:
+    """A cache of one kind kept current by list+watch; handlers run on the informer's thread."""
+
+    def __init__(self, list_fn: ListFn, watch_fn: WatchFn, key: Callable[[Object], str] = object_key) -> None:
+        self._list = list_fn
+        self._watch = watch_fn
+        self._key = key
+        self._cache: dict[str, Object] = {}
+        self._lock = threading.Lock()
+        self._handlers: list[Handler] = []
+        self._synced = threading.Event()
+
+    def add_handler(self, handler: Handler) -> None:
+        self._handlers.append(handler)
+
+    def cache(self) -> dict[str, Object]:
+        with self._lock:
+            return dict(self._cache)
+
+    def get(self, key: str) -> Object | None:
+        with self._lock:
+            return self._cache.get(key)
+
+    def wait_synced(self, timeout: float) -> bool:
+        return self._synced.wait(timeout)
+
+    def start(self, should_exit: Callable[[], bool], name: str = "informer") -> threading.Thread:
+        thread = threading.Thread(target=self.run, args=(should_exit,), name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def run(self, should_exit: Callable[[], bool]) -> None:
+        resource_version = ""
+        while not should_exit():
+            try:
+                if not resource_version:
+                    resource_version = self._relist()
+                resource_version = self._follow(resource_version, should_exit)
+            except Gone:
+                resource_version = ""
+            except (KubeError, OSError, ValueError) as error:  # apiserver restarts, network blips
+                log.warning("informer: %s; retrying", error)
+                resource_version = ""
+                threading.Event().wait(RETRY_SECONDS)
+            except Exception:
+                log.exception("informer: unexpected error; retrying")
+                resource_version = ""
+                threading.Event().wait(RETRY_SECONDS)
+
+    def _relist(self) -> str:
+        items, resource_version = self._list()
+        fresh = {self._key(item): item for item in items}
+        with self._lock:
+            gone = [obj for key, obj in self._cache.items() if key not in fresh]
+            changed = [obj for key, obj in fresh.items() if self._cache.get(key) != obj]
+            self._cache = fresh
+        for obj in gone:
+            self._notify("DELETED", obj)
+        for obj in changed:
+            self._notify("ADDED", obj)
+        self._synced.set()
+        return resource_version
+
+    def _follow(self, resource_version: str, should_exit: Callable[[], bool]) -> str:
+        for event in self._watch(resource_version, WATCH_SECONDS):
+            obj = event.object
+            resource_version = str(obj.get("metadata", {}).get("resourceVersion") or resource_version)
+            if event.type == "BOOKMARK":
+                continue
+            key = self._key(obj)
+            with self._lock:
+                if event.type == "DELETED":
+                    self._cache.pop(key, None)
+                else:
+                    self._cache[key] = obj
+            self._notify(event.type, obj)
+            if should_exit():
+                break
+        return resource_version
+
+    def _notify(self, event_type: str, obj: Object) -> None:
+        for handler in self._handlers:
+            try:
+                handler(event_type, obj)
+            except Exception:
+                log.exception("informer handler failed on %s %s", event_type, self._key(obj))
+
+
+# plural -> (API class, cluster-wide list method)
+_BUILTIN: dict[str, tuple[Callable[[client.ApiClient], Any], str]] = {
+    "pods": (client.CoreV1Api, "list_pod_for_all_namespaces"),
+    "persistentvolumeclaims": (client.CoreV1Api, "list_persistent_volume_claim_for_all_namespaces"),
+    "persistentvolumes": (client.CoreV1Api, "list_persistent_volume"),
+    "nodes": (client.CoreV1Api, "list_node"),
+    "storageclasses": (client.StorageV1Api, "list_storage_class"),
+    "csistoragecapacities": (client.StorageV1Api, "list_csi_storage_capacity_for_all_namespaces"),
+    "leases": (client.CoordinationV1Api, "list_lease_for_all_namespaces"),
+}
+
+
+def builtin_source(api: client.ApiClient, plural: str, label_selector: str | None = None) -> tuple[ListFn, WatchFn]:
+    """list and watch functions over a built-in kind, returning raw dicts (the apiserver's JSON keys)."""
+    api_class, method = _BUILTIN[plural]
+    list_call = getattr(api_class(api), method)
+    kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+
+    @translated
+    def list_fn() -> tuple[list[Object], str]:
+        body = cast(Object, json.loads(list_call(_preload_content=False, **kwargs).data))
+        return list(body.get("items") or []), str(body.get("metadata", {}).get("resourceVersion", ""))
+
+    def watch_fn(resource_version: str, timeout_seconds: int) -> Iterator[WatchEvent]:
+        return stream_events(list_call, resource_version, timeout_seconds, **kwargs)
+
+    return list_fn, watch_fn
+
+
+def custom_source(resources: CustomResources, label_selector: str | None = None) -> tuple[ListFn, WatchFn]:
+    def list_fn() -> tuple[list[Object], str]:
+        return resources.list(label_selector)
+
+    def watch_fn(resource_version: str, timeout_seconds: int) -> Iterator[WatchEvent]:
+        return resources.watch(resource_version, timeout_seconds, label_selector)
+
+    return list_fn, watch_fn

@@ -1,0 +1,133 @@
+"""Our custom resources over the dynamic CustomObjectsApi, as plain dicts with the apiserver's JSON keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+from localcsi import API_GROUP, API_VERSION
+from localcsi.k8s.errors import translate, translated
+
+Object = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Kind:
+    plural: str
+    kind: str
+    group: str = API_GROUP
+    version: str = API_VERSION
+    namespaced: bool = False
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+
+NODE_LOCAL_STORAGE = Kind("nodelocalstorages", "NodeLocalStorage")
+NODE_LOCAL_STORAGE_INIT_CONFIG = Kind("nodelocalstorageinitconfigs", "NodeLocalStorageInitConfig")
+LOGICAL_VOLUME = Kind("logicalvolumes", "LogicalVolume")
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK
+    object: Object
+
+
+def _raw(response: Any) -> Object:
+    return cast(Object, json.loads(response.data))
+
+
+def stream_events(
+    list_call: Callable[..., Any], resource_version: str, timeout_seconds: int, **kwargs: Any
+) -> Iterator[WatchEvent]:
+    """Watch events of a list call as raw dicts; raises Gone when the resource version has expired."""
+    watcher = watch.Watch()
+    stream = watcher.stream(
+        list_call,
+        resource_version=resource_version,
+        timeout_seconds=timeout_seconds,
+        allow_watch_bookmarks=True,
+        **kwargs,
+    )
+    try:
+        for event in stream:
+            yield WatchEvent(event["type"], cast(Object, event.get("raw_object") or {}))
+    except ApiException as error:
+        raise translate(error) from None
+    finally:
+        watcher.stop()
+
+
+class CustomResources:
+    """CRUD, status and watch for one kind of our cluster-scoped resources."""
+
+    def __init__(self, api: client.ApiClient, kind: Kind) -> None:
+        self.kind = kind
+        self._api = client.CustomObjectsApi(api)
+
+    def _scope(self) -> tuple[str, str, str]:
+        return self.kind.group, self.kind.version, self.kind.plural
+
+    @translated
+    def get(self, name: str) -> Object | None:
+        try:
+            return _raw(self._api.get_cluster_custom_object(*self._scope(), name, _preload_content=False))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    @translated
+    def list(self, label_selector: str | None = None) -> tuple[list[Object], str]:
+        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        body = _raw(self._api.list_cluster_custom_object(*self._scope(), _preload_content=False, **kwargs))
+        return list(body.get("items") or []), str(body.get("metadata", {}).get("resourceVersion", ""))
+
+    @translated
+    def create(self, body: Object) -> Object:
+        body = {"apiVersion": self.kind.api_version, "kind": self.kind.kind, **body}
+        return _raw(self._api.create_cluster_custom_object(*self._scope(), body, _preload_content=False))
+
+    @translated
+    def replace(self, body: Object) -> Object:
+        name = body["metadata"]["name"]
+        return _raw(self._api.replace_cluster_custom_object(*self._scope(), name, body, _preload_content=False))
+
+    @translated
+    def patch(self, name: str, merge_patch: Object) -> Object:
+        return _raw(self._api.patch_cluster_custom_object(*self._scope(), name, merge_patch, _preload_content=False))
+
+    @translated
+    def patch_status(self, name: str, status: Object) -> Object:
+        call = self._api.patch_cluster_custom_object_status
+        return _raw(call(*self._scope(), name, {"status": status}, _preload_content=False))
+
+    @translated
+    def replace_status(self, body: Object) -> Object:
+        name = body["metadata"]["name"]
+        return _raw(self._api.replace_cluster_custom_object_status(*self._scope(), name, body, _preload_content=False))
+
+    @translated
+    def delete(self, name: str) -> bool:
+        try:
+            self._api.delete_cluster_custom_object(*self._scope(), name, _preload_content=False)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def watch(
+        self, resource_version: str, timeout_seconds: int, label_selector: str | None = None
+    ) -> Iterator[WatchEvent]:
+        group, version, plural = self._scope()
+        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        kwargs.update(group=group, version=version, plural=plural)
+        return stream_events(self._api.list_cluster_custom_object, resource_version, timeout_seconds, **kwargs)

@@ -1,0 +1,256 @@
+"""A real Kubernetes control plane on loopback for the cluster tier: etcd and kube-apiserver built from
+Go modules (see tools.py), generated certificates, static tokens, RBAC, our CRDs and RBAC installed.
+
+Users authenticate with bearer tokens from a token file. `admin` is in system:masters; the service
+accounts of deploy/rbac are plain token users with their service-account names, so the shipped
+ClusterRoles are what authorizes the agent, the controller, the CSI controller and the extender.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, utils
+
+from localcsi.k8s.client import api_client
+from localcsi.testing.certs import make_certs
+from localcsi.testing.phases import Phases
+from localcsi.testing.tools import tool_path
+from localcsi.testing.vm import HOST_ALIAS, free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CRD_DIR = REPO_ROOT / "deploy" / "crds"
+RBAC_DIR = REPO_ROOT / "deploy" / "rbac"
+SYSTEM_NAMESPACE = "localcsi-system"
+SERVICE_ACCOUNTS = ("localcsi-agent", "localcsi-controller", "localcsi-csi-controller", "localcsi-extender")
+ADMIN = "admin"
+
+
+def service_account_user(name: str) -> str:
+    return f"system:serviceaccount:{SYSTEM_NAMESPACE}:{name}"
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+class KubeCluster:
+    def __init__(self, phases: Phases | None = None, workdir: Path | None = None) -> None:
+        self.phases = phases or Phases(prefix="[cluster]")
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="localcsi-cluster-"))
+        self.port = free_port()
+        self.server = f"https://127.0.0.1:{self.port}"
+        self._tokens: dict[str, str] = {}
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.certs = make_certs(self.workdir / "pki", ("127.0.0.1", HOST_ALIAS))
+
+    @property
+    def ca_file(self) -> Path:
+        return self.certs.ca_cert
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> KubeCluster:
+        try:
+            with self.phases.phase("etcd"):
+                etcd_url = self._start_etcd()
+            with self.phases.phase("kube-apiserver"):
+                self._start_apiserver(etcd_url)
+                self._wait_ready(timeout=120)
+            with self.phases.phase("CRDs and RBAC"):
+                self.install_crds()
+                self.apply_manifests(sorted(RBAC_DIR.glob("*.yaml")))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for name in ("kube-apiserver", "etcd"):
+            proc = self._procs.pop(name, None)
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> KubeCluster:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def log(self, name: str, tail: int = 6000) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace")[-tail:] if path.exists() else ""
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._procs[name] = proc
+        return proc
+
+    def _start_etcd(self) -> str:
+        client_port, peer_port = free_port(), free_port()
+        client_url, peer_url = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+        self._spawn(
+            "etcd",
+            [
+                str(tool_path("etcd")),
+                "--name=test",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={client_url}",
+                f"--advertise-client-urls={client_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=test={peer_url}",
+                "--unsafe-no-fsync",  # a throwaway test store: durability buys nothing here
+                "--log-level=warn",
+            ],
+        )
+        return client_url
+
+    def _write_token_file(self) -> Path:
+        users = [(ADMIN, "system:masters")] + [
+            (service_account_user(sa), f"system:serviceaccounts,system:serviceaccounts:{SYSTEM_NAMESPACE}")
+            for sa in SERVICE_ACCOUNTS
+        ]
+        lines = []
+        for index, (user, groups) in enumerate(users):
+            token = secrets.token_hex(16)
+            self._tokens[user] = token
+            lines.append(f'{token},{user},uid-{index},"{groups}"')
+        path = self.workdir / "tokens.csv"
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+        return path
+
+    def _start_apiserver(self, etcd_url: str) -> None:
+        certs = self.certs
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(tool_path("kube-apiserver")),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.port}",
+                f"--cert-dir={self.workdir / 'apiserver-certs'}",
+                f"--tls-cert-file={certs.server_cert}",
+                f"--tls-private-key-file={certs.server_key}",
+                f"--client-ca-file={certs.ca_cert}",
+                f"--token-auth-file={self._write_token_file()}",
+                "--authorization-mode=RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-key-file={certs.sa_pub}",
+                f"--service-account-signing-key-file={certs.sa_key}",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                # No kube-controller-manager creates default ServiceAccounts, so pods would be refused.
+                "--disable-admission-plugins=ServiceAccount",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+
+    def _wait_ready(self, timeout: float) -> None:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        request = urllib.request.Request(f"{self.server}/readyz", headers=headers)  # noqa: S310 (https only)
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            for name, proc in self._procs.items():
+                if proc.poll() is not None:
+                    raise ClusterError(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
+            try:
+                with urllib.request.urlopen(request, context=context, timeout=5) as response:  # noqa: S310 (https only)
+                    if response.status == 200:
+                        return
+            except OSError as error:
+                last = str(error)
+            time.sleep(0.5)
+        raise ClusterError(f"kube-apiserver not ready after {timeout:.0f}s ({last}):\n{self.log('kube-apiserver')}")
+
+    # -- access ------------------------------------------------------------------------------
+    def token(self, user: str = ADMIN) -> str:
+        return self._tokens[self._user(user)]
+
+    def _user(self, user: str) -> str:
+        return service_account_user(user) if user in SERVICE_ACCOUNTS else user
+
+    def kubeconfig(self, user: str = ADMIN, server: str | None = None, ca_file: str | None = None) -> Path:
+        """A kubeconfig file for `user` (admin, or a service account's short or full name)."""
+        user = self._user(user)
+        safe = user.replace(":", "_")
+        path = self.workdir / f"kubeconfig-{safe}-{'guest' if server else 'host'}"
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "test", "cluster": {"server": server or self.server,
+                                                      "certificate-authority": ca_file or str(self.ca_file)}}],
+            "users": [{"name": safe, "user": {"token": self._tokens[user]}}],
+            "contexts": [{"name": "test", "context": {"cluster": "test", "user": safe}}],
+            "current-context": "test",
+        }  # fmt: skip
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
+    def guest_kubeconfig(self, user: str, ca_path_in_guest: str) -> str:
+        """kubeconfig text for the node VM: the apiserver at HOST_ALIAS through the VM's guest forward
+        (add `cluster.port` to VMConfig.guest_forwards) and the CA copied to `ca_path_in_guest`."""
+        path = self.kubeconfig(user, server=f"https://{HOST_ALIAS}:{self.port}", ca_file=ca_path_in_guest)
+        return path.read_text()
+
+    def api_client(self, user: str = ADMIN) -> client.ApiClient:
+        return api_client(str(self.kubeconfig(user)))
+
+    # -- manifests ---------------------------------------------------------------------------
+    def install_crds(self, directory: Path = CRD_DIR, timeout: float = 60) -> list[str]:
+        api = client.ApiextensionsV1Api(self.api_client())
+        names = []
+        for path in sorted(directory.glob("*.yaml")):
+            for doc in yaml.safe_load_all(path.read_text()):
+                if doc:
+                    api.create_custom_resource_definition(doc)
+                    names.append(doc["metadata"]["name"])
+        deadline = time.monotonic() + timeout
+        for name in names:
+            while not _established(api.read_custom_resource_definition(name).to_dict()):
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"CRD {name} not Established after {timeout:.0f}s")
+                time.sleep(0.2)
+        return names
+
+    def apply_manifests(self, paths: list[Path], user: str = ADMIN) -> None:
+        api = self.api_client(user)
+        for path in paths:
+            for doc in yaml.safe_load_all(path.read_text()):
+                if doc:
+                    utils.create_from_dict(api, doc)
+
+
+def _established(crd: dict[str, Any]) -> bool:
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+@contextlib.contextmanager
+def running_cluster(phases: Phases | None = None) -> Iterator[KubeCluster]:
+    cluster = KubeCluster(phases)
+    with cluster:
+        yield cluster
