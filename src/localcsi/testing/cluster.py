@@ -27,7 +27,7 @@ from localcsi.k8s.client import api_client
 from localcsi.testing.certs import make_certs
 from localcsi.testing.phases import Phases
 from localcsi.testing.tools import tool_path
-from localcsi.testing.vm import HOST_ALIAS, free_port
+from localcsi.testing.vm import HOST_LOOPBACK, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CRD_DIR = REPO_ROOT / "deploy" / "crds"
@@ -53,7 +53,7 @@ class KubeCluster:
         self.server = f"https://127.0.0.1:{self.port}"
         self._tokens: dict[str, str] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.certs = make_certs(self.workdir / "pki", ("127.0.0.1", HOST_ALIAS))
+        self.certs = make_certs(self.workdir / "pki", ("127.0.0.1", HOST_LOOPBACK))
 
     @property
     def ca_file(self) -> Path:
@@ -211,9 +211,9 @@ class KubeCluster:
         return path
 
     def guest_kubeconfig(self, user: str, ca_path_in_guest: str) -> str:
-        """kubeconfig text for the node VM: the apiserver at HOST_ALIAS through the VM's guest forward
-        (add `cluster.port` to VMConfig.guest_forwards) and the CA copied to `ca_path_in_guest`."""
-        path = self.kubeconfig(user, server=f"https://{HOST_ALIAS}:{self.port}", ca_file=ca_path_in_guest)
+        """kubeconfig text for the node VM, which reaches the apiserver at HOST_LOOPBACK (boot it with
+        VMConfig(host_loopback=True)), with the CA copied to `ca_path_in_guest`."""
+        path = self.kubeconfig(user, server=f"https://{HOST_LOOPBACK}:{self.port}", ca_file=ca_path_in_guest)
         return path.read_text()
 
     def api_client(self, user: str = ADMIN) -> client.ApiClient:
@@ -238,10 +238,9 @@ class KubeCluster:
 
     def apply_manifests(self, paths: list[Path], user: str = ADMIN) -> None:
         api = self.api_client(user)
-        for path in paths:
-            for doc in yaml.safe_load_all(path.read_text()):
-                if doc:
-                    utils.create_from_dict(api, doc)
+        docs = [doc for path in paths for doc in yaml.safe_load_all(path.read_text()) if doc]
+        for doc in sorted(docs, key=lambda doc: doc.get("kind") != "Namespace"):  # namespaces first
+            utils.create_from_dict(api, doc)
 
 
 def _established(crd: dict[str, Any]) -> bool:

@@ -22,8 +22,12 @@ from localcsi.testing.image import NodeImage, build_image
 from localcsi.testing.phases import Phases
 
 GUEST_AGENT_PORT = 7000
-# Inside the guest, this address reaches the host's loopback for each guest_forwards port.
+# Inside the guest, this address reaches the host's loopback for each guest_forwards port. A guestfwd
+# carries one connection at a time (it is a single qemu chardev), so it suits a simple echo or log sink.
 HOST_ALIAS = "10.0.2.100"
+# With VMConfig.host_loopback, slirp's gateway address reaches every port of the host's loopback, with
+# as many connections as the guest opens (an HTTP client's pool, watches): the route to the apiserver.
+HOST_LOOPBACK = "10.0.2.2"
 KERNEL_ARGS = "root=/dev/vda rw console=ttyS0 init=/sbin/localcsi-init panic=-1 quiet"
 
 
@@ -43,6 +47,9 @@ class VMConfig:
     port_forwards: dict[int, int] = field(default_factory=dict)
     # host loopback ports the guest reaches at HOST_ALIAS:<same port>
     guest_forwards: list[int] = field(default_factory=list)
+    # Let the guest open connections to the host (HOST_LOOPBACK:<port> reaches 127.0.0.1:<port>).
+    # Off by default: `restrict=on` keeps a test guest from reaching anything it was not given.
+    host_loopback: bool = False
     boot_timeout: float = float(os.environ.get("LOCALCSI_BOOT_TIMEOUT", "240"))
 
 
@@ -146,7 +153,8 @@ class NodeVM:
         rules += [f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for guest, host in self.forwarded.items()]
         for port in self.config.guest_forwards:
             rules.append(f"guestfwd=tcp:{HOST_ALIAS}:{port}-tcp:127.0.0.1:{port}")
-        return ",".join(["user", "id=net0", "restrict=on", *rules])
+        isolation = [] if self.config.host_loopback else ["restrict=on"]
+        return ",".join(["user", "id=net0", *isolation, *rules])
 
     def _argv(self, accel: Accelerator) -> list[str]:
         assert self._image is not None
