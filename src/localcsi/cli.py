@@ -126,6 +126,7 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
         help="CSI node ID (default: $NODE_NAME, else $KUBE_NODE_NAME, else the hostname: %(default)s)",
     )
     add("--socket-group", metavar="GROUP", help="make the unix socket 0660 for GROUP (default: 0600)")
+    _add_kubeconfig(parser)
     _add_lvm_nsenter(parser)
     add(
         "--max-volumes-per-node",
@@ -186,8 +187,8 @@ def _add_controller_flags(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--lease-namespace",
-        default=os.environ.get("POD_NAMESPACE") or "kube-system",
-        help="namespace of the Lease (default: $POD_NAMESPACE, else kube-system)",
+        default=os.environ.get("POD_NAMESPACE") or "localcsi-system",
+        help="namespace of the Lease (default: $POD_NAMESPACE, else localcsi-system)",
     )
     add("--lease-name", default="localcsi-controller", help="name of the Lease (default: %(default)s)")
 

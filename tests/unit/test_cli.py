@@ -26,6 +26,7 @@ FLAGS = {
         "--endpoint",
         "--node-id",
         "--socket-group",
+        "--kubeconfig",
         "--lvm-nsenter",
         "--max-volumes-per-node",
         "--metrics-address",
@@ -229,7 +230,7 @@ def test_other_command_defaults() -> None:
     agent = parse("agent")
     assert (agent.kubeconfig, agent.resync_seconds, agent.orphan_gc_grace) == (None, 60, 0)
     controller = parse("controller")
-    assert (controller.leader_elect, controller.lease_namespace) == (True, "kube-system")
+    assert (controller.leader_elect, controller.lease_namespace) == (True, "localcsi-system")
     assert controller.lease_name == "localcsi-controller"
     assert parse("controller", "--no-leader-elect").leader_elect is False
     extender = parse("extender")
@@ -238,8 +239,8 @@ def test_other_command_defaults() -> None:
 
 
 def test_lease_namespace_follows_pod_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("POD_NAMESPACE", "localcsi-system")
-    assert parse("controller").lease_namespace == "localcsi-system"
+    monkeypatch.setenv("POD_NAMESPACE", "storage")
+    assert parse("controller").lease_namespace == "storage"
 
 
 def test_log_level_from_environment_flag_wins(monkeypatch: pytest.MonkeyPatch) -> None:
