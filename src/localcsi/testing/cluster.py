@@ -35,6 +35,8 @@ RBAC_DIR = REPO_ROOT / "deploy" / "rbac"
 SYSTEM_NAMESPACE = "localcsi-system"
 SERVICE_ACCOUNTS = ("localcsi-agent", "localcsi-controller", "localcsi-csi-controller", "localcsi-extender")
 ADMIN = "admin"
+# The bootstrap RBAC of kube-apiserver already binds these users to their components' ClusterRoles.
+SCHEDULER = "system:kube-scheduler"
 
 
 def service_account_user(name: str) -> str:
@@ -124,7 +126,7 @@ class KubeCluster:
         return client_url
 
     def _write_token_file(self) -> Path:
-        users = [(ADMIN, "system:masters")] + [
+        users = [(ADMIN, "system:masters"), (SCHEDULER, "")] + [
             (service_account_user(sa), f"system:serviceaccounts,system:serviceaccounts:{SYSTEM_NAMESPACE}")
             for sa in SERVICE_ACCOUNTS
         ]
@@ -132,7 +134,7 @@ class KubeCluster:
         for index, (user, groups) in enumerate(users):
             token = secrets.token_hex(16)
             self._tokens[user] = token
-            lines.append(f'{token},{user},uid-{index},"{groups}"')
+            lines.append(f'{token},{user},uid-{index},"{groups}"' if groups else f"{token},{user},uid-{index}")
         path = self.workdir / "tokens.csv"
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o600)
@@ -218,6 +220,35 @@ class KubeCluster:
 
     def api_client(self, user: str = ADMIN) -> client.ApiClient:
         return api_client(str(self.kubeconfig(user)))
+
+    # -- nodes -------------------------------------------------------------------------------
+    def add_node(self, name: str, labels: dict[str, str] | None = None, pods: int = 110) -> None:
+        """A schedulable Node object with no kubelet behind it; nothing to do when it exists.
+
+        The TaintNodesByCondition admission plugin taints every new node not-ready; with no kubelet
+        to report Ready, the taint is removed and a Ready condition written by hand."""
+        core = client.CoreV1Api(self.api_client())
+        resources = {"cpu": "64", "memory": "256Gi", "pods": str(pods)}
+        node_labels = {"kubernetes.io/hostname": name, **(labels or {})}
+        try:
+            core.create_node({"metadata": {"name": name, "labels": node_labels}})
+        except client.exceptions.ApiException as error:
+            if error.status != 409:
+                raise
+            return
+        core.patch_node(name, {"spec": {"taints": None}})
+        ready = {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "test node"}
+        core.patch_node_status(
+            name, {"status": {"capacity": resources, "allocatable": resources, "conditions": [ready]}}
+        )
+
+    def delete_node(self, name: str) -> None:
+        core = client.CoreV1Api(self.api_client())
+        try:
+            core.delete_node(name)
+        except client.exceptions.ApiException as error:
+            if error.status != 404:
+                raise
 
     # -- manifests ---------------------------------------------------------------------------
     def install_crds(self, directory: Path = CRD_DIR, timeout: float = 60) -> list[str]:

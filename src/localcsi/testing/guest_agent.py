@@ -11,8 +11,6 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from kubernetes import client
-
 from localcsi.testing.cluster import KubeCluster
 from localcsi.testing.guest_client import GuestError
 from localcsi.testing.install import GUEST_LAUNCHER
@@ -32,17 +30,6 @@ def connect_guest(vm: NodeVM, cluster: KubeCluster, user: str = "localcsi-agent"
     return GUEST_KUBECONFIG
 
 
-def ensure_node(cluster: KubeCluster, name: str, labels: dict[str, str] | None = None) -> None:
-    """A Node object (no kubelet behind it), as the controller and the scheduler see nodes."""
-    core = client.CoreV1Api(cluster.api_client())
-    body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels or {}}}
-    try:
-        core.create_node(body)
-    except client.exceptions.ApiException as error:
-        if error.status != 409:
-            raise
-
-
 @dataclass
 class GuestAgent:
     vm: NodeVM
@@ -57,7 +44,7 @@ class GuestAgent:
 
     def start(self) -> GuestAgent:
         connect_guest(self.vm, self.cluster)
-        ensure_node(self.cluster, self.node_name)
+        self.cluster.add_node(self.node_name)
         self.pid = self.vm.guest.spawn(self.argv(), log=LOG)
         time.sleep(0.5)
         alive, rc = self.vm.guest.signal(self.pid, 0)
