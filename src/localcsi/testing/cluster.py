@@ -156,6 +156,7 @@ class KubeCluster:
                 f"--client-ca-file={certs.ca_cert}",
                 f"--token-auth-file={self._write_token_file()}",
                 "--authorization-mode=RBAC",
+                "--allow-privileged=true",  # as kubeadm and kind set it: the node DaemonSet needs it
                 "--service-account-issuer=https://kubernetes.default.svc",
                 f"--service-account-key-file={certs.sa_pub}",
                 f"--service-account-signing-key-file={certs.sa_key}",
