@@ -26,7 +26,7 @@ LOG_LEVEL_ENV: Final = "LOCALCSI_LOG_LEVEL"
 COMMAND_RUNNERS: Final[dict[str, str | None]] = {
     "plugin": "localcsi.plugin.main:run",
     "agent": None,
-    "controller": None,
+    "controller": "localcsi.controller.main:run",
     "extender": None,
     "status": None,
 }
@@ -191,6 +191,19 @@ def _add_controller_flags(parser: argparse.ArgumentParser) -> None:
         help="namespace of the Lease (default: $POD_NAMESPACE, else localcsi-system)",
     )
     add("--lease-name", default="localcsi-controller", help="name of the Lease (default: %(default)s)")
+    add(
+        "--init-config",
+        default="localcsi",
+        metavar="NAME",
+        help="the NodeLocalStorageInitConfig to apply; others are marked NotSelected (default: %(default)s)",
+    )
+    add(
+        "--resync-seconds",
+        type=_int_at_least(1),
+        default=60,
+        metavar="SECONDS",
+        help="reconcile everything this often, besides on every change (default: %(default)s)",
+    )
 
 
 def _add_extender_flags(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 
 SRC_DIR = Path(localcsi.__file__).resolve().parents[1]
 COMMANDS = ("plugin", "agent", "controller", "extender", "status")
-UNBUILT = ("agent", "controller", "extender", "status")
+UNBUILT = ("agent", "extender", "status")
 FLAGS = {
     "plugin": (
         "--mode {standalone,controller,node}",
@@ -32,7 +32,14 @@ FLAGS = {
         "--metrics-address",
     ),
     "agent": ("--node-name", "--kubeconfig", "--resync-seconds", "--lvm-nsenter", "--orphan-gc-grace"),
-    "controller": ("--kubeconfig", "--leader-elect, --no-leader-elect", "--lease-namespace", "--lease-name"),
+    "controller": (
+        "--kubeconfig",
+        "--leader-elect, --no-leader-elect",
+        "--lease-namespace",
+        "--lease-name",
+        "--init-config",
+        "--resync-seconds",
+    ),
     "extender": ("--listen", "--kubeconfig", "--strategy {binpack,spread}"),
     "status": ("--kubeconfig", "--output {table,json}"),
 }

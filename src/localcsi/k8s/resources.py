@@ -14,6 +14,10 @@ from localcsi import API_GROUP, API_VERSION
 from localcsi.k8s.errors import translate, translated
 
 Object = dict[str, Any]
+# Every call but a watch: a hung request must not outlive a leader's lease (see k8s/leader.py).
+REQUEST_TIMEOUT_SECONDS = 10
+# Raw JSON bodies (the apiserver's own keys, no model classes) and the timeout.
+_CALL: dict[str, Any] = {"_preload_content": False, "_request_timeout": REQUEST_TIMEOUT_SECONDS}
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class CustomResources:
     @translated
     def get(self, name: str) -> Object | None:
         try:
-            return _raw(self._api.get_cluster_custom_object(*self._scope(), name, _preload_content=False))
+            return _raw(self._api.get_cluster_custom_object(*self._scope(), name, **_CALL))
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -87,37 +91,37 @@ class CustomResources:
     @translated
     def list(self, label_selector: str | None = None) -> tuple[list[Object], str]:
         kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
-        body = _raw(self._api.list_cluster_custom_object(*self._scope(), _preload_content=False, **kwargs))
+        body = _raw(self._api.list_cluster_custom_object(*self._scope(), **_CALL, **kwargs))
         return list(body.get("items") or []), str(body.get("metadata", {}).get("resourceVersion", ""))
 
     @translated
     def create(self, body: Object) -> Object:
         body = {"apiVersion": self.kind.api_version, "kind": self.kind.kind, **body}
-        return _raw(self._api.create_cluster_custom_object(*self._scope(), body, _preload_content=False))
+        return _raw(self._api.create_cluster_custom_object(*self._scope(), body, **_CALL))
 
     @translated
     def replace(self, body: Object) -> Object:
         name = body["metadata"]["name"]
-        return _raw(self._api.replace_cluster_custom_object(*self._scope(), name, body, _preload_content=False))
+        return _raw(self._api.replace_cluster_custom_object(*self._scope(), name, body, **_CALL))
 
     @translated
     def patch(self, name: str, merge_patch: Object) -> Object:
-        return _raw(self._api.patch_cluster_custom_object(*self._scope(), name, merge_patch, _preload_content=False))
+        return _raw(self._api.patch_cluster_custom_object(*self._scope(), name, merge_patch, **_CALL))
 
     @translated
     def patch_status(self, name: str, status: Object) -> Object:
         call = self._api.patch_cluster_custom_object_status
-        return _raw(call(*self._scope(), name, {"status": status}, _preload_content=False))
+        return _raw(call(*self._scope(), name, {"status": status}, **_CALL))
 
     @translated
     def replace_status(self, body: Object) -> Object:
         name = body["metadata"]["name"]
-        return _raw(self._api.replace_cluster_custom_object_status(*self._scope(), name, body, _preload_content=False))
+        return _raw(self._api.replace_cluster_custom_object_status(*self._scope(), name, body, **_CALL))
 
     @translated
     def delete(self, name: str) -> bool:
         try:
-            self._api.delete_cluster_custom_object(*self._scope(), name, _preload_content=False)
+            self._api.delete_cluster_custom_object(*self._scope(), name, **_CALL)
         except ApiException as error:
             if error.status == 404:
                 return False
