@@ -125,11 +125,11 @@ EXPECTED: dict[str, tuple[Grant, ...]] = {
         Grant(NODE, ("get",)),
     ),
     CONTROLLER: (
-        Grant(NLSC, READ),
-        Grant(NLSC_STATUS, ("update", "patch")),
-        Grant(NLS, (*READ, "create", "update", "patch", "delete")),
-        Grant(NODE, READ),
-        Grant(EVENT, EVENTS),
+        Grant(NLSC, ("list", "watch")),
+        Grant(NLSC_STATUS, ("patch",)),
+        Grant(NLS, ("list", "watch", "create", "update", "delete")),
+        Grant(NODE, ("list", "watch")),
+        Grant(EVENT, ("create",)),
         Grant(LEASE, ("get", "create", "update"), SYSTEM_NAMESPACE),
     ),
     CSI_CONTROLLER: (
