@@ -53,6 +53,12 @@ class Internal(CoreError):
     code = "INTERNAL"
 
 
+class DeadlineExceeded(CoreError):
+    """The work was not finished in time but may still be under way: the caller retries the same request."""
+
+    code = "DEADLINE_EXCEEDED"
+
+
 ALL_ERRORS: tuple[type[CoreError], ...] = (
     InvalidArgument,
     NotFound,
@@ -63,4 +69,5 @@ ALL_ERRORS: tuple[type[CoreError], ...] = (
     Aborted,
     Unavailable,
     Internal,
+    DeadlineExceeded,
 )

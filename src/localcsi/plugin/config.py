@@ -31,6 +31,8 @@ class PluginConfig:
     vg_patterns: tuple[str, ...] = DEFAULT_VG_PATTERNS
     # How long a controller call may wait on the node (cluster mode) before DEADLINE_EXCEEDED.
     operation_timeout: float = 60.0
+    # Cluster mode (--mode controller): the apiserver to write LogicalVolumes to; None: in-cluster.
+    kubeconfig: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

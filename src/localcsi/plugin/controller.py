@@ -287,9 +287,16 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
 
 
 def build_controller_servicer(config: PluginConfig) -> ControllerServicer:
-    """The controller for standalone mode: lvm2 on this node, only in VGs matching --vg-pattern."""
+    """Standalone mode: lvm2 on this node, only in VGs matching --vg-pattern. Controller mode (cluster):
+    LogicalVolume resources that each node's agent carries out."""
     if config.mode is Mode.CONTROLLER:
-        log.warning("controller mode provisions with this host's LVM until cluster mode exists")
+        from localcsi.driver.cluster_backend import cluster_backend  # noqa: PLC0415 - standalone needs no kubernetes
+        from localcsi.k8s.client import api_client  # noqa: PLC0415
+
+        cluster = cluster_backend(api_client(config.kubeconfig), timeout=config.operation_timeout).start()
+        log.info("cluster mode: volumes are LogicalVolume resources; waiting up to %gs for a node's agent",
+                 config.operation_timeout)  # fmt: skip
+        return ControllerServicer(ControllerDriver(cluster))
     lvm = Lvm(SubprocessRunner(nsenter=config.lvm_nsenter))
     backend = LocalLvmBackend(lvm, config.node_id, vg_allowed=config.vg_allowed)
     return ControllerServicer(ControllerDriver(backend))

@@ -25,6 +25,7 @@ def config_from_args(args: argparse.Namespace) -> PluginConfig:
         max_volumes_per_node=args.max_volumes_per_node,
         metrics_address=args.metrics_address,
         vg_patterns=tuple(args.vg_patterns or DEFAULT_VG_PATTERNS),
+        kubeconfig=args.kubeconfig,
     )
 
 

@@ -1,0 +1,394 @@
+"""Cluster mode's backend: each plan becomes a LogicalVolume resource; the node's agent carries it out.
+
+The controller never calls a node. It writes the plan as a LogicalVolume named after the LV (so a
+retry finds the resource of its first attempt), then waits until the agent on that node reports
+``Ready`` or ``Failed``. Waiting longer than ``timeout`` is DEADLINE_EXCEEDED: the work goes on, and
+the CO's retry waits on the same resource. A ``Failed`` resource is deleted after its error is
+reported, so the next retry places the volume afresh.
+
+Reads come from list+watch caches of LogicalVolumes and NodeLocalStorages (no apiserver call per
+ListVolumes); decisions that must not act on a stale cache (does the resource exist, its size before
+an expansion) read the resource from the apiserver.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from kubernetes import client
+
+from localcsi.core.errors import (
+    AlreadyExists,
+    CoreError,
+    DeadlineExceeded,
+    FailedPrecondition,
+    Internal,
+    NotFound,
+    Unavailable,
+)
+from localcsi.core.health import Condition
+from localcsi.core.ids import LvRef
+from localcsi.core.model import Snapshot, Volume
+from localcsi.core.node_choice import most_free_first
+from localcsi.core.params import VolumeParams
+from localcsi.core.sizes import format_bytes
+from localcsi.driver import cluster_resources as res
+from localcsi.driver.backend import NodeStorage, SnapshotPlan, VolumePlan
+from localcsi.driver.cluster_resources import Phase, Resource, ResourceKind
+from localcsi.driver.cluster_storage import node_storage
+from localcsi.driver.cluster_views import Done, InformerView, ResourceApi, Same, TimedOut, View, wait_for
+from localcsi.k8s import errors as kube
+from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, CustomResources
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 60.0
+# How often a wait also asks the apiserver, in case a watch event is late or lost.
+RECHECK_SECONDS = 5.0
+# How long a failed resource's deletion is awaited before its error is reported anyway.
+DISCARD_SECONDS = 10.0
+# Touched to make the agent retry a refused deletion or expansion now (any change wakes it).
+RETRY_ANNOTATION = "localcsi.io/retry-requested"
+
+
+class ClusterBackend:
+    def __init__(
+        self,
+        volumes: ResourceApi,
+        storages: ResourceApi,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        volume_view: View | None = None,
+        storage_view: View | None = None,
+        recheck: float = RECHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.volumes_api = volumes
+        self.storages_api = storages
+        self.timeout = timeout
+        self.recheck = recheck
+        self.clock = clock
+        self._informer_views: list[tuple[str, InformerView]] = []
+        self.volume_view = volume_view or self._informer_view("logicalvolumes", volumes)
+        self.storage_view = storage_view or self._informer_view("nodelocalstorages", storages)
+        self._stop = threading.Event()
+
+    def _informer_view(self, name: str, api: ResourceApi) -> InformerView:
+        view = InformerView(api)
+        self._informer_views.append((name, view))
+        return view
+
+    def start(self, sync_timeout: float = 30.0) -> ClusterBackend:
+        """Start the caches and wait for their first list: UNAVAILABLE if the apiserver cannot be listed."""
+        for name, view in self._informer_views:
+            view.start(self._stop.is_set, name=f"informer-{name}")
+        for name, view in self._informer_views:
+            if not view.wait_synced(sync_timeout):
+                raise Unavailable(f"could not list {name} within {sync_timeout:g}s; check the kubeconfig and RBAC")
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def nodes(self) -> tuple[str, ...]:
+        """Nodes whose agent reports storage, the one with the most free space first (Immediate binding)."""
+        storages = {s.node: (s.vgs, s.pools) for s in map(self._storage, self.storage_view.items()) if s.vgs}
+        return tuple(most_free_first(storages, VolumeParams()))
+
+    def _storage(self, nls: Resource) -> NodeStorage:
+        try:
+            return node_storage(nls)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("ignoring NodeLocalStorage %s: unreadable status: %r", nls["metadata"].get("name"), exc)
+            return NodeStorage(str(nls["metadata"].get("name")), (), ())
+
+    def storage(self, node: str) -> NodeStorage:
+        nls = self.storage_view.get(node)
+        return self._storage(nls) if nls is not None else NodeStorage(node, (), ())
+
+    def _volume(self, obj: Resource) -> Volume | None:
+        try:
+            return res.resource_volume(obj)
+        except (CoreError, KeyError, TypeError, ValueError) as exc:  # one bad resource must not hide the rest
+            log.warning("ignoring LogicalVolume %s: %r", res.name(obj), exc)
+            return None
+
+    def _snapshot(self, obj: Resource) -> Snapshot | None:
+        try:
+            return res.resource_snapshot(obj)
+        except (CoreError, KeyError, TypeError, ValueError) as exc:
+            log.warning("ignoring LogicalVolume %s: %r", res.name(obj), exc)
+            return None
+
+    def volumes(self) -> list[Volume]:
+        return [volume for obj in self.volume_view.items() if (volume := self._volume(obj)) is not None]
+
+    def snapshots(self) -> list[Snapshot]:
+        return [snap for obj in self.volume_view.items() if (snap := self._snapshot(obj)) is not None]
+
+    def _cached_or_fetched(self, name: str) -> Resource | None:
+        return self.volume_view.get(name) or self.volumes_api.get(name)
+
+    def _at(self, ref: LvRef) -> Resource | None:
+        obj = self._cached_or_fetched(ref.lv)
+        if obj is None or res.spec(obj).get("nodeName") != ref.node or res.spec(obj).get("vgName") != ref.vg:
+            return None
+        return obj
+
+    def get_volume(self, ref: LvRef) -> Volume | None:
+        obj = self._at(ref)
+        return self._volume(obj) if obj is not None else None
+
+    def get_snapshot(self, ref: LvRef) -> Snapshot | None:
+        obj = self._at(ref)
+        return self._snapshot(obj) if obj is not None else None
+
+    def find_volume(self, lv_name: str) -> Volume | None:
+        """The volume of that LV name once its creation has ended: an unfinished one is awaited."""
+        obj = self._settled(lv_name, ResourceKind.VOLUME)
+        return self._volume(obj) if obj is not None else None
+
+    def find_snapshot(self, lv_name: str) -> Snapshot | None:
+        obj = self._settled(lv_name, ResourceKind.SNAPSHOT)
+        return self._snapshot(obj) if obj is not None else None
+
+    def _settled(self, lv_name: str, kind: ResourceKind) -> Resource | None:
+        """The resource of a create that ended well; None if there is none or it failed (it is removed)."""
+        deadline = self.clock() + self.timeout
+        obj = self.volumes_api.get(lv_name)
+        if obj is None or res.resource_kind(obj) is not kind:
+            return None
+        if res.is_deleting(obj):
+            self._wait_gone(obj, deadline)
+            return None
+        if res.phase(obj) is Phase.FAILED:  # an earlier attempt failed: remove it, the caller starts over
+            self._discard(obj, deadline)
+            self._wait_gone(obj, deadline)
+            return None
+        return self._wait_ready(obj, deadline)
+
+    def condition(self, volume: Volume) -> Condition:
+        obj = self.volume_view.get(volume.ref.lv)
+        healthy = res.condition(obj, res.HEALTHY_CONDITION) if obj is not None else None
+        if healthy is None:
+            return Condition(False, "the node agent has not reported this volume's health yet")
+        return Condition(healthy.get("status") == "False", str(healthy.get("message") or ""))
+
+    # -- waiting -----------------------------------------------------------------------------
+
+    def _wait(self, name: str, done: Done, deadline: float) -> Resource | None:
+        return wait_for(
+            self.volumes_api, self.volume_view, name, done, deadline, recheck=self.recheck, clock=self.clock
+        )
+
+    def _wait_ready(self, obj: Resource, deadline: float) -> Resource:
+        uid = res.uid(obj)
+        same = Same(uid)
+
+        def done(current: Resource | None, fresh: bool) -> bool:
+            if same.gone(current, fresh):
+                raise NotFound(f"LogicalVolume {res.name(obj)} was deleted while it was being created")
+            if current is None or res.uid(current) != uid:
+                return False
+            return res.phase(current) in (Phase.READY, Phase.FAILED) or res.is_deleting(current)
+
+        try:
+            current = self._wait(res.name(obj), done, deadline)
+        except TimedOut as timeout:
+            raise self._late(obj, timeout.last, "to be made") from None
+        assert current is not None
+        if res.is_deleting(current):
+            raise NotFound(f"LogicalVolume {res.name(obj)} is being deleted; it was deleted while being created")
+        if res.phase(current) is Phase.FAILED:
+            error = res.error_from_status(current)
+            self._discard(current, deadline)
+            raise error
+        return current
+
+    def _wait_gone(self, obj: Resource, deadline: float, stale: frozenset[str] = frozenset()) -> None:
+        """Wait until the resource is gone; an agent's refusal is raised unless it is in a ``stale`` version."""
+        uid = res.uid(obj)
+        same = Same(uid)
+
+        def gone(current: Resource | None, fresh: bool) -> bool:
+            if current is not None and res.uid(current) == uid and _refused(current, stale):
+                raise res.error_from_status(current)  # the agent could not delete it: report why
+            return same.gone(current, fresh)
+
+        try:
+            self._wait(res.name(obj), gone, deadline)
+        except TimedOut as timeout:
+            raise self._late(obj, timeout.last, "to be deleted") from None
+
+    def _nudge(self, obj: Resource) -> frozenset[str]:
+        """Touch an annotation so the agent retries at once instead of after its backoff. The versions
+        before and after the touch: an error reported in them is the last attempt's, not the next one's."""
+        stamp = {RETRY_ANNOTATION: datetime.now(tz=UTC).isoformat(timespec="microseconds")}
+        touched = self.volumes_api.patch(res.name(obj), {"metadata": {"annotations": stamp}})
+        return frozenset({_version(obj), _version(touched)})
+
+    def _remove(self, obj: Resource, deadline: float) -> None:
+        """Delete the resource and wait until the agent has removed its LV and let it go."""
+        stale: frozenset[str] = frozenset()
+        if res.is_deleting(obj) and res.status(obj).get("code"):
+            stale = self._nudge(obj)  # refused before: wait for the agent's next attempt
+        self.volumes_api.delete(res.name(obj))
+        self._wait_gone(obj, deadline, stale)
+
+    def _discard(self, obj: Resource, deadline: float) -> None:
+        """Delete a failed resource and give the agent a moment to let it go; never raises for that."""
+        try:
+            self.volumes_api.delete(res.name(obj))
+            self._wait_gone(obj, min(deadline, self.clock() + DISCARD_SECONDS))
+        except (CoreError, kube.KubeError) as exc:
+            log.info("failed LogicalVolume %s not removed yet: %s", res.name(obj), exc)
+
+    def _late(self, obj: Resource, last: Resource | None, what: str) -> DeadlineExceeded:
+        node = res.spec(obj).get("nodeName")
+        state = "gone" if last is None else f"phase {res.phase(last)}"
+        said = res.status(last).get("message") if last is not None else None
+        return DeadlineExceeded(
+            f"LogicalVolume {res.name(obj)} on node {node} is still waiting {what} after {self.timeout:g}s "
+            f"({state}{f'; agent: {said}' if said else ''}); the agent on {node} may be down or busy. "
+            "Retrying the request waits on the same LogicalVolume"
+        )
+
+    def _deadline(self) -> float:
+        return self.clock() + self.timeout
+
+    # -- plans -------------------------------------------------------------------------------
+
+    def _create(self, body: Resource, deadline: float, mismatch: Callable[[Resource], str | None]) -> Resource:
+        """Create the resource, or take the one an earlier attempt created for the same CSI name."""
+        name = res.name(body)
+        while True:
+            try:
+                return self.volumes_api.create(body)
+            except kube.AlreadyExists:
+                existing = self.volumes_api.get(name)
+            if existing is None:
+                continue  # deleted in between
+            if res.is_deleting(existing):
+                self._wait_gone(existing, deadline)
+                continue
+            ours = res.spec(existing).get("csiName") == res.spec(body)["csiName"]
+            if not ours or res.resource_kind(existing) is not res.resource_kind(body):
+                raise Internal(
+                    f"LogicalVolume {name} exists for {res.spec(existing).get('kind')} "
+                    f"{res.spec(existing).get('csiName')!r}, not {res.spec(body)['csiName']!r}; "
+                    f"inspect it with `kubectl get llv {name} -o yaml`"
+                )
+            reason = mismatch(existing)
+            if reason:
+                raise AlreadyExists(
+                    f"{res.spec(body)['csiName']!r} already exists as LogicalVolume {name} but {reason}; "
+                    "repeat the original request or use another name"
+                )
+            return existing
+
+    def create_volume(self, plan: VolumePlan) -> Volume:
+        deadline = self._deadline()
+        obj = self._create(res.volume_resource(plan), deadline, lambda existing: res.mismatch(existing, plan))
+        volume = self._volume(self._wait_ready(obj, deadline))
+        if volume is None:
+            raise Internal(f"LogicalVolume {plan.ref.lv} is Ready but does not read back as a volume")
+        log.info("volume %s (%s) ready on node %s: %s", plan.name, volume.id, volume.ref.node,
+                 format_bytes(volume.size_bytes))  # fmt: skip
+        return volume
+
+    def delete_volume(self, volume: Volume) -> None:
+        deadline = self._deadline()
+        obj = self.volumes_api.get(volume.ref.lv)
+        if obj is None:
+            return
+        thick = sorted(
+            res.name(snap)
+            for snap in self.volume_view.items()
+            if res.resource_kind(snap) is ResourceKind.SNAPSHOT
+            and res.source_volume_id(snap) == volume.id
+            and res.spec(snap).get("cowSize") is not None
+        )
+        if thick:
+            raise FailedPrecondition(
+                f"volume {volume.id} has thick snapshots {thick}: they live on it; delete them first"
+            )
+        self._remove(obj, deadline)
+        log.info("volume %s (%s) deleted", volume.name, volume.id)
+
+    def expand_volume(self, volume: Volume, size_bytes: int) -> Volume:
+        deadline = self._deadline()
+        obj = self.volumes_api.get(volume.ref.lv)
+        if obj is None:
+            raise NotFound(f"volume {volume.id} does not exist")
+        stale: frozenset[str] = frozenset()
+        if int(res.spec(obj)["size"]) < size_bytes:
+            obj = self.volumes_api.patch(volume.ref.lv, {"spec": {"size": size_bytes}})
+        elif res.status(obj).get("code"):
+            stale = self._nudge(obj)  # the same expansion failed before: wait for the agent's next attempt
+        generation = int(obj["metadata"].get("generation") or 0)
+        uid = res.uid(obj)
+        same = Same(uid)
+
+        def grown(current: Resource | None, fresh: bool) -> bool:
+            if same.gone(current, fresh):
+                raise NotFound(f"volume {volume.id} was deleted while it was being expanded")
+            if current is None or res.uid(current) != uid:
+                return False
+            if int(res.status(current).get("currentSize") or 0) >= size_bytes:
+                return True
+            observed = int(res.status(current).get("observedGeneration") or 0)
+            if observed >= generation and res.status(current).get("code") and _version(current) not in stale:
+                raise res.error_from_status(current)
+            return False
+
+        try:
+            current = self._wait(volume.ref.lv, grown, deadline)
+        except TimedOut as timeout:
+            raise self._late(obj, timeout.last, f"to grow to {size_bytes} bytes") from None
+        assert current is not None
+        expanded = self._volume(current)
+        if expanded is None:
+            raise Internal(f"LogicalVolume {volume.ref.lv} no longer reads back as a volume")
+        return expanded
+
+    def create_snapshot(self, plan: SnapshotPlan) -> Snapshot:
+        deadline = self._deadline()
+
+        def mismatch(existing: Resource) -> str | None:
+            source = res.source_volume_id(existing)
+            return f"it is a snapshot of {source}" if source != plan.source.id else None
+
+        obj = self._create(res.snapshot_resource(plan), deadline, mismatch)
+        snapshot = self._snapshot(self._wait_ready(obj, deadline))
+        if snapshot is None:
+            raise Internal(f"LogicalVolume {plan.ref.lv} is Ready but does not read back as a snapshot")
+        return snapshot
+
+    def delete_snapshot(self, snapshot: Snapshot) -> None:
+        deadline = self._deadline()
+        obj = self.volumes_api.get(snapshot.ref.lv)
+        if obj is None:
+            return
+        self._remove(obj, deadline)
+
+
+def _version(obj: Resource) -> str:
+    return str(obj["metadata"].get("resourceVersion", ""))
+
+
+def _refused(obj: Resource, stale: frozenset[str]) -> bool:
+    """The agent reported that it could not delete the LV (in a version not known to be stale)."""
+    return res.phase(obj) is Phase.DELETING and bool(res.status(obj).get("code")) and _version(obj) not in stale
+
+
+def cluster_backend(api: client.ApiClient, *, timeout: float = DEFAULT_TIMEOUT) -> ClusterBackend:
+    """The backend over an apiserver, caches not started yet (call ``start``)."""
+    return ClusterBackend(
+        CustomResources(api, LOGICAL_VOLUME), CustomResources(api, NODE_LOCAL_STORAGE), timeout=timeout
+    )
