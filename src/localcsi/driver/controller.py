@@ -30,6 +30,7 @@ from localcsi.core.errors import (
 from localcsi.core.ids import make_ref, parse_volume_id
 from localcsi.core.model import Volume
 from localcsi.core.names import validate_csi_name, volume_lv_name
+from localcsi.core.node_choice import most_free_first
 from localcsi.core.pagination import Page, paginate
 from localcsi.core.params import LvmType, VolumeParams, VolumeType, parse_volume_params
 from localcsi.core.placement import Capacity, Placement, capacity, place
@@ -171,6 +172,10 @@ class ControllerDriver:
         if origin is not None and origin.thin and params.lvm_type is LvmType.THIN and params.vg_name is None:
             params = dataclasses.replace(params, vg_name=origin.ref.vg)  # thin snapshots share the pool
         nodes = self.backend.nodes() if origin is None else (origin.ref.node,)
+        if origin is None and (request.topology is None or not request.topology.preferred):
+            # Immediate binding: Kubernetes chose no node, so the roomiest for this volume goes first.
+            room = {node: (storage.vgs, storage.pools) for node in nodes if (storage := self.backend.storage(node))}
+            nodes = tuple(most_free_first(room, params))
         reasons: list[str] = []
         for node in candidate_nodes(nodes, request.topology):
             storage = self.backend.storage(node)

@@ -25,7 +25,7 @@ from localcsi.core.placement import Placement
 from localcsi.core.sizes import GiB, MiB
 from localcsi.driver import cluster_resources as res
 from localcsi.driver.backend import VolumePlan
-from localcsi.driver.cluster_backend import ClusterBackend
+from localcsi.driver.cluster_backend import RETRY_ANNOTATION, ClusterBackend
 from localcsi.driver.controller import ControllerDriver
 from localcsi.driver.requests import CreateVolumeRequest, ExpandVolumeRequest
 from localcsi.driver.topology import TopologyRequirement
@@ -52,6 +52,7 @@ class FakeAgent:
         self.reply: Callable[[Obj], Obj | None] = self.ready
         self.refuse_delete: str | None = None
         self.handled: list[str] = []
+        self._answered: dict[str, str | None] = {}  # name -> the retry stamp its last refusal answered
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -81,9 +82,14 @@ class FakeAgent:
             return
         meta = obj["metadata"]
         if meta.get("deletionTimestamp"):
-            if self.refuse_delete:  # like the agent: clear the last error, try, report the new one
+            stamp = (meta.get("annotations") or {}).get(RETRY_ANNOTATION)
+            if name in self._answered and self._answered[name] == stamp:
+                return  # already answered; like the agent, try again only when a retry is asked for
+            refusal = self.refuse_delete
+            if refusal:  # like the agent: clear the last error, try, report the new one
+                self._answered[name] = stamp
                 self.resources.patch_status(name, {"phase": "Deleting", "code": None, "message": "removing"})
-                self.resources.patch_status(name, {"code": "FailedPrecondition", "message": self.refuse_delete})
+                self.resources.patch_status(name, {"code": "FailedPrecondition", "message": refusal})
             else:
                 self.resources.patch(name, {"metadata": {"finalizers": []}})
             return
@@ -322,3 +328,26 @@ def test_start_fails_clearly_when_the_apiserver_cannot_be_listed(volumes: FakeRe
     with pytest.raises(Unavailable, match="nodelocalstorages"):
         cluster.start(sync_timeout=0.3)
     cluster.stop()
+
+
+def test_immediate_binding_picks_the_node_with_the_most_room_in_the_requested_vg(volumes: FakeResources) -> None:
+    # node-1 has more free space in all, but less in the VG the class asks for.
+    storages = FakeResources()
+    for node, free, other_free in (("node-1", 4, 30), ("node-2", 6, 0)):
+        body = nls(node, free)
+        other = {**body["status"]["nodeStorageInfo"]["volumeGroups"][0], "name": "localcsi-other"}
+        other.update(available=other_free * GiB, allocatable=other_free * GiB, total=40 * GiB)
+        body["status"]["nodeStorageInfo"]["volumeGroups"].append(other)
+        body["status"]["filteredStorageInfo"]["volumeGroups"].append("localcsi-other")
+        storages.create({key: value for key, value in body.items() if key != "status"})
+        storages.patch_status(node, body["status"])
+    agent = FakeAgent(volumes).start()
+    backend = ClusterBackend(volumes, storages, timeout=2.0, recheck=0.2).start(sync_timeout=5)
+    try:
+        driver = ControllerDriver(backend)
+        assert driver.create_volume(request("pvc-immediate")).ref.node == "node-2"  # no topology
+        assert driver.create_volume(request("pvc-pinned", node="node-1")).ref.node == "node-1"  # scheduler's pick
+    finally:
+        backend.stop()
+        agent.stop()
+        storages.close()
