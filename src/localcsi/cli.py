@@ -25,7 +25,7 @@ LOG_LEVEL_ENV: Final = "LOCALCSI_LOG_LEVEL"
 # None means not built yet; plugging one in is a one-line change here.
 COMMAND_RUNNERS: Final[dict[str, str | None]] = {
     "plugin": "localcsi.plugin.main:run",
-    "agent": None,
+    "agent": "localcsi.agent.main:run",
     "controller": "localcsi.controller.main:run",
     "extender": None,
     "status": None,
@@ -172,7 +172,12 @@ def _add_agent_flags(parser: argparse.ArgumentParser) -> None:
         type=_int_at_least(0),
         default=0,
         metavar="SECONDS",
-        help="remove LVs orphaned (no volume) for this long; 0 = off (default)",
+        help="with --orphan-gc, remove LVs orphaned (ours, with no LogicalVolume) for this long (default: 0)",
+    )
+    add(
+        "--orphan-gc",
+        action="store_true",
+        help="remove orphaned LVs after --orphan-gc-grace; without it they are only reported as Events",
     )
 
 

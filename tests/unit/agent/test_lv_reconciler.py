@@ -5,17 +5,12 @@ LocalLvmBackend is real here (the code the agent runs); only lvm2 and the block 
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "driver"))
-from fake_lvm import FakeDevices, FakeLvm, Killed, pool, vg
 
 from localcsi.agent.lv_reconciler import LogicalVolumeReconciler, _Retry
 from localcsi.core.capabilities import AccessType, Capability
@@ -34,6 +29,7 @@ from localcsi.driver.controller import ControllerDriver
 from localcsi.driver.local_backend import LocalLvmBackend
 from localcsi.driver.requests import CreateVolumeRequest
 from localcsi.driver.topology import TopologyRequirement
+from localcsi.testing.fake_lvm import FakeDevices, FakeLvm, Killed, pool, vg
 from localcsi.testing.fake_resources import FakeResources
 
 pytestmark = pytest.mark.unit

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from fake_lvm import FakeDevices, FakeLvm, Killed, pool, vg
 
 from localcsi.core.errors import Aborted, FailedPrecondition, ResourceExhausted
 from localcsi.core.ids import make_ref
@@ -19,6 +18,7 @@ from localcsi.core.tags import Source, SourceKind
 from localcsi.driver.backend import CREATING_TAG, Content, Fill, SnapshotPlan, VolumePlan
 from localcsi.driver.local_backend import LocalLvmBackend, clone_snapshot_name
 from localcsi.driver.lvm_state import StateView, created_lv
+from localcsi.testing.fake_lvm import FakeDevices, FakeLvm, Killed, pool, vg
 
 pytestmark = pytest.mark.unit
 

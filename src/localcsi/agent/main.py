@@ -1,0 +1,162 @@
+"""``localcsi agent``: the node agent's process.
+
+At start it activates the LVs of managed VGs, runs a first cycle, then starts the LogicalVolume
+reconciler in a thread. After that it runs a cycle every ``--resync-seconds``, and at once when its
+NodeLocalStorage's spec changes (a watch on that one resource, by field selector). SIGTERM or
+SIGINT ends the loop; a second signal forces the exit. Exit status: 0 after a signal, 1 when the
+reconciler stopped on its own or the agent could not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+from kubernetes import client
+
+from localcsi.agent.cycle import Agent
+from localcsi.agent.lv_reconciler import LogicalVolumeReconciler
+from localcsi.agent.orphans import OrphanTracker
+from localcsi.agent.status import StatusPublisher
+from localcsi.driver.cluster_resources import node_selector
+from localcsi.k8s.client import api_client
+from localcsi.k8s.errors import translated
+from localcsi.k8s.events import EventRecorder
+from localcsi.k8s.informer import Informer
+from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, CustomResources, WatchEvent, stream_events
+from localcsi.lifecycle import Lifecycle
+from localcsi.logs import fields
+from localcsi.lvm.runner import SubprocessRunner
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "localcsi-agent"
+SYNC_TIMEOUT = 30.0
+_POLL = 0.5
+
+
+class OwnResource:
+    """List and watch of the one NodeLocalStorage named after this node (field selector metadata.name)."""
+
+    def __init__(self, api: client.ApiClient, node: str) -> None:
+        self._objects = client.CustomObjectsApi(api)
+        self._scope = {"group": NODE_LOCAL_STORAGE.group, "version": NODE_LOCAL_STORAGE.version,
+                       "plural": NODE_LOCAL_STORAGE.plural}  # fmt: skip
+        self._selector = f"metadata.name={node}"
+
+    @translated
+    def list(self) -> tuple[list[dict[str, Any]], str]:
+        call = self._objects.list_cluster_custom_object
+        response = call(**self._scope, field_selector=self._selector, _preload_content=False)
+        body = cast(dict[str, Any], json.loads(response.data))
+        return list(body.get("items") or []), str((body.get("metadata") or {}).get("resourceVersion", ""))
+
+    def watch(self, resource_version: str, timeout_seconds: int) -> Iterator[WatchEvent]:
+        call = self._objects.list_cluster_custom_object
+        return stream_events(call, resource_version, timeout_seconds, **self._scope, field_selector=self._selector)
+
+
+class SpecChanges:
+    """Sets ``wake`` when the resource's generation (its spec) changes; status writes do not count."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        self._generation: int | None = None
+
+    def __call__(self, event_type: str, obj: dict[str, Any]) -> None:
+        generation = (obj.get("metadata") or {}).get("generation")
+        if event_type == "DELETED" or generation != self._generation:
+            self._generation = generation
+            self.wake.set()
+
+
+def _sleep(lifecycle: Lifecycle, wake: threading.Event, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not lifecycle.should_exit.is_set() and not wake.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        wake.wait(min(remaining, _POLL))
+
+
+def managed_vgs(informer: Informer, node: str) -> Callable[[str], bool]:
+    """The VGs the agent may create LVs in: those its last report let through listConfig."""
+
+    def allowed(vg: str) -> bool:
+        status = (informer.get(node) or {}).get("status") or {}
+        return vg in ((status.get("filteredStorageInfo") or {}).get("volumeGroups") or [])
+
+    return allowed
+
+
+def _start_reconciler(
+    api: client.ApiClient, node: str, runner: SubprocessRunner, lifecycle: Lifecycle, vg_allowed: Callable[[str], bool]
+) -> threading.Thread:
+    """The LogicalVolume reconciler in a thread; if it stops, the agent stops too."""
+    reconciler = LogicalVolumeReconciler(api, node, runner, lifecycle, vg_allowed=vg_allowed)
+
+    def run() -> None:
+        try:
+            reconciler.run()
+        except Exception as error:
+            log.exception("the LogicalVolume reconciler failed")
+            lifecycle.request_exit(f"LogicalVolume reconciler failed: {error}")
+            return
+        if not lifecycle.should_exit.is_set():
+            lifecycle.request_exit("LogicalVolume reconciler stopped")
+
+    thread = threading.Thread(target=run, name="lv-reconciler", daemon=True)
+    thread.start()
+    return thread
+
+
+def run(args: argparse.Namespace) -> int:
+    node = str(args.node_name)
+    runner = SubprocessRunner(nsenter=bool(args.lvm_nsenter))
+    grace = float(args.orphan_gc_grace)
+    collect = bool(args.orphan_gc)
+    try:
+        api = api_client(args.kubeconfig)
+    except Exception as error:
+        log.error("cannot build a Kubernetes client: %s", error, extra=fields(kubeconfig=args.kubeconfig))
+        return 1
+    volumes = CustomResources(api, LOGICAL_VOLUME)
+    selector = node_selector(node)
+    agent = Agent(
+        node,
+        runner,
+        StatusPublisher(CustomResources(api, NODE_LOCAL_STORAGE), EventRecorder(api, COMPONENT, node)),
+        lambda: volumes.list(selector)[0],
+        orphans=OrphanTracker(grace, collect),
+    )
+    own = OwnResource(api, node)
+    changes = SpecChanges()
+    informer = Informer(own.list, own.watch)
+    informer.add_handler(changes)
+    log.info(
+        "agent starting",
+        extra=fields(node=node, resync_seconds=args.resync_seconds, orphan_gc=collect, orphan_gc_grace=grace),
+    )
+    with Lifecycle() as lifecycle:
+        informer.start(lifecycle.should_exit.is_set, name="nls-informer")
+        if not informer.wait_synced(SYNC_TIMEOUT):
+            log.warning("NodeLocalStorage %s not listed within %.0fs; going on without it", node, SYNC_TIMEOUT)
+        agent.activate(informer.get(node))
+        reconciler = None
+        while not lifecycle.should_exit.is_set():
+            changes.wake.clear()
+            try:
+                agent.cycle(informer.get(node))
+            except Exception:
+                log.exception("agent cycle failed; retrying at the next one")
+            if reconciler is None:
+                reconciler = _start_reconciler(api, node, runner, lifecycle, managed_vgs(informer, node))
+            _sleep(lifecycle, changes.wake, float(args.resync_seconds))
+        stopped_by_signal = lifecycle.received_signal is not None
+    log.info("agent stopped", extra=fields(node=node))
+    return 0 if stopped_by_signal else 1
