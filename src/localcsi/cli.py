@@ -27,7 +27,7 @@ COMMAND_RUNNERS: Final[dict[str, str | None]] = {
     "plugin": "localcsi.plugin.main:run",
     "agent": "localcsi.agent.main:run",
     "controller": "localcsi.controller.main:run",
-    "extender": None,
+    "extender": "localcsi.extender.main:run",
     "status": None,
 }
 
@@ -226,6 +226,13 @@ def _add_extender_flags(parser: argparse.ArgumentParser) -> None:
         choices=("binpack", "spread"),
         default="binpack",
         help="binpack: prefer the fullest node that fits; spread: the emptiest (default: %(default)s)",
+    )
+    add(
+        "--reservation-ttl",
+        type=_int_at_least(1),
+        default=60,
+        metavar="SECONDS",
+        help="release space held for a pod that nothing committed to within this time (default: %(default)s)",
     )
 
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 
 SRC_DIR = Path(localcsi.__file__).resolve().parents[1]
 COMMANDS = ("plugin", "agent", "controller", "extender", "status")
-UNBUILT = ("extender", "status")
+UNBUILT = ("status",)
 FLAGS = {
     "plugin": (
         "--mode {standalone,controller,node}",
@@ -40,7 +40,7 @@ FLAGS = {
         "--init-config",
         "--resync-seconds",
     ),
-    "extender": ("--listen", "--kubeconfig", "--strategy {binpack,spread}"),
+    "extender": ("--listen", "--kubeconfig", "--strategy {binpack,spread}", "--reservation-ttl"),
     "status": ("--kubeconfig", "--output {table,json}"),
 }
 NODE_ENV = ("NODE_NAME", "KUBE_NODE_NAME", "POD_NAMESPACE", cli.LOG_LEVEL_ENV)

@@ -209,8 +209,11 @@ class KubeCluster:
             "contexts": [{"name": "test", "context": {"cluster": "test", "user": safe}}],
             "current-context": "test",
         }  # fmt: skip
-        path.write_text(yaml.safe_dump(config))
-        path.chmod(0o600)
+        if not path.exists():  # written once: clients in other threads may be reading it
+            staging = path.with_suffix(".partial")
+            staging.write_text(yaml.safe_dump(config))
+            staging.chmod(0o600)
+            staging.replace(path)
         return path
 
     def guest_kubeconfig(self, user: str, ca_path_in_guest: str) -> str:

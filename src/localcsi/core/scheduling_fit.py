@@ -1,0 +1,317 @@
+"""Capacity-aware scheduling, the decisions: does a pod's whole demand fit a node, and how good is it.
+
+``fit`` checks every volume of the pod together, against the node's room minus what is held for
+other pods being scheduled, and returns either the charges to reserve (which VG or disk each volume
+would take) or one reason. Reasons name the pod's volumes and sizes but not the node's own numbers,
+so kube-scheduler's event, which counts identical reasons, stays short on a large cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from localcsi.core.params import VolumeType
+from localcsi.core.scheduling import DiskReport, NodeCapacity, PodDemand, VolumeRequest
+from localcsi.core.sizes import format_bytes
+
+PREFIX = "localcsi: "
+NO_REPORT = (
+    PREFIX + "no storage report for this node (no NodeLocalStorage status): is the localcsi agent running on it?"
+)
+_HELD_NOTE = " while space is held for other pods being scheduled; retry follows"
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What one volume of a reservation takes on one node: bytes of a VG, or a whole disk."""
+
+    key: str
+    vg: str | None = None
+    charge_bytes: int = 0
+    disk: str | None = None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Where each of a pod's volumes would go on one node; nodes with the same outcome share one."""
+
+    charges: tuple[Charge, ...]
+    vg_bytes: tuple[tuple[str, int], ...]  # per VG, summed
+    disks: tuple[str, ...]
+    total_bytes: int
+
+
+def assignment(charges: Sequence[Charge]) -> Assignment:
+    per_vg: dict[str, int] = {}
+    for charge in charges:
+        if charge.disk is None and charge.vg is not None:
+            per_vg[charge.vg] = per_vg.get(charge.vg, 0) + charge.charge_bytes
+    disks = tuple(c.disk for c in charges if c.disk is not None)
+    return Assignment(tuple(charges), tuple(sorted(per_vg.items())), disks, sum(per_vg.values()))
+
+
+@dataclass(slots=True)
+class Held:
+    """Space held on one node for pods being scheduled: the reservation ledger's total for it."""
+
+    vg_bytes: dict[str, int] = field(default_factory=dict)
+    disks: set[str] = field(default_factory=set)
+    total_bytes: int = 0
+
+    def add(self, held: Assignment) -> None:
+        vg_bytes = self.vg_bytes
+        for vg, amount in held.vg_bytes:
+            vg_bytes[vg] = vg_bytes.get(vg, 0) + amount
+        if held.disks:
+            self.disks.update(held.disks)
+        self.total_bytes += held.total_bytes
+
+    def merge(self, other: Held) -> None:
+        for vg, amount in other.vg_bytes.items():
+            self.vg_bytes[vg] = self.vg_bytes.get(vg, 0) + amount
+        self.disks |= other.disks
+        self.total_bytes += other.total_bytes
+
+    def remove(self, held: Assignment) -> None:
+        vg_bytes = self.vg_bytes
+        for vg, amount in held.vg_bytes:
+            left = vg_bytes.get(vg, 0) - amount
+            if left > 0:
+                vg_bytes[vg] = left
+            else:
+                vg_bytes.pop(vg, None)
+        if held.disks:
+            self.disks.difference_update(held.disks)
+        self.total_bytes -= held.total_bytes
+
+    @property
+    def empty(self) -> bool:
+        return not self.vg_bytes and not self.disks
+
+
+@dataclass(frozen=True)
+class Fit:
+    assignment: Assignment | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    @property
+    def charges(self) -> tuple[Charge, ...]:
+        return self.assignment.charges if self.assignment is not None else ()
+
+
+def _labels(requests: Sequence[VolumeRequest]) -> str:
+    return ", ".join(r.describe() for r in requests)
+
+
+def _lvm_room(cap: NodeCapacity, held: Held | None) -> dict[str, int]:
+    if held is None or not held.vg_bytes:
+        return dict(cap.vg_free)
+    return {name: room - held.vg_bytes.get(name, 0) for name, room in cap.vg_free.items()}
+
+
+def _held_made_the_difference(cap: NodeCapacity, vg: str | None, need: int) -> bool:
+    if vg is None:
+        return any(room >= need for room in cap.vg_free.values())
+    return cap.vg_free.get(vg, 0) >= need
+
+
+def _fit_named(
+    demand: PodDemand, cap: NodeCapacity, room: dict[str, int], charges: list[Charge]
+) -> tuple[str, str | None, int] | None:
+    """Place the volumes that name their VG; on failure (reason, vg, bytes needed)."""
+    for vg, requests in demand.named.items():
+        if vg not in room:
+            if vg in cap.vg_problems:
+                return f"VG {vg} (vgName of {_labels(requests)}) is not usable: {cap.vg_problems[vg]}", None, 0
+            return f"VG {vg} (vgName of {_labels(requests)}) is not on this node", None, 0
+        need = sum(r.charge_bytes for r in requests)
+        if need > room[vg]:
+            return f"VG {vg} lacks room for {_labels(requests)}", vg, need
+        room[vg] -= need
+        charges.extend(Charge(r.key, vg, r.charge_bytes) for r in requests)
+    return None
+
+
+def _fit_unnamed(demand: PodDemand, room: dict[str, int], charges: list[Charge]) -> tuple[str, str | None, int] | None:
+    """Best fit, largest volume first: the VG that is left with the least room, ties by name."""
+    placed: list[VolumeRequest] = []
+    for request in demand.unnamed:
+        charge = request.charge_bytes
+        best: str | None = None
+        best_left = 0
+        for name, free in room.items():
+            left = free - charge
+            if left >= 0 and (best is None or left < best_left or (left == best_left and name < best)):
+                best, best_left = name, left
+        if best is None:
+            if not room:
+                return "this node has no usable LVM volume group", None, 0
+            after = f" besides {_labels(placed)}" if placed else ""
+            return f"no VG has room for {request.describe()}{after}", None, charge
+        room[best] = best_left
+        placed.append(request)
+        charges.append(Charge(request.key, best, charge))
+    return None
+
+
+def _match_disks(requests: Sequence[VolumeRequest], disks: Sequence[DiskReport]) -> list[int] | int:
+    """A disk index for every request (bipartite matching, smallest disk preferred), or the index of
+    the first request that cannot get one."""
+    candidates = [
+        [
+            i
+            for i, d in enumerate(disks)
+            if d.kind is r.volume_type
+            and d.size_bytes >= r.size_bytes
+            and (r.media_type is None or d.media_type is r.media_type)
+        ]
+        for r in requests
+    ]
+    owner: dict[int, int] = {}
+
+    def assign(request: int, seen: set[int]) -> bool:
+        for disk in candidates[request]:
+            if disk in seen:
+                continue
+            seen.add(disk)
+            if disk not in owner or assign(owner[disk], seen):
+                owner[disk] = request
+                return True
+        return False
+
+    for request in range(len(requests)):
+        if not assign(request, set()):
+            return request
+    chosen = [0] * len(requests)
+    for disk, request in owner.items():
+        chosen[request] = disk
+    return chosen
+
+
+def _exclusive_need(request: VolumeRequest) -> str:
+    media = f" {request.media_type.value}" if request.media_type is not None else ""
+    kind = "disk" if request.volume_type is VolumeType.DEVICE else "mount point"
+    return f"a free{media} {kind} of at least {format_bytes(request.size_bytes)} for {request.label}"
+
+
+def _fit_exclusive(demand: PodDemand, cap: NodeCapacity, held: Held | None, charges: list[Charge]) -> str | None:
+    if not demand.exclusive:
+        return None
+    disks = [d for d in cap.free_disks if held is None or d.name not in held.disks]
+    matched = _match_disks(demand.exclusive, disks)
+    if isinstance(matched, int):
+        request = demand.exclusive[matched]
+        without_held = _match_disks(demand.exclusive, cap.free_disks)
+        note = _HELD_NOTE if not isinstance(without_held, int) else ""
+        count = len(demand.exclusive)
+        together = f" ({count} exclusive volumes in all)" if count > 1 else ""
+        return f"{PREFIX}no {_exclusive_need(request)}{together}{note}"
+    charges.extend(Charge(r.key, disk=disks[i].name) for r, i in zip(demand.exclusive, matched, strict=True))
+    return None
+
+
+def _blocked(demand: PodDemand, node: str | None) -> str | None:
+    if demand.problems:
+        return PREFIX + "; ".join(demand.problems)
+    for pin in demand.pins:
+        if pin.node != node:
+            return PREFIX + pin.reason
+    if demand.requests and node is None:
+        return NO_REPORT
+    return None
+
+
+class Fitter:
+    """Fits one pod's demand to node after node, the hot loop of filter.
+
+    Nodes with the same outcome share one Assignment, and the common case (LVM volumes without
+    vgName) is a few subtractions and comparisons per node, with no object made.
+    """
+
+    def __init__(self, demand: PodDemand) -> None:
+        self.demand = demand
+        self._simple = bool(demand.unnamed) and not demand.named and not demand.exclusive and not demand.problems
+        self._pinned = {pin.node for pin in demand.pins}
+        self._lvm_bytes = demand.lvm_bytes
+        self._charges = tuple(r.charge_bytes for r in demand.unnamed)
+        self._shared: dict[tuple[str, ...], Assignment] = {}
+        self._nothing = Assignment((), (), (), 0)
+
+    def fit(self, cap: NodeCapacity | None, held: Held | None) -> Assignment | str:
+        if cap is None or not self._simple or (self._pinned and self._pinned != {cap.node}):
+            return self._fit(cap, held)
+        vg_free = cap.vg_free
+        held_vg = held.vg_bytes if held is not None and held.vg_bytes else None
+        if len(vg_free) == 1:
+            ((vg, free),) = vg_free.items()
+            if held_vg is not None:
+                free -= held_vg.get(vg, 0)
+            if free >= self._lvm_bytes:
+                return self._assignment((vg,) * len(self._charges))
+            return self._fit(cap, held)  # for the reason
+        room = {n: f - held_vg.get(n, 0) for n, f in vg_free.items()} if held_vg is not None else dict(vg_free)
+        choice: list[str] = []
+        for charge in self._charges:
+            best: str | None = None
+            best_left = 0
+            for name, free in room.items():
+                left = free - charge
+                if left >= 0 and (best is None or left < best_left or (left == best_left and name < best)):
+                    best, best_left = name, left
+            if best is None:
+                return self._fit(cap, held)
+            room[best] = best_left
+            choice.append(best)
+        return self._assignment(tuple(choice))
+
+    def _assignment(self, choice: tuple[str, ...]) -> Assignment:
+        shared = self._shared.get(choice)
+        if shared is None:
+            charges = [Charge(r.key, vg, r.charge_bytes) for r, vg in zip(self.demand.unnamed, choice, strict=True)]
+            shared = self._shared[choice] = assignment(charges)
+        return shared
+
+    def _fit(self, cap: NodeCapacity | None, held: Held | None) -> Assignment | str:
+        demand = self.demand
+        blocked = _blocked(demand, cap.node if cap is not None else None)
+        if blocked is not None:
+            return blocked
+        if cap is None or not demand.requests:
+            return self._nothing
+        charges: list[Charge] = []
+        if demand.named or demand.unnamed:
+            room = _lvm_room(cap, held)
+            failed = _fit_named(demand, cap, room, charges) or _fit_unnamed(demand, room, charges)
+            if failed is not None:
+                reason, vg, need = failed
+                note = _HELD_NOTE if need and held and _held_made_the_difference(cap, vg, need) else ""
+                return PREFIX + reason + note
+        exclusive_failure = _fit_exclusive(demand, cap, held, charges)
+        if exclusive_failure is not None:
+            return exclusive_failure
+        return assignment(charges)
+
+
+def fit(demand: PodDemand, cap: NodeCapacity | None, held: Held | None = None) -> Fit:
+    """Whether all of ``demand`` fits on the node of ``cap`` next to what ``held`` keeps for others."""
+    result = Fitter(demand).fit(cap, held)
+    return Fit(reason=result) if isinstance(result, str) else Fit(assignment=result)
+
+
+def describe_room(cap: NodeCapacity | None, held: Held | None) -> Mapping[str, str]:
+    """The node's numbers behind a decision, for logs: free (and held) bytes per VG, free disks."""
+    if cap is None:
+        return {"report": "missing"}
+    held_vg = held.vg_bytes if held else {}
+    room = {
+        f"vg/{name}": f"{format_bytes(max(free, 0))} free, {format_bytes(held_vg.get(name, 0))} held"
+        for name, free in cap.vg_free.items()
+    }
+    if cap.free_disks:
+        room["disks"] = ", ".join(d.name for d in cap.free_disks if not held or d.name not in held.disks)
+    return room

@@ -1,0 +1,78 @@
+"""Capacity-aware scheduling, the preference: how good a node is for a pod, 0..10.
+
+binpack (the default) gives fuller nodes, counted after the pod is placed, more, so pods fill nodes one
+after the other and whole nodes stay free for large volumes; spread gives emptier nodes more. Space
+held for other pods being scheduled counts as used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+
+from localcsi.core.scheduling import NodeCapacity, PodDemand, Strategy
+from localcsi.core.scheduling_fit import Held
+
+MAX_SCORE = 10  # k8s.io/kube-scheduler/extender/v1 MaxExtenderPriority
+
+
+def _fullness(used: int, total: int) -> int:
+    if total <= 0:
+        return 0
+    return max(0, min(MAX_SCORE, used * MAX_SCORE // total))
+
+
+class Scorer:
+    """Scores one pod on node after node, the hot loop of prioritize: 0..10, binpack giving fuller
+    nodes (after this pod) more, spread giving emptier nodes more.
+
+    Pods with nothing to place score 0 everywhere, leaving the choice to the other plugins.
+    """
+
+    def __init__(self, demand: PodDemand, strategy: Strategy) -> None:
+        self._active = bool(demand.requests)
+        self._lvm_bytes = demand.lvm_bytes
+        self._kinds = frozenset(r.volume_type for r in demand.exclusive)
+        self._disks = len(demand.exclusive)
+        self._binpack = strategy is Strategy.BINPACK
+        self.counts_disks = self._active and not self._lvm_bytes
+
+    def score(self, cap: NodeCapacity | None, held_bytes: int, held_disks: AbstractSet[str], already_held: bool) -> int:
+        """``held_*``: what is held on the node for pods being scheduled (disks matter only when
+        ``counts_disks``); ``already_held``: that includes this pod's own hold, not to be added twice."""
+        if cap is None or not self._active:
+            return 0
+        if self._lvm_bytes:
+            used = cap.size_bytes - cap.free_bytes + held_bytes
+            fullness = _fullness(used + (0 if already_held else self._lvm_bytes), cap.size_bytes)
+        else:
+            total = sum(cap.disk_counts.get(kind, 0) for kind in self._kinds)
+            free = sum(1 for d in cap.free_disks if d.kind in self._kinds and d.name not in held_disks)
+            fullness = _fullness(total - free + (0 if already_held else self._disks), total)
+        return fullness if self._binpack else MAX_SCORE - fullness
+
+    def score_many(
+        self, caps: Sequence[NodeCapacity | None], held_bytes: Sequence[int], already_held: Sequence[bool]
+    ) -> list[int]:
+        """``score`` node after node, for demands that hold no disks (``counts_disks`` false)."""
+        if not self._active:
+            return [0] * len(caps)
+        lvm, binpack = self._lvm_bytes, self._binpack
+        scores: list[int] = []
+        for cap, held, own in zip(caps, held_bytes, already_held, strict=True):
+            size = cap.size_bytes if cap is not None else 0
+            if size <= 0:
+                fullness = 0
+            else:
+                assert cap is not None
+                used = size - cap.free_bytes + held + (0 if own else lvm)
+                fullness = max(0, min(MAX_SCORE, used * MAX_SCORE // size))
+            scores.append(fullness if binpack else MAX_SCORE - fullness)
+        return scores
+
+
+def score(
+    demand: PodDemand, cap: NodeCapacity | None, held: Held | None, strategy: Strategy, *, already_held: bool
+) -> int:
+    held_bytes, held_disks = (held.total_bytes, held.disks) if held is not None else (0, set())
+    return Scorer(demand, strategy).score(cap, held_bytes, held_disks, already_held)

@@ -1,0 +1,1 @@
+"""The kube-scheduler extender: capacity-aware filter and prioritize with reservations (docs/extender.md)."""

@@ -1,0 +1,63 @@
+"""`localcsi extender`: informers into the view, the HTTP server, a periodic resync, clean SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+
+from localcsi.core.scheduling import Strategy
+from localcsi.extender.informers import all_synced, resync, start_informers
+from localcsi.extender.server import ExtenderServer
+from localcsi.extender.service import Extender
+from localcsi.k8s.client import api_client
+from localcsi.lifecycle import Lifecycle
+from localcsi.logs import fields
+
+log = logging.getLogger(__name__)
+
+RESYNC_SECONDS = 300.0
+SYNC_POLL_SECONDS = 0.5
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - an empty host means every address
+
+
+def run(args: argparse.Namespace) -> int:
+    extender = Extender(Strategy(args.strategy), ttl_seconds=float(args.reservation_ttl))
+    address = split_listen(args.listen)
+    with Lifecycle() as lifecycle:
+        try:
+            api = api_client(args.kubeconfig)
+        except Exception as error:
+            log.error("cannot build a Kubernetes client: %s", error, extra=fields(kubeconfig=args.kubeconfig))
+            return 1
+        watched = start_informers(api, extender, lifecycle.should_exit.is_set)
+        try:
+            server = ExtenderServer(address, extender, ready=lambda: all_synced(watched))
+        except OSError as error:
+            log.error("cannot listen on %s: %s", args.listen, error, extra=fields(listen=args.listen))
+            lifecycle.request_exit("listen failed")
+            return 1
+        server.start()
+        log.info(
+            "extender serving",
+            extra=fields(url=server.url, strategy=extender.strategy.value, kinds=[w.kind for w in watched]),
+        )
+        frozen = False
+        while not lifecycle.wait(RESYNC_SECONDS if frozen else SYNC_POLL_SECONDS):
+            if frozen:
+                resync(extender, watched)
+            elif all_synced(watched):
+                log.info("informer caches synced", extra=fields(**extender.ready_summary()))
+            else:
+                continue
+            # The view is long-lived: keep the cyclic collector from walking it again and again, which
+            # shows as p99 spikes of tens of milliseconds at 5000 nodes.
+            gc.freeze()
+            frozen = True
+        server.stop()
+        log.info("stopped")
+    return 0

@@ -1,0 +1,229 @@
+"""The reservation ledger: space promised to pods between filter and the scheduler's commitment.
+
+kube-scheduler asks ``filter`` for a pod, picks one of the passing nodes, and only later (in its
+binding cycle) writes ``volume.kubernetes.io/selected-node`` on the pod's PVCs. Until that annotation
+is visible, a pod that passed on N nodes may land on any of them, so its demand is held on all N
+(a *wide* hold); a second pod filtered meanwhile sees that space as taken. Holding is released:
+
+- per volume, when the volume becomes visible as committed (selected-node PVC, PV, LogicalVolume,
+  LV): the cluster view counts it from then on, and the pod's other volumes stay held on that node
+  only, without a deadline (a *narrow* hold) (``commit``);
+- on the nodes prioritize no longer names (``keep_only``);
+- when the pod is bound or deleted, or filtered again (a new attempt replaces the old one);
+- after ``ttl_seconds`` for a wide hold: the scheduler gave the pod up.
+
+A wide hold is stored as the filter produced it, one entry per node, so reserving costs nothing per
+node; a node's total is summed when asked, over the few pods being scheduled at that moment. Narrow
+holds are kept as running totals per node.
+
+Not thread-safe: the caller holds one lock around the ledger and the cluster view together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from localcsi.core.scheduling_fit import Assignment, Held, assignment
+
+DEFAULT_TTL_SECONDS = 60.0
+
+
+@dataclass
+class _PodHold:
+    label: str
+    created: float
+    keys: frozenset[str]
+    by_node: dict[str, Assignment] = field(default_factory=dict)  # wide: every node the pod passed
+    narrow: tuple[str, Assignment] | None = None  # narrow: committed to this node, holding the rest
+
+
+class ReservationLedger:
+    def __init__(self, clock: Callable[[], float], ttl_seconds: float = DEFAULT_TTL_SECONDS) -> None:
+        self._clock = clock
+        self._ttl = ttl_seconds
+        self._pods: dict[str, _PodHold] = {}
+        self._wide: dict[str, _PodHold] = {}
+        self._narrow_held: dict[str, Held] = {}
+        self._pods_by_key: dict[str, set[str]] = {}
+
+    # Reading ------------------------------------------------------------------------------------
+
+    def held(self, node: str) -> Held | None:
+        """Everything held on ``node`` for pods being scheduled; None when nothing is."""
+        narrow = self._narrow_held.get(node)
+        if not self._wide:
+            return narrow
+        total: Held | None = None
+        for hold in self._wide.values():
+            placed = hold.by_node.get(node)
+            if placed is None:
+                continue
+            if total is None:
+                total = Held()
+                if narrow is not None:
+                    total.merge(narrow)
+            total.add(placed)
+        return total if total is not None else narrow
+
+    def held_bytes(self, node: str) -> int:
+        """The VG bytes ``held`` would total, without building it."""
+        narrow = self._narrow_held.get(node)
+        total = narrow.total_bytes if narrow is not None else 0
+        for hold in self._wide.values():
+            placed = hold.by_node.get(node)
+            if placed is not None:
+                total += placed.total_bytes
+        return total
+
+    def held_many(self, nodes: Sequence[str]) -> list[Held | None]:
+        """``held`` of each node, in order; cheap when nothing is held."""
+        if not self._wide and not self._narrow_held:
+            return [None] * len(nodes)
+        return [self.held(node) for node in nodes]
+
+    def held_bytes_many(self, nodes: Sequence[str], *, besides: str = "") -> list[int]:
+        """VG bytes held on each node, in order, by pods other than ``besides`` (a pod UID) if it
+        holds wide (a narrow hold of its own still counts)."""
+        narrow = self._narrow_held
+        wide = [hold.by_node for uid, hold in self._wide.items() if uid != besides]
+        if not wide and not narrow:
+            return [0] * len(nodes)
+        totals: list[int] = []
+        for node in nodes:
+            held = narrow.get(node)
+            total = held.total_bytes if held is not None else 0
+            for by_node in wide:
+                placed = by_node.get(node)
+                if placed is not None:
+                    total += placed.total_bytes
+            totals.append(total)
+        return totals
+
+    def holds(self, pod_uid: str, node: str) -> bool:
+        return node in self.pod_nodes(pod_uid)
+
+    def holds_wide(self, pod_uid: str) -> bool:
+        """Whether the pod holds on every node it passed (not committed anywhere yet)."""
+        return pod_uid in self._wide
+
+    def pod_nodes(self, pod_uid: str) -> Mapping[str, object]:
+        """The nodes the pod holds space on (a mapping, for cheap membership tests)."""
+        hold = self._pods.get(pod_uid)
+        if hold is None:
+            return {}
+        if hold.narrow is not None:
+            return {hold.narrow[0]: hold.narrow[1]}
+        return hold.by_node
+
+    @property
+    def pod_count(self) -> int:
+        return len(self._pods)
+
+    @property
+    def hold_count(self) -> int:
+        """(pod, node) pairs currently held."""
+        return sum(len(hold.by_node) if hold.narrow is None else 1 for hold in self._pods.values())
+
+    # Changing -----------------------------------------------------------------------------------
+
+    def reserve(self, pod_uid: str, label: str, by_node: dict[str, Assignment]) -> None:
+        """Hold ``by_node`` (the ledger keeps the dict) for the pod, replacing what it held before."""
+        self.release_pod(pod_uid)
+        keys: frozenset[str] = frozenset()
+        for placed in by_node.values():
+            keys = frozenset(c.key for c in placed.charges)  # every node holds the same volumes
+            break
+        if not keys:
+            return
+        hold = _PodHold(label, self._clock(), keys, by_node)
+        self._pods[pod_uid] = self._wide[pod_uid] = hold
+        for key in keys:
+            self._pods_by_key.setdefault(key, set()).add(pod_uid)
+
+    def release_pod(self, pod_uid: str) -> bool:
+        hold = self._pods.pop(pod_uid, None)
+        if hold is None:
+            return False
+        self._wide.pop(pod_uid, None)
+        if hold.narrow is not None:
+            self._unhold_narrow(*hold.narrow)
+        for key in hold.keys:
+            uids = self._pods_by_key.get(key)
+            if uids is not None:
+                uids.discard(pod_uid)
+                if not uids:
+                    del self._pods_by_key[key]
+        return True
+
+    def keep_only(self, pod_uid: str, nodes: Sequence[str]) -> int:
+        """Release the pod's wide holds outside ``nodes``; returns how many were released."""
+        hold = self._wide.get(pod_uid)
+        if hold is None:
+            return 0
+        before = hold.by_node
+        if len(nodes) == len(before) and all(node in before for node in nodes):
+            return 0  # the usual case: prioritize is asked about every node that passed
+        hold.by_node = {node: before[node] for node in nodes if node in before}
+        if not hold.by_node:
+            self.release_pod(pod_uid)
+        return len(before) - len(hold.by_node)
+
+    def commit(self, key: str, node: str) -> list[str]:
+        """Volume ``key`` is now committed to ``node`` in the cluster view; returns the pods affected.
+
+        The volume's own holds go everywhere (it is counted as committed from now on), and each pod
+        that held it keeps its other volumes held on ``node`` only, without a deadline.
+        """
+        uids = sorted(self._pods_by_key.pop(key, ()))
+        for uid in uids:
+            hold = self._pods.get(uid)
+            if hold is None:
+                continue
+            hold.keys = hold.keys - {key}
+            if hold.narrow is not None:
+                old_node, placed = hold.narrow
+                self._unhold_narrow(old_node, placed)
+            else:
+                del self._wide[uid]
+                placed = hold.by_node.get(node) or assignment([])
+                hold.by_node = {}
+            rest = assignment([c for c in placed.charges if c.key != key])
+            if not rest.charges:
+                hold.narrow = None
+                self.release_pod(uid)
+                continue
+            hold.narrow = (node, rest)
+            self._narrow_held.setdefault(node, Held()).add(rest)
+        return uids
+
+    def drop_node(self, node: str) -> None:
+        """The node is gone: nothing can be held there."""
+        for uid, hold in list(self._pods.items()):
+            if hold.narrow is None:
+                hold.by_node.pop(node, None)
+                gone = not hold.by_node
+            else:
+                gone = hold.narrow[0] == node
+            if gone:
+                self.release_pod(uid)
+        self._narrow_held.pop(node, None)
+
+    def expire(self) -> list[str]:
+        """Release wide holds older than the TTL; returns the labels of the pods released."""
+        deadline = self._clock() - self._ttl
+        stale = [uid for uid, hold in self._wide.items() if hold.created <= deadline]
+        labels = [self._pods[uid].label for uid in stale]
+        for uid in stale:
+            self.release_pod(uid)
+        return labels
+
+    # Internals ----------------------------------------------------------------------------------
+
+    def _unhold_narrow(self, node: str, placed: Assignment) -> None:
+        total = self._narrow_held.get(node)
+        if total is None:
+            return
+        total.remove(placed)
+        if total.empty:
+            del self._narrow_held[node]

@@ -1,0 +1,331 @@
+"""The extender with the real kube-scheduler (v1.31, built from Go modules) and the real apiserver.
+
+Nodes are Node objects with NodeLocalStorage status and no kubelet; no provisioner runs, so the
+scheduler's decision is the `volume.kubernetes.io/selected-node` annotation its binding cycle writes
+on each PVC (the pod then waits in PreBind for a PV that never comes). Each test labels its own nodes
+and selects them, so tests do not see each other's space. The extender runs as `localcsi extender`
+in its own process, as the localcsi-extender service account, so deploy/rbac/extender.yaml is what
+authorizes it.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from localcsi import DRIVER_NAME
+from localcsi.testing.cluster import KubeCluster
+from localcsi.testing.scheduler import KubeScheduler
+from localcsi.testing.storage_nodes import GIB, add_storage_node
+from localcsi.testing.vm import free_port
+
+SELECTED_NODE = "volume.kubernetes.io/selected-node"
+STORAGE_CLASS = "localcsi-extender-test"
+VG = "localcsi-pool"
+GROUP_LABEL = "extender-test.localcsi.io/group"
+# `localcsi extender` through the CLI, whether or not this build's CLI table lists it yet.
+BOOT = (
+    "import sys; from localcsi import cli; "
+    "cli.COMMAND_RUNNERS['extender'] = cli.COMMAND_RUNNERS['extender'] or 'localcsi.extender.main:run'; "
+    "sys.exit(cli.main(sys.argv[1:]))"
+)
+
+
+class ExtenderProcess:
+    def __init__(self, cluster: KubeCluster, port: int) -> None:
+        self.cluster = cluster
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = cluster.workdir / f"extender-{port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> ExtenderProcess:
+        kubeconfig = self.cluster.kubeconfig("localcsi-extender")
+        argv = [sys.executable, "-c", BOOT, "--log-format", "text", "extender", "--listen", f"127.0.0.1:{self.port}"]
+        argv += ["--kubeconfig", str(kubeconfig), "--strategy", "binpack"]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"extender exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"extender not healthy after {timeout:.0f}s:\n{self.log()}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.terminate()
+        return self.proc.wait(timeout=20)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def storage_class(kube_cluster: KubeCluster) -> str:
+    storage = client.StorageV1Api(kube_cluster.api_client())
+    body = {
+        "metadata": {"name": STORAGE_CLASS},
+        "provisioner": DRIVER_NAME,
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "parameters": {"volumeType": "LVM"},
+    }
+    try:
+        storage.create_storage_class(body)
+    except client.exceptions.ApiException as error:
+        if error.status != 409:
+            raise
+    return STORAGE_CLASS
+
+
+@pytest.fixture(scope="module")
+def extender(kube_cluster: KubeCluster, storage_class: str) -> Iterator[ExtenderProcess]:
+    process = ExtenderProcess(kube_cluster, free_port()).start()
+    yield process
+    assert process.stop() == 0, process.log()
+
+
+@pytest.fixture(scope="module")
+def scheduler(kube_cluster: KubeCluster, extender: ExtenderProcess) -> Iterator[KubeScheduler]:
+    with KubeScheduler(kube_cluster, extender_url=extender.url) as running:
+        yield running
+
+
+@functools.cache
+def core(cluster: KubeCluster) -> client.CoreV1Api:
+    """One client per cluster: KubeCluster rewrites the kubeconfig file on each api_client() call,
+    which threads creating pods at once would read half-written."""
+    return client.CoreV1Api(cluster.api_client())
+
+
+def make_nodes(cluster: KubeCluster, group: str, sizes_gib: dict[str, int]) -> None:
+    for name, size in sizes_gib.items():
+        add_storage_node(cluster, name, {VG: size * GIB}, labels={GROUP_LABEL: group})
+
+
+def make_namespace(cluster: KubeCluster, name: str) -> str:
+    core(cluster).create_namespace({"metadata": {"name": name}})
+    return name
+
+
+def pvc_body(name: str, size_gib: int, storage_class: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": storage_class,
+            "resources": {"requests": {"storage": f"{size_gib}Gi"}},
+        },
+    }
+
+
+def create_pod(
+    cluster: KubeCluster,
+    namespace: str,
+    name: str,
+    group: str,
+    sizes_gib: list[int],
+    *,
+    storage_class: str = STORAGE_CLASS,
+) -> None:
+    api = core(cluster)
+    volumes = []
+    for index, size in enumerate(sizes_gib):
+        claim = f"{name}-{index}"
+        api.create_namespaced_persistent_volume_claim(namespace, pvc_body(claim, size, storage_class))
+        volumes.append({"name": f"v{index}", "persistentVolumeClaim": {"claimName": claim}})
+    spec: dict[str, Any] = {
+        "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}],
+        "volumes": volumes,
+        "nodeSelector": {GROUP_LABEL: group},
+    }
+    api.create_namespaced_pod(namespace, {"metadata": {"name": name}, "spec": spec})
+
+
+def selected_nodes(cluster: KubeCluster, namespace: str) -> dict[str, str]:
+    claims = core(cluster).list_namespaced_persistent_volume_claim(namespace).items
+    return {c.metadata.name: (c.metadata.annotations or {}).get(SELECTED_NODE, "") for c in claims}
+
+
+def committed_gib(cluster: KubeCluster, namespace: str) -> dict[str, int]:
+    per_node: dict[str, int] = {}
+    for claim in core(cluster).list_namespaced_persistent_volume_claim(namespace).items:
+        node = (claim.metadata.annotations or {}).get(SELECTED_NODE)
+        if node:
+            size = int(claim.spec.resources.requests["storage"].removesuffix("Gi"))
+            per_node[node] = per_node.get(node, 0) + size
+    return per_node
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, log: Callable[[], str]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"{what} not reached after {timeout:.0f}s\n{log()}")
+
+
+def settle(read: Callable[[], int], quiet: float, timeout: float) -> int:
+    """Poll until the value has not changed for ``quiet`` seconds; returns it."""
+    last, since, deadline = read(), time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        value = read()
+        if value != last:
+            last, since = value, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return value
+    return last
+
+
+def scheduling_events(cluster: KubeCluster, namespace: str, pod: str) -> list[str]:
+    events = core(cluster).list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod}").items
+    return [e.message or "" for e in events if e.reason == "FailedScheduling"]
+
+
+def pod_of(claim: str) -> str:
+    return claim.rsplit("-", 1)[0]
+
+
+def scheduled_volumes(cluster: KubeCluster, namespace: str, pod: str) -> dict[str, str]:
+    return {claim: node for claim, node in selected_nodes(cluster, namespace).items() if pod_of(claim) == pod and node}
+
+
+NODE_SIZES = {"fit-small": 8, "fit-medium": 16, "fit-large": 40}
+
+
+def test_pods_get_a_node_that_holds_all_their_volumes(
+    kube_cluster: KubeCluster, scheduler: KubeScheduler, extender: ExtenderProcess
+) -> None:
+    make_nodes(kube_cluster, "fit", NODE_SIZES)
+    namespace = make_namespace(kube_cluster, "extender-fit")
+
+    def logs() -> str:
+        return f"extender:\n{extender.log()}\nscheduler:\n{scheduler.log()}"
+
+    # one at a time, each a case only a volume-aware scheduler gets right
+    cases = [("three", [10, 10, 10], {"fit-large"}), ("two", [6, 6], {"fit-medium"}), ("one", [6], None)]
+    for name, volumes, expected in cases:
+        create_pod(kube_cluster, namespace, name, "fit", volumes)
+        wait_for(
+            lambda: len(scheduled_volumes(kube_cluster, namespace, name)) == len(volumes),  # noqa: B023
+            60,
+            f"pod {name} scheduled",
+            logs,
+        )
+        nodes = set(scheduled_volumes(kube_cluster, namespace, name).values())
+        assert len(nodes) == 1, f"{name}'s volumes were split over {nodes}"
+        if expected is not None:
+            assert nodes == expected
+    assert all(gib <= NODE_SIZES[node] for node, gib in committed_gib(kube_cluster, namespace).items())
+    # fits nowhere: stays pending, and the event says why
+    create_pod(kube_cluster, namespace, "huge", "fit", [30, 30])
+    wait_for(lambda: bool(scheduling_events(kube_cluster, namespace, "huge")), 60, "FailedScheduling event", logs)
+    (message, *_) = scheduling_events(kube_cluster, namespace, "huge")
+    assert "localcsi: no VG has room for PVC extender-fit/huge-" in message
+    assert scheduled_volumes(kube_cluster, namespace, "huge") == {}
+    with urllib.request.urlopen(f"http://127.0.0.1:{extender.port}/metrics", timeout=5) as response:
+        assert 'localcsi_extender_requests_total{code="200",verb="filter"}' in response.read().decode()
+
+
+def race(kube_cluster: KubeCluster, namespace: str, group: str, during: Callable[[], None] | None = None) -> int:
+    """30 pods of one 10 GiB PVC created at once against 10 nodes of 20 GiB: room for 20."""
+    core(kube_cluster)  # built before the threads share it
+    with ThreadPoolExecutor(10) as pool:
+        list(pool.map(lambda i: create_pod(kube_cluster, namespace, f"p{i}", group, [10]), range(30)))
+    if during is not None:
+        during()
+    return settle(lambda: sum(1 for node in selected_nodes(kube_cluster, namespace).values() if node), 8, 120)
+
+
+def test_thirty_pods_racing_for_room_for_twenty(
+    kube_cluster: KubeCluster, scheduler: KubeScheduler, extender: ExtenderProcess
+) -> None:
+    make_nodes(kube_cluster, "race", {f"race-{i}": 20 for i in range(10)})
+    namespace = make_namespace(kube_cluster, "extender-race")
+    placed = race(kube_cluster, namespace, "race")
+    per_node = committed_gib(kube_cluster, namespace)
+    assert max(per_node.values()) <= 20, per_node
+    assert placed == 20, f"{placed} placed\n{extender.log()}"
+    waiting = [pod_of(c) for c, node in selected_nodes(kube_cluster, namespace).items() if not node]
+    assert len(waiting) == 10
+    wait_for(
+        lambda: bool(scheduling_events(kube_cluster, namespace, waiting[0])), 60, "FailedScheduling event", extender.log
+    )
+    assert any("localcsi: no VG has room" in m for m in scheduling_events(kube_cluster, namespace, waiting[0]))
+    # space is freed: a node's agent reports more room, and the node changes (an event the scheduler requeues on)
+    add_storage_node(kube_cluster, "race-0", {VG: 60 * GIB}, labels={GROUP_LABEL: "race"})
+    core(kube_cluster).patch_node("race-0", {"metadata": {"labels": {"extender-test.localcsi.io/grown": "yes"}}})
+    wait_for(
+        lambda: sum(1 for node in selected_nodes(kube_cluster, namespace).values() if node) == 24,
+        90,
+        "4 more pods placed on the grown node",
+        extender.log,
+    )
+    assert committed_gib(kube_cluster, namespace)["race-0"] <= 60
+
+
+def test_an_extender_restart_during_the_race_over_commits_nothing(
+    kube_cluster: KubeCluster, scheduler: KubeScheduler, extender: ExtenderProcess
+) -> None:
+    make_nodes(kube_cluster, "restart", {f"restart-{i}": 20 for i in range(10)})
+    namespace = make_namespace(kube_cluster, "extender-restart")
+    replacement = ExtenderProcess(kube_cluster, extender.port)
+
+    def restart() -> None:
+        time.sleep(0.5)
+        extender.kill()
+        replacement.start()
+
+    placed = race(kube_cluster, namespace, "restart", during=restart)
+    extender.proc = replacement.proc  # the module fixture stops whichever runs now
+    per_node = committed_gib(kube_cluster, namespace)
+    assert max(per_node.values()) <= 20, per_node
+    assert placed == 20, f"{placed} placed\n{replacement.log()}"
+
+
+def test_a_missing_storage_class_does_not_block_other_pods(
+    kube_cluster: KubeCluster, scheduler: KubeScheduler, extender: ExtenderProcess
+) -> None:
+    make_nodes(kube_cluster, "lost", {"lost-0": 20})
+    namespace = make_namespace(kube_cluster, "extender-lost")
+    create_pod(kube_cluster, namespace, "orphan", "lost", [1], storage_class="no-such-class")
+    create_pod(kube_cluster, namespace, "ours", "lost", [5])
+    api = core(kube_cluster)
+    plain = {
+        "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}],
+        "nodeSelector": {GROUP_LABEL: "lost"},
+    }
+    api.create_namespaced_pod(namespace, {"metadata": {"name": "plain"}, "spec": plain})
+    wait_for(
+        lambda: (
+            selected_nodes(kube_cluster, namespace).get("ours-0") == "lost-0"
+            and api.read_namespaced_pod("plain", namespace).spec.node_name == "lost-0"
+        ),
+        60,
+        "our pod and a plain pod scheduled",
+        extender.log,
+    )
+    assert selected_nodes(kube_cluster, namespace)["orphan-0"] == ""

@@ -1,0 +1,80 @@
+import argparse
+import os
+import signal
+import socket
+import threading
+import urllib.request
+from typing import Any
+
+import pytest
+
+from localcsi.extender import main
+from localcsi.extender.informers import Watched
+from localcsi.extender.service import Extender
+
+pytestmark = pytest.mark.unit
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_split_listen() -> None:
+    assert main.split_listen("127.0.0.1:8099") == ("127.0.0.1", 8099)
+    assert main.split_listen(":8099") == ("0.0.0.0", 8099)  # noqa: S104 - what an empty host means
+    assert main.split_listen("[::1]:8099") == ("::1", 8099)
+
+
+def test_serves_until_sigterm_then_exits_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[Extender] = []
+
+    def no_informers(api: Any, extender: Extender, should_exit: Any) -> list[Watched]:
+        built.append(extender)
+        return []
+
+    monkeypatch.setattr(main, "api_client", lambda kubeconfig: object())
+    monkeypatch.setattr(main, "start_informers", no_informers)
+    port = free_port()
+    answers: list[bytes] = []
+
+    def probe_then_terminate() -> None:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+                    answers.append(response.read())
+                break
+            except OSError:
+                threading.Event().wait(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    prober = threading.Thread(target=probe_then_terminate)
+    prober.start()
+    args = argparse.Namespace(listen=f"127.0.0.1:{port}", kubeconfig=None, strategy="spread", reservation_ttl=60)
+    assert main.run(args) == 0
+    prober.join()
+    assert answers == [b"ok\n"]
+    assert built[0].strategy.value == "spread"
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass
+
+
+def test_a_client_that_cannot_be_built_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(kubeconfig: str | None) -> Any:
+        raise FileNotFoundError(kubeconfig)
+
+    monkeypatch.setattr(main, "api_client", broken)
+    args = argparse.Namespace(listen="127.0.0.1:1", kubeconfig="/nonexistent", strategy="binpack", reservation_ttl=60)
+    assert main.run(args) == 1
+
+
+def test_an_address_in_use_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(main, "api_client", lambda kubeconfig: object())
+    monkeypatch.setattr(main, "start_informers", lambda api, extender, should_exit: [])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = argparse.Namespace(listen=f"127.0.0.1:{port}", kubeconfig=None, strategy="binpack", reservation_ttl=60)
+        assert main.run(args) == 1

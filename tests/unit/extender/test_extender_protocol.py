@@ -1,0 +1,108 @@
+import json
+
+import pytest
+from extender_objects import pod
+
+from localcsi.extender.protocol import (
+    ExtenderArgs,
+    ProtocolError,
+    encode,
+    encode_priorities,
+    error_result,
+    filter_result,
+    host_priorities,
+    parse_args,
+)
+
+pytestmark = pytest.mark.unit
+
+# The keys kube-scheduler marshals: k8s.io/kube-scheduler/extender/v1 has no JSON tags, so Go field names.
+FILTER_RESULT_KEYS = {"Nodes", "NodeNames", "FailedNodes", "FailedAndUnresolvableNodes", "Error"}
+
+
+def body(**fields: object) -> bytes:
+    return json.dumps(fields).encode()
+
+
+def test_node_cache_capable_args_carry_node_names() -> None:
+    args = parse_args(body(Pod=pod("p"), Nodes=None, NodeNames=["n1", "n2"]))
+    assert args.node_names == ["n1", "n2"]
+    assert args.nodes is None
+    assert args.pod["metadata"]["uid"] == "uid-p"
+
+
+def test_keys_match_case_insensitively_like_gos_decoder() -> None:
+    args = parse_args(body(pod=pod("p"), nodenames=["n1"]))
+    assert args.node_names == ["n1"]
+
+
+def test_a_node_list_is_accepted_when_node_names_are_absent() -> None:
+    nodes = {"items": [{"metadata": {"name": "n1"}}, {"metadata": {"name": "n2"}, "spec": {}}]}
+    args = parse_args(body(Pod=pod("p"), Nodes=nodes))
+    assert args.node_names == ["n1", "n2"]
+    assert args.nodes == nodes["items"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{not json", "request body is not JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (body(NodeNames=["n1"]), "Pod is required"),
+        (body(Pod={"spec": {}}, NodeNames=[]), "Pod.metadata is required"),
+        (body(Pod={"metadata": {"name": "p"}}, NodeNames=[]), "Pod.metadata.uid is required"),
+        (body(Pod={"metadata": {"name": "p", "uid": "u", "namespace": 3}}, NodeNames=[]), "namespace must be"),
+        (body(Pod={"metadata": {"name": "p", "uid": "u"}, "spec": []}, NodeNames=[]), "Pod.spec must be"),
+        (body(Pod={"metadata": {"name": "p", "uid": "u"}, "spec": {"volumes": [1]}}, NodeNames=[]), "volumes"),
+        (body(Pod=pod("p")), "needs NodeNames"),
+        (body(Pod=pod("p"), NodeNames="n1"), "NodeNames must be a list of strings"),
+        (body(Pod=pod("p"), NodeNames=["n1", 2]), "NodeNames must be a list of strings"),
+        (body(Pod=pod("p"), Nodes={"items": "x"}), "Nodes must be a v1 NodeList"),
+        (body(Pod=pod("p"), Nodes={"items": [{"metadata": {}}]}), "needs metadata.name"),
+        (b"\xff\xfe", "request body is not JSON"),
+    ],
+)
+def test_malformed_requests_say_what_is_wrong(raw: bytes, reason: str) -> None:
+    with pytest.raises(ProtocolError, match=reason):
+        parse_args(raw)
+
+
+def test_filter_result_answers_with_node_names_and_the_exact_keys() -> None:
+    args = ExtenderArgs(pod("p"), ["n1", "n2", "n3"])
+    result = json.loads(encode(filter_result(args, ["n1"], {"n2": "full", "n3": "full"})))
+    assert set(result) == FILTER_RESULT_KEYS
+    assert result["NodeNames"] == ["n1"]
+    assert result["FailedAndUnresolvableNodes"] == {"n2": "full", "n3": "full"}
+    assert (result["Nodes"], result["FailedNodes"], result["Error"]) == (None, {}, "")
+
+
+def test_an_empty_pass_list_is_still_a_list() -> None:
+    # kube-scheduler reads a missing NodeNames as "no answer" and would fall back to Nodes
+    result = filter_result(ExtenderArgs(pod("p"), ["n1"]), [], {"n1": "full"})
+    assert result["NodeNames"] == []
+
+
+def test_filter_result_answers_a_node_list_with_a_node_list() -> None:
+    nodes = [{"metadata": {"name": "n1"}}, {"metadata": {"name": "n2"}}]
+    result = filter_result(ExtenderArgs(pod("p"), ["n1", "n2"], nodes), ["n2"], {"n1": "full"})
+    assert result["Nodes"]["items"] == [{"metadata": {"name": "n2"}}]
+    assert result["NodeNames"] is None
+
+
+def test_host_priorities_use_host_and_score_within_bounds() -> None:
+    assert host_priorities([("n1", 3), ("n2", 42), ("n3", -1)]) == [
+        {"Host": "n1", "Score": 3},
+        {"Host": "n2", "Score": 10},
+        {"Host": "n3", "Score": 0},
+    ]
+
+
+def test_priorities_encode_like_the_generic_encoder_with_any_host_name() -> None:
+    scores = [("n1", 3), ('we"ird\\host\u00e9', 10), ("n3", 12), ("n4", -2), ("n5", 0)]
+    assert json.loads(encode_priorities(scores)) == json.loads(encode(host_priorities(scores)))
+    assert json.loads(encode_priorities([])) == []
+
+
+def test_error_result_has_every_key() -> None:
+    assert set(error_result("boom")) == FILTER_RESULT_KEYS
+    assert error_result("boom")["Error"] == "boom"

@@ -1,0 +1,127 @@
+import http.client
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from extender_objects import nls, pod, pvc, storage_class
+
+from localcsi.extender.cache import NODE_LOCAL_STORAGES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES
+from localcsi.extender.server import MAX_BODY_BYTES, ExtenderServer
+from localcsi.extender.service import Extender
+
+pytestmark = pytest.mark.unit
+
+
+class Ready:
+    value = True
+
+    def __call__(self) -> bool:
+        return self.value
+
+
+@pytest.fixture
+def ready() -> Ready:
+    return Ready()
+
+
+@pytest.fixture
+def server(ready: Ready) -> Iterator[ExtenderServer]:
+    extender = Extender()
+    extender.apply(STORAGE_CLASSES, "ADDED", storage_class())
+    extender.apply(NODE_LOCAL_STORAGES, "ADDED", nls("big", ("vg0", 100)))
+    extender.apply(NODE_LOCAL_STORAGES, "ADDED", nls("small", ("vg0", 5)))
+    extender.apply(PERSISTENT_VOLUME_CLAIMS, "ADDED", pvc("data", "10Gi"))
+    server = ExtenderServer(("127.0.0.1", 0), extender, ready=ready)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def connect(server: ExtenderServer) -> http.client.HTTPConnection:
+    host, port = server.server_address[:2]
+    return http.client.HTTPConnection(str(host), int(port), timeout=10)
+
+
+def call(
+    conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None, **headers: str
+) -> tuple[int, bytes]:
+    conn.request(method, path, body=body, headers={"Content-Type": "application/json", **headers})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def args(the_pod: dict[str, Any], *nodes: str) -> bytes:
+    return json.dumps({"Pod": the_pod, "Nodes": None, "NodeNames": list(nodes)}).encode()
+
+
+def test_filter_then_prioritize_over_one_kept_alive_connection(server: ExtenderServer) -> None:
+    conn = connect(server)
+    status, raw = call(conn, "POST", "/filter", args(pod("p", "data"), "big", "small", "unknown"))
+    assert status == 200
+    result = json.loads(raw)
+    assert result["NodeNames"] == ["big"]
+    assert set(result["FailedAndUnresolvableNodes"]) == {"small", "unknown"}
+    assert result["FailedAndUnresolvableNodes"]["small"] == "localcsi: no VG has room for PVC default/data (10 GiB)"
+    status, raw = call(conn, "POST", "/prioritize", args(pod("p", "data"), "big"))
+    assert status == 200
+    assert json.loads(raw) == [{"Host": "big", "Score": 1}]
+    conn.close()
+
+
+def test_a_pod_without_our_volumes_passes_every_node(server: ExtenderServer) -> None:
+    status, raw = call(connect(server), "POST", "/filter", args(pod("plain"), "big", "small", "unknown"))
+    assert status == 200
+    assert json.loads(raw)["NodeNames"] == ["big", "small", "unknown"]
+
+
+def test_a_malformed_request_gets_400_with_the_reason(server: ExtenderServer) -> None:
+    conn = connect(server)
+    status, raw = call(conn, "POST", "/filter", b'{"Pod": {"metadata": {"name": "p"}}, "NodeNames": []}')
+    assert (status, raw) == (400, b"Pod.metadata.uid is required and must be a non-empty string\n")
+    status, raw = call(conn, "POST", "/prioritize", b"nonsense")
+    assert status == 400 and raw.startswith(b"request body is not JSON")
+    # the connection is still usable after a 400
+    assert call(conn, "POST", "/filter", args(pod("plain"), "big"))[0] == 200
+
+
+def test_an_oversized_body_is_refused_without_reading_it(server: ExtenderServer) -> None:
+    conn = connect(server)
+    conn.putrequest("POST", "/filter")
+    conn.putheader("Content-Length", str(MAX_BODY_BYTES + 1))
+    conn.endheaders()
+    response = conn.getresponse()
+    assert response.status == 400
+    assert b"outside" in response.read()
+
+
+def test_unknown_paths_are_404(server: ExtenderServer) -> None:
+    conn = connect(server)
+    assert call(conn, "POST", "/bind", b"{}")[0] == 404
+    assert call(conn, "GET", "/filter")[0] == 404
+
+
+def test_until_the_caches_sync_verbs_answer_503_and_healthz_says_why(server: ExtenderServer, ready: Ready) -> None:
+    ready.value = False
+    conn = connect(server)
+    assert call(conn, "GET", "/healthz") == (503, b"informer caches not synced yet\n")
+    assert call(conn, "POST", "/filter", args(pod("p", "data"), "big"))[0] == 503
+    ready.value = True
+    assert call(conn, "GET", "/healthz") == (200, b"ok\n")
+
+
+def test_metrics_count_requests_and_reservations(server: ExtenderServer) -> None:
+    conn = connect(server)
+    call(conn, "POST", "/filter", args(pod("p", "data"), "big", "small"))
+    call(conn, "POST", "/filter", b"junk")
+    status, raw = call(conn, "GET", "/metrics")
+    text = raw.decode()
+    assert status == 200
+    assert 'localcsi_extender_requests_total{code="200",verb="filter"} 1.0' in text
+    assert 'localcsi_extender_requests_total{code="400",verb="filter"} 1.0' in text
+    assert 'localcsi_extender_filtered_nodes_total{result="failed"} 1.0' in text
+    assert "localcsi_extender_reserved_pods 1.0" in text
+    assert "localcsi_extender_nodes 2.0" in text
+    assert 'localcsi_extender_request_seconds_count{verb="filter"} 2.0' in text

@@ -1,0 +1,181 @@
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from extender_objects import Obj, nls, pod, pvc, storage_class
+
+from localcsi.core.scheduling import Strategy
+from localcsi.core.sizes import GiB
+from localcsi.extender.cache import NODE_LOCAL_STORAGES, PERSISTENT_VOLUME_CLAIMS, PODS, STORAGE_CLASSES
+from localcsi.extender.objects import SELECTED_NODE_ANNOTATION
+from localcsi.extender.service import Extender
+
+pytestmark = pytest.mark.unit
+
+NODES = [f"n{i}" for i in range(10)]
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def cluster(free_gib: float = 20, strategy: Strategy = Strategy.BINPACK, clock: Clock | None = None) -> Extender:
+    extender = Extender(strategy, ttl_seconds=30, clock=clock or Clock())
+    extender.apply(STORAGE_CLASSES, "ADDED", storage_class())
+    for node in NODES:
+        extender.apply(NODE_LOCAL_STORAGES, "ADDED", nls(node, ("vg0", free_gib)))
+    return extender
+
+
+def add_pod(extender: Extender, name: str, *sizes: str) -> tuple[Obj, list[Obj]]:
+    claims = [pvc(f"{name}-{i}", size) for i, size in enumerate(sizes)]
+    for claim in claims:
+        extender.apply(PERSISTENT_VOLUME_CLAIMS, "ADDED", claim)
+    return pod(name, *(c["metadata"]["name"] for c in claims)), claims
+
+
+def commit(extender: Extender, claims: list[Obj], node: str) -> None:
+    """What kube-scheduler's binding cycle does: selected-node on every PVC of the pod."""
+    for claim in claims:
+        claim["metadata"].setdefault("annotations", {})[SELECTED_NODE_ANNOTATION] = node
+        extender.apply(PERSISTENT_VOLUME_CLAIMS, "MODIFIED", claim)
+
+
+def committed_bytes(claims: list[Obj]) -> dict[str, int]:
+    per_node: dict[str, int] = {}
+    for claim in claims:
+        node = claim["metadata"].get("annotations", {}).get(SELECTED_NODE_ANNOTATION)
+        if node:
+            size = int(claim["spec"]["resources"]["requests"]["storage"].removesuffix("Gi")) * GiB
+            per_node[node] = per_node.get(node, 0) + size
+    return per_node
+
+
+def schedule(extender: Extender, the_pod: Obj, claims: list[Obj], rng: random.Random) -> str | None:
+    """One scheduling attempt: filter, prioritize, pick the best, then commit after a while."""
+    outcome = extender.filter(the_pod, NODES)
+    if not outcome.passed:
+        return None
+    threading.Event().wait(rng.random() / 500)  # other pods get filtered meanwhile
+    scores = extender.prioritize(the_pod, outcome.passed)
+    best = max(score for _, score in scores)
+    node = rng.choice([n for n, score in scores if score == best])
+    threading.Event().wait(rng.random() / 500)
+    commit(extender, claims, node)
+    return node
+
+
+@pytest.mark.parametrize("sizes", [("10Gi",), ("4Gi", "6Gi"), ("2Gi", "3Gi", "5Gi")])
+def test_thirty_pods_racing_for_room_for_twenty_never_over_commit(sizes: tuple[str, ...]) -> None:
+    extender = cluster(free_gib=20)
+    pods = [add_pod(extender, f"p{i}", *sizes) for i in range(30)]
+    rng = random.Random(5)  # noqa: S311 - only the scheduler's choices, seeded
+    placed: dict[str, str] = {}
+    for _ in range(30):  # the scheduler retries unschedulable pods until nothing changes
+        waiting = [(p, c) for p, c in pods if p["metadata"]["name"] not in placed]
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda pc: schedule(extender, pc[0], pc[1], rng), waiting))
+        for (the_pod, _), node in zip(waiting, results, strict=True):
+            if node is not None:
+                placed[the_pod["metadata"]["name"]] = node
+        if all(node is None for node in results):
+            break
+    all_claims = [claim for _, claims in pods for claim in claims]
+    assert max(committed_bytes(all_claims).values()) <= 20 * GiB
+    # holds only ever delay a pod: once they are committed every bit of room is used
+    assert len(placed) == 20
+    left = next(p for p, _ in pods if p["metadata"]["name"] not in placed)
+    outcome = extender.filter(left, NODES)
+    assert outcome.passed == []
+    assert all(reason.startswith("localcsi: no VG has room for PVC") for reason in outcome.failed.values())
+
+
+def test_pods_filtered_before_any_commit_do_not_share_the_same_space() -> None:
+    extender = cluster(free_gib=10)
+    first, _ = add_pod(extender, "first", "10Gi")
+    second, _ = add_pod(extender, "second", "10Gi")
+    assert extender.filter(first, NODES).passed == NODES
+    outcome = extender.filter(second, NODES)
+    assert outcome.passed == []
+    assert outcome.failed["n0"].endswith("while space is held for other pods being scheduled; retry follows")
+
+
+def test_once_a_pod_is_committed_its_other_holds_are_released() -> None:
+    extender = cluster(free_gib=10)
+    first, claims = add_pod(extender, "first", "10Gi")
+    second, _ = add_pod(extender, "second", "10Gi")
+    extender.filter(first, NODES)
+    commit(extender, claims, "n3")
+    outcome = extender.filter(second, NODES)
+    assert outcome.passed == [n for n in NODES if n != "n3"]
+
+
+def test_prioritize_narrows_holds_to_the_nodes_still_in_the_running() -> None:
+    extender = cluster(free_gib=10)
+    first, _ = add_pod(extender, "first", "10Gi")
+    second, _ = add_pod(extender, "second", "10Gi")
+    extender.filter(first, NODES)
+    extender.prioritize(first, ["n1", "n2"])
+    assert extender.filter(second, NODES).passed == [n for n in NODES if n not in ("n1", "n2")]
+
+
+def test_a_deleted_pending_pod_releases_its_holds() -> None:
+    extender = cluster(free_gib=10)
+    first, _ = add_pod(extender, "first", "10Gi")
+    second, _ = add_pod(extender, "second", "10Gi")
+    extender.filter(first, NODES)
+    extender.apply(PODS, "DELETED", first)
+    assert extender.filter(second, NODES).passed == NODES
+
+
+def test_holds_of_a_pod_the_scheduler_gave_up_on_expire() -> None:
+    clock = Clock()
+    extender = cluster(free_gib=10, clock=clock)
+    first, _ = add_pod(extender, "first", "10Gi")
+    second, _ = add_pod(extender, "second", "10Gi")
+    extender.filter(first, NODES)
+    clock.now += 31
+    assert extender.filter(second, NODES).passed == NODES
+
+
+def test_a_restarted_extender_rebuilds_commitments_from_the_pvcs() -> None:
+    before = cluster(free_gib=10)
+    placed, claims = add_pod(before, "placed", "10Gi")
+    before.filter(placed, NODES)
+    commit(before, claims, "n0")
+    # the new process knows nothing but what the informers list
+    after = cluster(free_gib=10)
+    for claim in claims:
+        after.apply(PERSISTENT_VOLUME_CLAIMS, "ADDED", claim)
+    newcomer, _ = add_pod(after, "new", "10Gi")
+    assert "n0" not in after.filter(newcomer, NODES).passed
+
+
+def test_pods_without_our_volumes_pass_everywhere_untouched() -> None:
+    extender = cluster(free_gib=0)
+    outcome = extender.filter(pod("plain"), [*NODES, "no-report"])
+    assert (outcome.passed, outcome.failed, outcome.counted) == ([*NODES, "no-report"], {}, False)
+    assert extender.prioritize(pod("plain"), NODES) == [(n, 0) for n in NODES]
+
+
+def test_a_missing_storage_class_never_blocks_the_pod_or_others() -> None:
+    extender = cluster(free_gib=0)
+    lost = pvc("lost", storage_class_name="does-not-exist")
+    extender.apply(PERSISTENT_VOLUME_CLAIMS, "ADDED", lost)
+    assert extender.filter(pod("p", "lost"), NODES).passed == NODES
+    assert extender.ready_summary()["reserved_pods"] == 0
+
+
+def test_binpack_and_spread_rank_nodes_oppositely() -> None:
+    for strategy, expected in ((Strategy.BINPACK, "n0"), (Strategy.SPREAD, "n1")):
+        extender = cluster(free_gib=50, strategy=strategy)
+        extender.apply(NODE_LOCAL_STORAGES, "MODIFIED", nls("n0", ("vg0", 20)))
+        the_pod, _ = add_pod(extender, "p", "10Gi")
+        outcome = extender.filter(the_pod, ["n0", "n1"])
+        scores = dict(extender.prioritize(the_pod, outcome.passed))
+        assert max(scores, key=lambda n: scores[n]) == expected
+        assert all(0 <= s <= 10 for s in scores.values())
