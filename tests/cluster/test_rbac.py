@@ -25,6 +25,7 @@ AGENT, CONTROLLER, CSI_CONTROLLER, EXTENDER = (
 SA_GROUPS = ["system:serviceaccounts", f"system:serviceaccounts:{SYSTEM_NAMESPACE}", "system:authenticated"]
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 READ = ("get", "list", "watch")
+INFORMER = ("list", "watch")
 EVENTS = ("create", "patch")
 ALL_NAMESPACES = ""  # a namespaced resource asked about across all namespaces
 OTHER_NAMESPACE = "default"
@@ -117,12 +118,11 @@ class Grant:
 # Exactly the table of docs/crds.md#rbac.
 EXPECTED: dict[str, tuple[Grant, ...]] = {
     AGENT: (
-        Grant(NLS, READ),
-        Grant(NLS_STATUS, ("get", "update", "patch")),
-        Grant(LV, (*READ, "update", "patch")),
-        Grant(LV_STATUS, ("get", "update", "patch")),
-        Grant(EVENT, EVENTS),
-        Grant(NODE, ("get",)),
+        Grant(NLS, ("list", "watch")),
+        Grant(NLS_STATUS, ("patch",)),
+        Grant(LV, (*READ, "patch")),
+        Grant(LV_STATUS, ("patch",)),
+        Grant(EVENT, ("create",)),
     ),
     CONTROLLER: (
         Grant(NLSC, ("list", "watch")),
@@ -153,15 +153,14 @@ EXPECTED: dict[str, tuple[Grant, ...]] = {
         Grant(REPLICA_SET, ("get",), SYSTEM_NAMESPACE),
     ),
     EXTENDER: (
-        Grant(NLS, READ),
-        Grant(LV, READ),
-        Grant(PV, READ),
-        Grant(PVC, READ),
-        Grant(POD, READ),
-        Grant(NODE, READ),
-        Grant(STORAGE_CLASS, READ),
-        Grant(CSI_NODE, READ),
-        Grant(EVENT, EVENTS),
+        Grant(NLS, INFORMER),
+        Grant(LV, INFORMER),
+        Grant(PV, INFORMER),
+        Grant(PVC, INFORMER),
+        Grant(POD, INFORMER),
+        Grant(STORAGE_CLASS, INFORMER),
+        Grant(SNAPSHOT, INFORMER),
+        Grant(CONTENT, INFORMER),
     ),
 }
 
@@ -314,10 +313,10 @@ def test_agent_reports_status_but_cannot_write_spec_or_read_secrets(
     nls = CustomResources(api, NODE_LOCAL_STORAGE)
     core_api = client.CoreV1Api(api)
 
-    assert nls.get(node_storage) is not None
+    assert node_storage in [item["metadata"]["name"] for item in nls.list()[0]]
     reported = nls.patch_status(node_storage, {"summary": {"readyVolumeGroups": 0}})
     assert reported["status"]["summary"] == {"readyVolumeGroups": 0}
-    assert core_api.read_node(node_storage).metadata.name == node_storage
+    assert forbidden(lambda: core_api.read_node(node_storage))
     core_api.create_namespaced_event(OTHER_NAMESPACE, event(OTHER_NAMESPACE, node_storage))
     assert CustomResources(api, LOGICAL_VOLUME).list()[0] is not None
 
@@ -372,8 +371,8 @@ def test_extender_only_reads(kube_cluster: KubeCluster, node_storage: str) -> No
     core_api = client.CoreV1Api(api)
     nls = CustomResources(api, NODE_LOCAL_STORAGE)
 
-    assert nls.get(node_storage) is not None
-    assert [node.metadata.name for node in core_api.list_node().items if node.metadata.name == node_storage]
+    assert node_storage in [item["metadata"]["name"] for item in nls.list()[0]]
+    assert forbidden(core_api.list_node)
     core_api.list_pod_for_all_namespaces()
     core_api.list_persistent_volume_claim_for_all_namespaces()
 
