@@ -12,12 +12,17 @@ from kubernetes import client, dynamic
 from localcsi.testing.cluster import KubeCluster
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-# No snapshot CRDs in the test cluster: the external-snapshotter project ships those.
-NOT_INSTALLED = {"VolumeSnapshotClass"}
-MANIFESTS = sorted((DEPLOY / "localcsi").glob("*.yaml"))
+# No snapshot CRDs in the test cluster: the external-snapshotter project ships those. A
+# KubeSchedulerConfiguration is a file kube-scheduler reads, not an API object.
+NOT_INSTALLED = {"VolumeSnapshotClass", "KubeSchedulerConfiguration"}
+FOLDERS = ("localcsi", "extender", "scheduler")
+# kube-scheduler-config.yaml holds only a KubeSchedulerConfiguration (checked by tests/unit/extender).
+MANIFESTS = sorted(
+    path for folder in FOLDERS for path in (DEPLOY / folder).glob("*.yaml") if path.name != "kube-scheduler-config.yaml"
+)
 
 
-@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_manifest_is_accepted_by_the_apiserver(kube_cluster: KubeCluster, path: Path) -> None:
     api = dynamic.DynamicClient(kube_cluster.api_client())
     checked = 0
