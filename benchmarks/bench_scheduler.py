@@ -13,38 +13,20 @@ alternate baseline and extender so that growing caches do not favour either side
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
-import urllib.request
 
 from kubernetes import client
 
 from localcsi import DRIVER_NAME
 from localcsi.testing.cluster import KubeCluster
+from localcsi.testing.extender import ExtenderProcess
 from localcsi.testing.scheduler import KubeScheduler
 from localcsi.testing.storage_nodes import GIB, add_storage_node
 from localcsi.testing.vm import free_port
 
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
 STORAGE_CLASS = "localcsi-bench"
-
-
-def start_extender(cluster: KubeCluster, port: int) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "localcsi", "--log-level", "warning", "extender", "--listen", f"127.0.0.1:{port}"]
-    argv += ["--kubeconfig", str(cluster.kubeconfig("localcsi-extender"))]
-    log = (cluster.workdir / "extender.log").open("ab")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"extender not healthy:\n{(cluster.workdir / 'extender.log').read_text()[-3000:]}")
 
 
 def schedule_round(cluster: KubeCluster, namespace: str, pods: int) -> float:
@@ -101,21 +83,19 @@ def main() -> int:
         )
         for index in range(args.nodes):
             add_storage_node(cluster, f"node-{index:04d}", {"localcsi-pool-0": 100_000 * GIB})
-        port = free_port()
-        extender = start_extender(cluster, port)
+        extender = ExtenderProcess(cluster, free_port(), log_level="warning").start()
         results: dict[str, list[float]] = {"baseline": [], "extender": []}
         try:
             for round_index in range(args.rounds):
                 for side in ("baseline", "extender"):
-                    url = f"http://127.0.0.1:{port}" if side == "extender" else None
+                    url = extender.url if side == "extender" else None
                     with KubeScheduler(cluster, extender_url=url):
                         elapsed = schedule_round(cluster, f"bench-{side}-{round_index}", args.pods)
                     results[side].append(elapsed)
                     print(f"round {round_index} {side:8s}: {args.pods} pods in {elapsed:.2f} s "
                           f"({args.pods / elapsed:.1f} pods/s)", flush=True)  # fmt: skip
         finally:
-            extender.terminate()
-            extender.wait(timeout=20)
+            extender.stop()
     baseline = args.pods * len(results["baseline"]) / sum(results["baseline"])
     with_extender = args.pods * len(results["extender"]) / sum(results["extender"])
     print(

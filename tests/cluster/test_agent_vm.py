@@ -16,9 +16,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -33,23 +32,12 @@ from localcsi.testing.cluster import KubeCluster
 from localcsi.testing.csi_requests import MIB, create_volume
 from localcsi.testing.guest_agent import GuestAgent
 from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.waiting import wait_for
 
 NODE = "agent-node-1"
 OTHER_NODES = ("agent-node-2", "agent-node-3")  # Node objects with no agent: they still get a NodeLocalStorage
 POOL = "localcsi-pool-0"
 REFUSED_POOL = "localcsi-pool-1"
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120, interval: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +66,12 @@ def storage_controller(kube_cluster: KubeCluster) -> Iterator[subprocess.Popen[b
     yield proc
     proc.terminate()
     proc.wait(timeout=30)
+    # Leave the session's cluster as this module found it: other modules use these names too.
+    storages = CustomResources(kube_cluster.api_client(), NODE_LOCAL_STORAGE)
+    CustomResources(kube_cluster.api_client(), NODE_LOCAL_STORAGE_INIT_CONFIG).delete("localcsi")
+    for node in (NODE, *OTHER_NODES):
+        kube_cluster.delete_node(node)
+        storages.delete(node)
 
 
 @pytest.fixture(scope="module")

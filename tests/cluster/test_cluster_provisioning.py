@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from localcsi.testing.csi_requests import MIB, block_capability, create_volume, 
 from localcsi.testing.guest_agent import connect_guest
 from localcsi.testing.install import GUEST_SITE
 from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.waiting import wait_for
 
 NODE = "node-1"
 VG = "localcsi-a"
@@ -59,17 +60,6 @@ with Lifecycle() as lifecycle:
 T = TypeVar("T")
 
 
-def wait_until(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
 class GuestReconciler:
     """The LogicalVolume reconciler as a process in the VM, started and killed like the agent."""
 
@@ -83,7 +73,7 @@ class GuestReconciler:
         offset = self._log_size()
         argv = ["/usr/bin/python3", GUEST_SCRIPT, self.kubeconfig, NODE]
         self.pid = self.vm.guest.spawn(argv, log=GUEST_LOG, env={"PYTHONPATH": GUEST_SITE})
-        wait_until("the reconciler to start", lambda: "reconciling LogicalVolumes" in self.logs(offset), 90)
+        wait_for("the reconciler to start", lambda: "reconciling LogicalVolumes" in self.logs(offset), 90)
 
     def _log_size(self) -> int:
         result = self.vm.run(["stat", "-c", "%s", GUEST_LOG])
@@ -107,8 +97,9 @@ def vm_config() -> VMConfig:
 
 
 @pytest.fixture(scope="module")
-def node(installed_vm: NodeVM, kube_cluster: KubeCluster) -> NodeVM:
-    """node-1: the Node object, a VG on the VM's data disk, and its NodeLocalStorage status from vgs."""
+def node(installed_vm: NodeVM, kube_cluster: KubeCluster) -> Iterator[NodeVM]:
+    """node-1: the Node object, a VG on the VM's data disk, and its NodeLocalStorage status from vgs;
+    both removed afterwards."""
     vm = installed_vm
     vm.check(["vgcreate", "-y", VG, vm.data_disks()[0]])
     kube_cluster.add_node(NODE)
@@ -122,7 +113,10 @@ def node(installed_vm: NodeVM, kube_cluster: KubeCluster) -> NodeVM:
     storages.create({"metadata": {"name": NODE}, "spec": {"nodeName": NODE}})
     storages.patch_status(NODE, {"nodeStorageInfo": {"volumeGroups": [group]},
                                  "filteredStorageInfo": {"volumeGroups": [VG]}})  # fmt: skip
-    return vm
+    yield vm
+    # Leave the session's cluster as this module found it: other modules use these names too.
+    storages.delete(NODE)
+    kube_cluster.delete_node(NODE)
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +210,7 @@ def test_kill_9_of_the_agent_during_a_restore_converges_to_exactly_one_lv(
                             source=snapshot_source(snapshot.snapshot_id))  # fmt: skip
     with ThreadPoolExecutor(1) as pool:
         first: Future[csi_pb2.Volume] = pool.submit(create, controller, request)
-        wait_until("the restore's LV, still being filled", lambda: CREATING in guest_lvs(node).get(restored_lv,
+        wait_for("the restore's LV, still being filled", lambda: CREATING in guest_lvs(node).get(restored_lv,
                    {}).get("lv_tags", ""), 120, interval=0.1)  # fmt: skip
         time.sleep(1.5)  # into the copy
         agent.kill(signal.SIGKILL)

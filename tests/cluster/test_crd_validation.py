@@ -29,11 +29,19 @@ FieldPath = tuple[str | int, ...]
 DELETE = object()
 
 
+# The examples' own names (node-1, localcsi) are what other cluster-tier modules use for real
+# objects in the same session cluster, so the examples are created under these names instead.
+EXAMPLE_NAMES = {"NodeLocalStorage": "crd-example-node", "NodeLocalStorageInitConfig": "crd-example-config"}
+
+
 def documented_example(kind: Kind) -> Object:
-    """The first ```yaml block of docs/crds.md that is a full object of `kind`."""
+    """The first ```yaml block of docs/crds.md that is a full object of `kind`, renamed."""
     for block in re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), flags=re.DOTALL):
         document = yaml.safe_load(block)
         if isinstance(document, dict) and document.get("kind") == kind.kind and "spec" in document:
+            document["metadata"]["name"] = EXAMPLE_NAMES[kind.kind]
+            if "nodeName" in document["spec"]:
+                document["spec"]["nodeName"] = EXAMPLE_NAMES[kind.kind]
             return document
     raise AssertionError(f"docs/crds.md has no full {kind.kind} example")
 
@@ -469,15 +477,15 @@ def table(api: client.ApiClient, kind: Kind) -> Object:
 
 
 NLS_ROW = {
-    "Name": "node-1",
-    "Node": "node-1",
+    "Name": EXAMPLE_NAMES["NodeLocalStorage"],
+    "Node": EXAMPLE_NAMES["NodeLocalStorage"],
     "Ready": "True",
     "VGs ready": 1,
     "Allocatable": 96632569856,
     "VGs": '["localcsi-pool-0"]',
     "Devices": '["/dev/vdc"]',
 }
-NLSC_ROW = {"Name": "localcsi", "Nodes": 3, "Ready": "True"}
+NLSC_ROW = {"Name": EXAMPLE_NAMES["NodeLocalStorageInitConfig"], "Nodes": 3, "Ready": "True"}
 
 
 @pytest.mark.parametrize(("kind", "expected"), [(NLS, NLS_ROW), (NLSC, NLSC_ROW)], ids=["nls", "nlsc"])

@@ -11,9 +11,6 @@ authorizes it.
 from __future__ import annotations
 
 import functools
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -25,61 +22,16 @@ from kubernetes import client
 
 from localcsi import DRIVER_NAME
 from localcsi.testing.cluster import KubeCluster
+from localcsi.testing.extender import ExtenderProcess
 from localcsi.testing.scheduler import KubeScheduler
 from localcsi.testing.storage_nodes import GIB, add_storage_node
 from localcsi.testing.vm import free_port
+from localcsi.testing.waiting import wait_for
 
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
 STORAGE_CLASS = "localcsi-extender-test"
 VG = "localcsi-pool"
 GROUP_LABEL = "extender-test.localcsi.io/group"
-# `localcsi extender` through the CLI, whether or not this build's CLI table lists it yet.
-BOOT = (
-    "import sys; from localcsi import cli; "
-    "cli.COMMAND_RUNNERS['extender'] = cli.COMMAND_RUNNERS['extender'] or 'localcsi.extender.main:run'; "
-    "sys.exit(cli.main(sys.argv[1:]))"
-)
-
-
-class ExtenderProcess:
-    def __init__(self, cluster: KubeCluster, port: int) -> None:
-        self.cluster = cluster
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = cluster.workdir / f"extender-{port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60) -> ExtenderProcess:
-        kubeconfig = self.cluster.kubeconfig("localcsi-extender")
-        argv = [sys.executable, "-c", BOOT, "--log-format", "text", "extender", "--listen", f"127.0.0.1:{self.port}"]
-        argv += ["--kubeconfig", str(kubeconfig), "--strategy", "binpack"]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"extender exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError(f"extender not healthy after {timeout:.0f}s:\n{self.log()}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.terminate()
-        return self.proc.wait(timeout=20)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
 
 
 @pytest.fixture(scope="module")
@@ -178,15 +130,6 @@ def committed_gib(cluster: KubeCluster, namespace: str) -> dict[str, int]:
     return per_node
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, log: Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"{what} not reached after {timeout:.0f}s\n{log()}")
-
-
 def settle(read: Callable[[], int], quiet: float, timeout: float) -> int:
     """Poll until the value has not changed for ``quiet`` seconds; returns it."""
     last, since, deadline = read(), time.monotonic(), time.monotonic() + timeout
@@ -230,10 +173,10 @@ def test_pods_get_a_node_that_holds_all_their_volumes(
     for name, volumes, expected in cases:
         create_pod(kube_cluster, namespace, name, "fit", volumes)
         wait_for(
+            f"pod {name} scheduled",
             lambda: len(scheduled_volumes(kube_cluster, namespace, name)) == len(volumes),  # noqa: B023
             60,
-            f"pod {name} scheduled",
-            logs,
+            context=logs,
         )
         nodes = set(scheduled_volumes(kube_cluster, namespace, name).values())
         assert len(nodes) == 1, f"{name}'s volumes were split over {nodes}"
@@ -242,7 +185,7 @@ def test_pods_get_a_node_that_holds_all_their_volumes(
     assert all(gib <= NODE_SIZES[node] for node, gib in committed_gib(kube_cluster, namespace).items())
     # fits nowhere: stays pending, and the event says why
     create_pod(kube_cluster, namespace, "huge", "fit", [30, 30])
-    wait_for(lambda: bool(scheduling_events(kube_cluster, namespace, "huge")), 60, "FailedScheduling event", logs)
+    wait_for("FailedScheduling event", lambda: scheduling_events(kube_cluster, namespace, "huge"), 60, context=logs)
     (message, *_) = scheduling_events(kube_cluster, namespace, "huge")
     assert "localcsi: no VG has room for PVC extender-fit/huge-" in message
     assert scheduled_volumes(kube_cluster, namespace, "huge") == {}
@@ -272,17 +215,20 @@ def test_thirty_pods_racing_for_room_for_twenty(
     waiting = [pod_of(c) for c, node in selected_nodes(kube_cluster, namespace).items() if not node]
     assert len(waiting) == 10
     wait_for(
-        lambda: bool(scheduling_events(kube_cluster, namespace, waiting[0])), 60, "FailedScheduling event", extender.log
+        "FailedScheduling event",
+        lambda: scheduling_events(kube_cluster, namespace, waiting[0]),
+        60,
+        context=extender.log,
     )
     assert any("localcsi: no VG has room" in m for m in scheduling_events(kube_cluster, namespace, waiting[0]))
     # space is freed: a node's agent reports more room, and the node changes (an event the scheduler requeues on)
     add_storage_node(kube_cluster, "race-0", {VG: 60 * GIB}, labels={GROUP_LABEL: "race"})
     core(kube_cluster).patch_node("race-0", {"metadata": {"labels": {"extender-test.localcsi.io/grown": "yes"}}})
     wait_for(
+        "4 more pods placed on the grown node",
         lambda: sum(1 for node in selected_nodes(kube_cluster, namespace).values() if node) == 24,
         90,
-        "4 more pods placed on the grown node",
-        extender.log,
+        context=extender.log,
     )
     assert committed_gib(kube_cluster, namespace)["race-0"] <= 60
 
@@ -320,12 +266,12 @@ def test_a_missing_storage_class_does_not_block_other_pods(
     }
     api.create_namespaced_pod(namespace, {"metadata": {"name": "plain"}, "spec": plain})
     wait_for(
+        "our pod and a plain pod scheduled",
         lambda: (
             selected_nodes(kube_cluster, namespace).get("ours-0") == "lost-0"
             and api.read_namespaced_pod("plain", namespace).spec.node_name == "lost-0"
         ),
         60,
-        "our pod and a plain pod scheduled",
-        extender.log,
+        context=extender.log,
     )
     assert selected_nodes(kube_cluster, namespace)["orphan-0"] == ""

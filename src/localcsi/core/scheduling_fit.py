@@ -137,23 +137,31 @@ def _fit_named(
     return None
 
 
+def best_fit(room: dict[str, int], charge: int) -> str | None:
+    """The VG left with the least room after taking ``charge``, ties by name; its room is reduced.
+    None when no VG has room."""
+    best: str | None = None
+    best_left = 0
+    for name, free in room.items():
+        left = free - charge
+        if left >= 0 and (best is None or left < best_left or (left == best_left and name < best)):
+            best, best_left = name, left
+    if best is not None:
+        room[best] = best_left
+    return best
+
+
 def _fit_unnamed(demand: PodDemand, room: dict[str, int], charges: list[Charge]) -> tuple[str, str | None, int] | None:
     """Best fit, largest volume first: the VG that is left with the least room, ties by name."""
     placed: list[VolumeRequest] = []
     for request in demand.unnamed:
         charge = request.charge_bytes
-        best: str | None = None
-        best_left = 0
-        for name, free in room.items():
-            left = free - charge
-            if left >= 0 and (best is None or left < best_left or (left == best_left and name < best)):
-                best, best_left = name, left
+        best = best_fit(room, charge)
         if best is None:
             if not room:
                 return "this node has no usable LVM volume group", None, 0
             after = f" besides {_labels(placed)}" if placed else ""
             return f"no VG has room for {request.describe()}{after}", None, charge
-        room[best] = best_left
         placed.append(request)
         charges.append(Charge(request.key, best, charge))
     return None
@@ -257,15 +265,9 @@ class Fitter:
         room = {n: f - held_vg.get(n, 0) for n, f in vg_free.items()} if held_vg is not None else dict(vg_free)
         choice: list[str] = []
         for charge in self._charges:
-            best: str | None = None
-            best_left = 0
-            for name, free in room.items():
-                left = free - charge
-                if left >= 0 and (best is None or left < best_left or (left == best_left and name < best)):
-                    best, best_left = name, left
+            best = best_fit(room, charge)
             if best is None:
                 return self._fit(cap, held)
-            room[best] = best_left
             choice.append(best)
         return self._assignment(tuple(choice))
 
