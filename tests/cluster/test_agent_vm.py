@@ -19,16 +19,13 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-import grpc
 import pytest
 from kubernetes import client
 
 from localcsi.core.names import volume_lv_name
-from localcsi.csi import csi_pb2, services
+from localcsi.csi import csi_pb2
 from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, NODE_LOCAL_STORAGE_INIT_CONFIG, CustomResources
-from localcsi.plugin.config import Mode, PluginConfig
-from localcsi.plugin.server import build_server
-from localcsi.testing.cluster import KubeCluster
+from localcsi.testing.cluster import KubeCluster, cluster_mode_controller
 from localcsi.testing.csi_requests import MIB, create_volume
 from localcsi.testing.guest_agent import GuestAgent
 from localcsi.testing.vm import NodeVM, VMConfig
@@ -172,20 +169,8 @@ def test_agent_cycles_run_a_constant_three_commands(kube_cluster: KubeCluster, a
 @pytest.fixture(scope="module")
 def csi_controller(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     socket = tmp_path_factory.mktemp("csi") / "csi.sock"
-    config = PluginConfig(
-        mode=Mode.CONTROLLER,
-        endpoint=f"unix://{socket}",
-        kubeconfig=str(kube_cluster.kubeconfig("localcsi-csi-controller")),
-        operation_timeout=60.0,
-    )
-    server = build_server(config)
-    server.start()
-    channel = grpc.insecure_channel(f"unix:{socket}")
-    try:
-        yield services.controller_stub(channel)
-    finally:
-        channel.close()
-        server.stop(grace=None)
+    with cluster_mode_controller(kube_cluster, socket, operation_timeout=60.0) as stub:
+        yield stub
 
 
 def test_create_volume_lands_in_the_vg_the_agent_created(

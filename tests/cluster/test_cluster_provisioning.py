@@ -21,11 +21,9 @@ import grpc
 import pytest
 
 from localcsi.core.names import volume_lv_name
-from localcsi.csi import csi_pb2, services
+from localcsi.csi import csi_pb2
 from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, CustomResources
-from localcsi.plugin.config import Mode, PluginConfig
-from localcsi.plugin.server import build_server
-from localcsi.testing.cluster import KubeCluster
+from localcsi.testing.cluster import KubeCluster, cluster_mode_controller
 from localcsi.testing.csi_requests import MIB, block_capability, create_volume, snapshot_source
 from localcsi.testing.guest_agent import connect_guest
 from localcsi.testing.install import GUEST_SITE
@@ -132,20 +130,8 @@ def agent(node: NodeVM, kube_cluster: KubeCluster) -> Iterator[GuestReconciler]:
 def controller(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The plugin's Controller service in cluster mode over a real gRPC socket, as the CSI controller SA."""
     socket = tmp_path_factory.mktemp("csi") / "csi.sock"
-    config = PluginConfig(
-        mode=Mode.CONTROLLER,
-        endpoint=f"unix://{socket}",
-        kubeconfig=str(kube_cluster.kubeconfig("localcsi-csi-controller")),
-        operation_timeout=OPERATION_TIMEOUT,
-    )
-    server = build_server(config)
-    server.start()
-    channel = grpc.insecure_channel(f"unix:{socket}")
-    try:
-        yield services.controller_stub(channel)
-    finally:
-        channel.close()
-        server.stop(grace=None)
+    with cluster_mode_controller(kube_cluster, socket, operation_timeout=OPERATION_TIMEOUT) as stub:
+        yield stub
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import yaml
 from kubernetes import client, utils
 
+from localcsi.csi import services
 from localcsi.k8s.client import api_client
+from localcsi.plugin.config import Mode, PluginConfig
+from localcsi.plugin.server import build_server
 from localcsi.testing.certs import make_certs
 from localcsi.testing.phases import Phases
 from localcsi.testing.tools import tool_path
@@ -288,3 +292,23 @@ def running_cluster(phases: Phases | None = None) -> Iterator[KubeCluster]:
     cluster = KubeCluster(phases)
     with cluster:
         yield cluster
+
+
+@contextlib.contextmanager
+def cluster_mode_controller(cluster: KubeCluster, socket: Path, operation_timeout: float) -> Iterator[Any]:
+    """The plugin's Controller service in cluster mode on a real gRPC unix socket, as the
+    localcsi-csi-controller service account; yields a Controller stub."""
+    config = PluginConfig(
+        mode=Mode.CONTROLLER,
+        endpoint=f"unix://{socket}",
+        kubeconfig=str(cluster.kubeconfig("localcsi-csi-controller")),
+        operation_timeout=operation_timeout,
+    )
+    server = build_server(config)
+    server.start()
+    channel = grpc.insecure_channel(f"unix:{socket}")
+    try:
+        yield services.controller_stub(channel)
+    finally:
+        channel.close()
+        server.stop(grace=None)
