@@ -194,3 +194,28 @@ def test_create_volume_lands_in_the_vg_the_agent_created(
     assert CustomResources(kube_cluster.api_client(), LOGICAL_VOLUME).get(name) is None
     lvs = agent.vm.check(["lvs", "--reportformat", "json", "-o", "lv_name", POOL]).json()["report"][0]["lv"]
     assert lvs == []
+
+
+def test_get_capacity_per_node_and_per_class_follows_the_agents_report(
+    kube_cluster: KubeCluster, agent: GuestAgent, csi_controller: Any
+) -> None:
+    """What the external-provisioner publishes as CSIStorageCapacity, per node and StorageClass."""
+    group = wait_for("the agent to report the new VG", lambda: pool_status(kube_cluster))
+
+    def capacity(node: str, parameters: dict[str, str]) -> csi_pb2.GetCapacityResponse:
+        topology = csi_pb2.Topology(segments={"topology.localcsi.io/node": node})
+        request = csi_pb2.GetCapacityRequest(parameters=parameters, accessible_topology=topology)
+        response: csi_pb2.GetCapacityResponse = csi_controller.GetCapacity(request, timeout=30)
+        return response
+
+    def agrees() -> bool:  # the controller's informer and this read may see consecutive agent reports
+        reported = (pool_status(kube_cluster) or group)["allocatable"]
+        return bool(capacity(NODE, {"vgName": POOL}).available_capacity == reported)
+
+    wait_for("GetCapacity to equal the allocatable space the agent reports", agrees, timeout=30)
+    allocatable = (pool_status(kube_cluster) or group)["allocatable"]
+    linear = capacity(NODE, {"vgName": POOL})
+    assert 0 < linear.maximum_volume_size.value <= allocatable
+    assert capacity(NODE, {}).available_capacity == allocatable  # best fit over the managed VGs
+    assert capacity(NODE, {"vgName": POOL, "lvmType": "thin", "thinPool": "pool0"}).available_capacity == 0
+    assert capacity(OTHER_NODES[0], {"vgName": POOL}).available_capacity == 0  # no agent, no storage

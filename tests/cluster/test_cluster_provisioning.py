@@ -1,9 +1,9 @@
 """Cluster-mode provisioning end to end: the CSI controller on the host, the agent in the node VM.
 
 The host runs the plugin's Controller service in cluster mode (a real gRPC server, ControllerDriver on
-ClusterBackend, as the localcsi-csi-controller service account). It only writes LogicalVolumes; the
-LogicalVolumeReconciler in the VM (as the localcsi-agent service account, through the VM's route to
-the host apiserver) makes the LVs with real lvm2. Checked: a create makes one resource and one LV of
+ClusterBackend, as the localcsi-csi-controller service account). It only writes LogicalVolumes;
+`localcsi agent` in the VM (as the localcsi-agent service account, through the VM's route to the host
+apiserver) makes the LVs with real lvm2 in its LogicalVolume reconciler. Checked: a create makes one resource and one LV of
 the size lvs reports, a delete removes both, a kill -9 of the agent during a restore's block copy
 converges to exactly one finished LV, and a create while the agent is down is DEADLINE_EXCEEDED
 until the agent is back, when the retry finishes the same resource.
@@ -15,7 +15,7 @@ import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import pytest
@@ -26,7 +26,7 @@ from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, CustomRes
 from localcsi.testing.cluster import KubeCluster, cluster_mode_controller
 from localcsi.testing.csi_requests import MIB, block_capability, create_volume, snapshot_source
 from localcsi.testing.guest_agent import connect_guest
-from localcsi.testing.install import GUEST_SITE
+from localcsi.testing.install import GUEST_LAUNCHER
 from localcsi.testing.vm import NodeVM, VMConfig
 from localcsi.testing.waiting import wait_for
 
@@ -38,39 +38,23 @@ TOPOLOGY = csi_pb2.TopologyRequirement(
     preferred=[csi_pb2.Topology(segments={"topology.localcsi.io/node": NODE})],
 )
 OPERATION_TIMEOUT = 20.0  # the plugin's wait for the agent, below the gRPC deadline the tests use
-GUEST_SCRIPT = "/opt/localcsi/lv_agent.py"
-GUEST_LOG = "/var/log/localcsi-lv-agent.log"
-# Runs only the LogicalVolumeReconciler, as `localcsi agent` does in a thread, with this package's code.
-AGENT_SCRIPT = f"""
-import sys
-from localcsi import logs
-from localcsi.agent.lv_reconciler import LogicalVolumeReconciler
-from localcsi.k8s.client import api_client
-from localcsi.lifecycle import Lifecycle
-from localcsi.lvm.runner import SubprocessRunner
-
-logs.configure("debug", "text")
-kubeconfig, node = sys.argv[1:3]
-with Lifecycle() as lifecycle:
-    LogicalVolumeReconciler(api_client(kubeconfig), node, SubprocessRunner(), lifecycle,
-                            vg_allowed=lambda vg: vg == "{VG}", resync_seconds=10).run()
-"""
-T = TypeVar("T")
+GUEST_LOG = "/var/log/localcsi-agent-provisioning.log"
 
 
 class GuestReconciler:
-    """The LogicalVolume reconciler as a process in the VM, started and killed like the agent."""
+    """`localcsi agent` in the VM (its LogicalVolume reconciler is what these tests exercise), started
+    and killed as a process, with the log read from an offset so a restart's lines stand apart."""
 
     def __init__(self, vm: NodeVM, kubeconfig: str) -> None:
         self.vm = vm
         self.kubeconfig = kubeconfig
         self.pid: int | None = None
-        vm.guest.put(GUEST_SCRIPT, AGENT_SCRIPT.encode())
 
     def start(self) -> None:
         offset = self._log_size()
-        argv = ["/usr/bin/python3", GUEST_SCRIPT, self.kubeconfig, NODE]
-        self.pid = self.vm.guest.spawn(argv, log=GUEST_LOG, env={"PYTHONPATH": GUEST_SITE})
+        argv = [GUEST_LAUNCHER, "--log-format", "text", "--log-level", "debug", "agent", "--node-name", NODE,
+                "--kubeconfig", self.kubeconfig, "--resync-seconds", "10"]  # fmt: skip
+        self.pid = self.vm.guest.spawn(argv, log=GUEST_LOG)
         wait_for("the reconciler to start", lambda: "reconciling LogicalVolumes" in self.logs(offset), 90)
 
     def _log_size(self) -> int:
@@ -108,7 +92,8 @@ def node(installed_vm: NodeVM, kube_cluster: KubeCluster) -> Iterator[NodeVM]:
     group = {"name": VG, "physicalVolumes": [vm.data_disks()[0]], "total": size, "available": free,
              "allocatable": free, "reserved": 0, "condition": "DiskReady"}  # fmt: skip
     storages = CustomResources(kube_cluster.api_client(), NODE_LOCAL_STORAGE)
-    storages.create({"metadata": {"name": NODE}, "spec": {"nodeName": NODE}})
+    # The agent manages only the VGs its listConfig lets through; its first cycle rewrites this status.
+    storages.create({"metadata": {"name": NODE}, "spec": {"nodeName": NODE, "listConfig": {"vgs": {"include": [VG]}}}})
     storages.patch_status(NODE, {"nodeStorageInfo": {"volumeGroups": [group]},
                                  "filteredStorageInfo": {"volumeGroups": [VG]}})  # fmt: skip
     yield vm

@@ -29,13 +29,11 @@ from localcsi.k8s.client import api_client
 from localcsi.plugin.config import Mode, PluginConfig
 from localcsi.plugin.server import build_server
 from localcsi.testing.certs import make_certs
+from localcsi.testing.install import project_root
 from localcsi.testing.phases import Phases
 from localcsi.testing.tools import tool_path
 from localcsi.testing.vm import HOST_LOOPBACK, free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-CRD_DIR = REPO_ROOT / "deploy" / "crds"
-RBAC_DIR = REPO_ROOT / "deploy" / "rbac"
 SYSTEM_NAMESPACE = "localcsi-system"
 SERVICE_ACCOUNTS = ("localcsi-agent", "localcsi-controller", "localcsi-csi-controller", "localcsi-extender")
 ADMIN = "admin"
@@ -75,7 +73,7 @@ class KubeCluster:
                 self._wait_ready(timeout=120)
             with self.phases.phase("CRDs and RBAC"):
                 self.install_crds()
-                self.apply_manifests(sorted(RBAC_DIR.glob("*.yaml")))
+                self.apply_manifests(manifests(project_root() / "deploy" / "rbac"))
         except BaseException:
             self.stop()
             raise
@@ -259,10 +257,10 @@ class KubeCluster:
                 raise
 
     # -- manifests ---------------------------------------------------------------------------
-    def install_crds(self, directory: Path = CRD_DIR, timeout: float = 60) -> list[str]:
+    def install_crds(self, directory: Path | None = None, timeout: float = 60) -> list[str]:
         api = client.ApiextensionsV1Api(self.api_client())
         names = []
-        for path in sorted(directory.glob("*.yaml")):
+        for path in manifests(directory or project_root() / "deploy" / "crds"):
             for doc in yaml.safe_load_all(path.read_text()):
                 if doc:
                     api.create_custom_resource_definition(doc)
@@ -280,6 +278,14 @@ class KubeCluster:
         docs = [doc for path in paths for doc in yaml.safe_load_all(path.read_text()) if doc]
         for doc in sorted(docs, key=lambda doc: doc.get("kind") != "Namespace"):  # namespaces first
             utils.create_from_dict(api, doc)
+
+
+def manifests(directory: Path) -> list[Path]:
+    """The YAML files of a deploy/ folder; none is an error (an installed package has no deploy/)."""
+    paths = sorted(directory.glob("*.yaml"))
+    if not paths:
+        raise ClusterError(f"no manifests in {directory}: run from the source tree or set LOCALCSI_PROJECT_ROOT")
+    return paths
 
 
 def _established(crd: dict[str, Any]) -> bool:
