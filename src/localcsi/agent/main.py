@@ -10,12 +10,11 @@ reconciler stopped on its own or the agent could not start.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 from kubernetes import client
 
@@ -25,10 +24,9 @@ from localcsi.agent.orphans import OrphanTracker
 from localcsi.agent.status import StatusPublisher
 from localcsi.driver.cluster_resources import node_selector
 from localcsi.k8s.client import api_client
-from localcsi.k8s.errors import translated
 from localcsi.k8s.events import EventRecorder
-from localcsi.k8s.informer import Informer
-from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, CustomResources, WatchEvent, stream_events
+from localcsi.k8s.informer import Informer, custom_source
+from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, CustomResources
 from localcsi.lifecycle import Lifecycle
 from localcsi.logs import fields
 from localcsi.lvm.runner import SubprocessRunner
@@ -38,27 +36,6 @@ log = logging.getLogger(__name__)
 COMPONENT = "localcsi-agent"
 SYNC_TIMEOUT = 30.0
 _POLL = 0.5
-
-
-class OwnResource:
-    """List and watch of the one NodeLocalStorage named after this node (field selector metadata.name)."""
-
-    def __init__(self, api: client.ApiClient, node: str) -> None:
-        self._objects = client.CustomObjectsApi(api)
-        self._scope = {"group": NODE_LOCAL_STORAGE.group, "version": NODE_LOCAL_STORAGE.version,
-                       "plural": NODE_LOCAL_STORAGE.plural}  # fmt: skip
-        self._selector = f"metadata.name={node}"
-
-    @translated
-    def list(self) -> tuple[list[dict[str, Any]], str]:
-        call = self._objects.list_cluster_custom_object
-        response = call(**self._scope, field_selector=self._selector, _preload_content=False)
-        body = cast(dict[str, Any], json.loads(response.data))
-        return list(body.get("items") or []), str((body.get("metadata") or {}).get("resourceVersion", ""))
-
-    def watch(self, resource_version: str, timeout_seconds: int) -> Iterator[WatchEvent]:
-        call = self._objects.list_cluster_custom_object
-        return stream_events(call, resource_version, timeout_seconds, **self._scope, field_selector=self._selector)
 
 
 class SpecChanges:
@@ -134,9 +111,10 @@ def run(args: argparse.Namespace) -> int:
         lambda: volumes.list(selector)[0],
         orphans=OrphanTracker(grace, collect),
     )
-    own = OwnResource(api, node)
     changes = SpecChanges()
-    informer = Informer(own.list, own.watch)
+    # A watch on this node's one resource (by name), not on every node's.
+    own = custom_source(CustomResources(api, NODE_LOCAL_STORAGE), field_selector=f"metadata.name={node}")
+    informer = Informer(*own)
     informer.add_handler(changes)
     log.info(
         "agent starting",

@@ -146,11 +146,13 @@ def builtin_source(api: client.ApiClient, plural: str, label_selector: str | Non
     return list_fn, watch_fn
 
 
-def custom_source(resources: CustomResources, label_selector: str | None = None) -> tuple[ListFn, WatchFn]:
+def custom_source(
+    resources: CustomResources, label_selector: str | None = None, field_selector: str | None = None
+) -> tuple[ListFn, WatchFn]:
     def list_fn() -> tuple[list[Object], str]:
-        return resources.list(label_selector)
+        return resources.list(label_selector, field_selector)
 
     def watch_fn(resource_version: str, timeout_seconds: int) -> Iterator[WatchEvent]:
-        return resources.watch(resource_version, timeout_seconds, label_selector)
+        return resources.watch(resource_version, timeout_seconds, label_selector, field_selector)
 
     return list_fn, watch_fn

@@ -89,8 +89,8 @@ class CustomResources:
             raise
 
     @translated
-    def list(self, label_selector: str | None = None) -> tuple[list[Object], str]:
-        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+    def list(self, label_selector: str | None = None, field_selector: str | None = None) -> tuple[list[Object], str]:
+        kwargs = _selectors(label_selector, field_selector)
         body = _raw(self._api.list_cluster_custom_object(*self._scope(), **_CALL, **kwargs))
         return list(body.get("items") or []), str(body.get("metadata", {}).get("resourceVersion", ""))
 
@@ -129,9 +129,18 @@ class CustomResources:
         return True
 
     def watch(
-        self, resource_version: str, timeout_seconds: int, label_selector: str | None = None
+        self,
+        resource_version: str,
+        timeout_seconds: int,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> Iterator[WatchEvent]:
         group, version, plural = self._scope()
-        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        kwargs = _selectors(label_selector, field_selector)
         kwargs.update(group=group, version=version, plural=plural)
         return stream_events(self._api.list_cluster_custom_object, resource_version, timeout_seconds, **kwargs)
+
+
+def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, Any]:
+    selectors = {"label_selector": label_selector, "field_selector": field_selector}
+    return {key: value for key, value in selectors.items() if value}
