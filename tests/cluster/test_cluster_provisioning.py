@@ -3,8 +3,8 @@
 The host runs the plugin's Controller service in cluster mode (a real gRPC server, ControllerDriver on
 ClusterBackend, as the localcsi-csi-controller service account). It only writes LogicalVolumes;
 `localcsi agent` in the VM (as the localcsi-agent service account, through the VM's route to the host
-apiserver) makes the LVs with real lvm2 in its LogicalVolume reconciler. Checked: a create makes one resource and one LV of
-the size lvs reports, a delete removes both, a kill -9 of the agent during a restore's block copy
+apiserver) makes the LVs with real lvm2 in its LogicalVolume reconciler. Checked: a create makes one
+resource and one LV of the size lvs reports, a delete removes both, a kill -9 of the agent during a restore's block copy
 converges to exactly one finished LV, and a create while the agent is down is DEADLINE_EXCEEDED
 until the agent is back, when the retry finishes the same resource.
 """
