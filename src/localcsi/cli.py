@@ -7,7 +7,6 @@ import importlib
 import logging
 import os
 import socket
-import sys
 from collections.abc import Callable, Sequence
 from typing import Final, cast
 
@@ -17,32 +16,21 @@ log = logging.getLogger(__name__)
 
 Runner = Callable[[argparse.Namespace], int]
 
-EXIT_NOT_IMPLEMENTED: Final = 3
 LOG_LEVEL_ENV: Final = "LOCALCSI_LOG_LEVEL"
 
 # Subcommand -> "module:function" that takes the parsed arguments and returns the exit status.
 # Imported only when that subcommand runs, so `localcsi --help` never loads grpc or kubernetes.
-# None means not built yet; plugging one in is a one-line change here.
-COMMAND_RUNNERS: Final[dict[str, str | None]] = {
+COMMAND_RUNNERS: Final[dict[str, str]] = {
     "plugin": "localcsi.plugin.main:run",
     "agent": "localcsi.agent.main:run",
     "controller": "localcsi.controller.main:run",
     "extender": "localcsi.extender.main:run",
-    "status": None,
+    "status": "localcsi.status:run",
 }
 
 
-class CommandNotImplementedError(NotImplementedError):
-    def __init__(self, command: str) -> None:
-        super().__init__(f"localcsi {command}: not implemented yet in this build")
-        self.command = command
-
-
 def resolve_runner(command: str) -> Runner:
-    target = COMMAND_RUNNERS.get(command)
-    if target is None:
-        raise CommandNotImplementedError(command)
-    module_name, _, function_name = target.partition(":")
+    module_name, _, function_name = COMMAND_RUNNERS[command].partition(":")
     return cast(Runner, getattr(importlib.import_module(module_name), function_name))
 
 
@@ -266,10 +254,4 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level, args.log_format)
-    try:
-        runner = resolve_runner(args.command)
-    except CommandNotImplementedError as error:
-        log.error("command not implemented", extra=logs.fields(command=args.command))
-        print(error, file=sys.stderr)
-        return EXIT_NOT_IMPLEMENTED
-    return runner(args)
+    return resolve_runner(args.command)(args)
