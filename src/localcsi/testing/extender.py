@@ -32,7 +32,12 @@ class ExtenderProcess:
         argv += ["--strategy", self.strategy]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        wait_for("the extender's /healthz", self._healthy, timeout, context=self.log)
+        try:
+            wait_for("the extender's /healthz", self._healthy, timeout, context=self.log)
+        except BaseException:
+            self.proc.kill()  # a failed start must not leave a process behind
+            self.proc.wait(timeout=10)
+            raise
         return self
 
     def _healthy(self) -> bool:

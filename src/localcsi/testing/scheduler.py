@@ -72,7 +72,11 @@ class KubeScheduler:
         ]
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait_healthy(timeout)
+        try:
+            self._wait_healthy(timeout)
+        except BaseException:
+            self.stop()  # a failed start must not leave a process behind
+            raise
         return self
 
     def _wait_healthy(self, timeout: float) -> None:
