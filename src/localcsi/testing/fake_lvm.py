@@ -17,7 +17,8 @@ from localcsi.lvm.commands import LvSpec
 from localcsi.lvm.lvm import LvmState
 
 EXTENT = 4 * MiB
-_LAYOUT = {
+# lvm2's segment types for each LvmType, as `lvs -o segtype` reports them.
+LAYOUT = {
     LvmType.LINEAR: ("linear",),
     LvmType.STRIPING: ("striped",),
     LvmType.RAID1: ("raid", "raid1"),
@@ -26,7 +27,7 @@ _LAYOUT = {
 
 
 class Killed(Exception):
-    """The process died here (kill -9)."""
+    """The process died mid-operation (kill -9): nothing after this point ran."""
 
 
 def vg(name: str, gib: int = 8) -> VolumeGroup:
@@ -72,7 +73,7 @@ class FakeLvm:
                 spec.name,
                 spec.size_bytes,
                 "Vwi-a-tz--" if thin else "-wi-a-----",
-                layout=_LAYOUT[spec.lvm_type],
+                layout=LAYOUT[spec.lvm_type],
                 tags=tuple(spec.tags),
                 pool_lv=spec.thin_pool or "",
             )

@@ -25,23 +25,13 @@ from localcsi.core.model import (
 from localcsi.core.params import LvmType
 from localcsi.core.sizes import GiB, MiB
 from localcsi.driver.backend import CREATING_TAG, Fill, NodeStorage, SnapshotPlan, VolumePlan
+from localcsi.testing.fake_lvm import LAYOUT, Killed
 
 NODE = "node-1"
 EXTENT = 4 * MiB
 POOL = "localcsi-thinpool"
 MOUNT = Capability("SINGLE_NODE_WRITER", AccessType.MOUNT)
 BLOCK = Capability("SINGLE_NODE_WRITER", AccessType.BLOCK)
-
-_LAYOUT = {
-    LvmType.LINEAR: ("linear",),
-    LvmType.STRIPING: ("striped",),
-    LvmType.RAID1: ("raid", "raid1"),
-    LvmType.THIN: ("thin", "sparse"),
-}
-
-
-class Killed(Exception):
-    """The process died mid-operation (kill -9): nothing after this point ran."""
 
 
 def make_vg(name: str, *pv_gib: int) -> VolumeGroup:
@@ -137,7 +127,7 @@ class FakeBackend:
                 name=plan.ref.lv,
                 size_bytes=plan.placement.size_bytes,
                 attr="Vwi-a-tz--" if thin else "-wi-a-----",
-                layout=_LAYOUT[plan.placement.lvm_type],
+                layout=LAYOUT[plan.placement.lvm_type],
                 tags=(*plan.tags(), CREATING_TAG) if plan.content else plan.tags(),
                 pool_lv=plan.placement.thin_pool or "",
                 origin=origin,
@@ -168,7 +158,7 @@ class FakeBackend:
             name=plan.ref.lv,
             size_bytes=origin.size_bytes if thin else plan.cow_bytes or 0,
             attr="Vwi-a-tz--" if thin else "swi-a-s---",
-            layout=_LAYOUT[LvmType.THIN] if thin else ("linear",),
+            layout=LAYOUT[LvmType.THIN] if thin else ("linear",),
             tags=plan.tags(),
             pool_lv=origin.pool_lv,
             origin=origin.name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from controller_fakes import BLOCK, MOUNT, NODE, POOL, FakeBackend, Killed, make_vg
+from controller_fakes import BLOCK, MOUNT, NODE, POOL, FakeBackend, make_vg
 
 from localcsi import TOPOLOGY_KEY
 from localcsi.core.capabilities import AccessType, Capability
@@ -28,6 +28,7 @@ from localcsi.driver.backend import CONTEXT_BPS, CONTEXT_FSTYPE, CREATING_TAG, F
 from localcsi.driver.controller import ControllerDriver
 from localcsi.driver.requests import CapacityRequest, CreateVolumeRequest, ExpandVolumeRequest
 from localcsi.driver.topology import TopologyRequirement
+from localcsi.testing.fake_lvm import Killed
 
 pytestmark = pytest.mark.unit
 
