@@ -171,7 +171,7 @@ class Usage:
     media_type: MediaType | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NodeCapacity:
     """A node's room for new volumes, reservations not included."""
 
@@ -182,6 +182,16 @@ class NodeCapacity:
     disk_counts: Mapping[VolumeType, int]  # usable exclusive disks, used or not, by kind
     size_bytes: int  # over the usable VGs, for scores
     free_bytes: int
+    # Derived once, read per node per request by filter and prioritize.
+    used_bytes: int = field(init=False, repr=False, compare=False)
+    single_vg: str | None = field(init=False, repr=False, compare=False)  # the only usable VG, if one
+    single_vg_free: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "used_bytes", self.size_bytes - self.free_bytes)
+        only = next(iter(self.vg_free.items())) if len(self.vg_free) == 1 else (None, 0)
+        object.__setattr__(self, "single_vg", only[0])
+        object.__setattr__(self, "single_vg_free", only[1])
 
 
 def _best_fit(free: Mapping[str, int], charge: int) -> str | None:

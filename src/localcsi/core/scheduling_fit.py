@@ -8,9 +8,14 @@ so kube-scheduler's event, which counts identical reasons, stays short on a larg
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 
+import numpy as np
+import numpy.typing as npt
+
+from localcsi.core.capacity_table import NO_ROW, CapacityTable, Rows
 from localcsi.core.params import VolumeType
 from localcsi.core.scheduling import DiskReport, NodeCapacity, PodDemand, VolumeRequest
 from localcsi.core.sizes import format_bytes
@@ -20,6 +25,7 @@ NO_REPORT = (
     PREFIX + "no storage report for this node (no NodeLocalStorage status): is the localcsi agent running on it?"
 )
 _HELD_NOTE = " while space is held for other pods being scheduled; retry follows"
+_NO_FIT = np.iinfo(np.int64).max
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,62 @@ def best_fit(room: dict[str, int], charge: int) -> str | None:
     return best
 
 
+def _best_fit_all(vg_free: Mapping[str, int], charges: Sequence[int]) -> tuple[str, ...] | None:
+    """``best_fit`` for each charge in turn (largest first) without changing ``vg_free``: the VG of
+    each, or None when one does not fit. Kept free of calls: it runs per node per filter."""
+    room = dict(vg_free)
+    choice: list[str] = []
+    for charge in charges:
+        best: str | None = None
+        best_left = 0
+        for name, free in room.items():
+            left = free - charge
+            if left >= 0 and (best is None or left < best_left or (left == best_left and name < best)):
+                best, best_left = name, left
+        if best is None:
+            return None
+        room[best] = best_left
+        choice.append(best)
+    return tuple(choice)
+
+
+def _best_fit_rows(
+    table: CapacityTable, rows: Rows, charges: Sequence[int]
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """``_best_fit_all`` on the given rows of ``table`` at once: whether all charges fit each row
+    (False for ``NO_ROW``), and the column each charge takes there."""
+    known = rows != NO_ROW
+    room = table.free[np.where(known, rows, 0)]
+    everyone = np.arange(len(rows))
+    choice = np.zeros((len(rows), len(charges)), dtype=np.int64)
+    fits = known
+    for index, charge in enumerate(charges):
+        left = room - charge
+        left[left < 0] = _NO_FIT
+        column = left.argmin(axis=1)  # the least left, the first (smallest name) of equals
+        best = left[everyone, column]
+        fits = fits & (best != _NO_FIT)
+        room[everyone, column] = best
+        choice[:, index] = column
+    return fits, choice
+
+
+def _same_rows(choice: npt.NDArray[np.int64]) -> list[tuple[list[int], npt.NDArray[np.intp]]]:
+    """The distinct rows of ``choice`` (small non-negative numbers), each with the indexes that have it.
+    Rows are numbered in base ``1 + max`` to group them: far faster than ``np.unique(axis=0)``."""
+    if (choice == choice[0]).all():  # the usual case: every node takes the same VGs
+        return [(choice[0].tolist(), np.arange(len(choice)))]
+    base = int(choice.max()) + 1
+    if base ** choice.shape[1] >= 1 << 62:
+        distinct, members = np.unique(choice, axis=0, return_inverse=True)
+        members = members.reshape(-1)
+    else:
+        weights = base ** np.arange(choice.shape[1], dtype=np.int64)
+        _, first, members = np.unique(choice @ weights, return_index=True, return_inverse=True)
+        distinct = choice[first]
+    return [(row, np.flatnonzero(members == group)) for group, row in enumerate(distinct.tolist())]
+
+
 def _fit_unnamed(demand: PodDemand, room: dict[str, int], charges: list[Charge]) -> tuple[str, str | None, int] | None:
     """Best fit, largest volume first: the VG that is left with the least room, ties by name."""
     placed: list[VolumeRequest] = []
@@ -262,22 +324,68 @@ class Fitter:
             if free >= self._lvm_bytes:
                 return self._assignment((vg,) * len(self._charges))
             return self._fit(cap, held)  # for the reason
-        room = {n: f - held_vg.get(n, 0) for n, f in vg_free.items()} if held_vg is not None else dict(vg_free)
-        choice: list[str] = []
-        for charge in self._charges:
-            # best_fit, inlined: this loop runs per node per request, and the call alone cost about
-            # 2 ms of p99 at 5000 nodes (benchmarks/bench_extender.py).
-            best: str | None = None
-            best_left = 0
-            for name, free in room.items():
-                left = free - charge
-                if left >= 0 and (best is None or left < best_left or (left == best_left and name < best)):
-                    best, best_left = name, left
-            if best is None:
-                return self._fit(cap, held)
-            room[best] = best_left
-            choice.append(best)
-        return self._assignment(tuple(choice))
+        room = {n: f - held_vg.get(n, 0) for n, f in vg_free.items()} if held_vg is not None else vg_free
+        choice = _best_fit_all(room, self._charges)
+        return self._fit(cap, held) if choice is None else self._assignment(choice)
+
+    def fit_many(
+        self,
+        nodes: Sequence[str],
+        table: CapacityTable,
+        caps: Mapping[str, NodeCapacity],
+        held_bytes: Mapping[str, int],
+        held: Callable[[str], Held | None],
+    ) -> tuple[list[str], dict[str, str], dict[str, Assignment]]:
+        """``fit`` on every node: the nodes that pass, the reason for each that fails, and what to hold
+        on each that passes. ``table`` and ``caps`` are the reported nodes' room, ``held_bytes`` the
+        VG bytes held on each node that has any, and ``held`` gives a node's holds in full.
+
+        For the common demand (LVM volumes without vgName, no pin) the nodes with nothing held are
+        judged all at once on ``table``, best fit in array form; the rest, and every node that fails
+        (for its reason), go through ``fit``. On a large cluster this is filter's whole cost
+        (benchmarks/bench_extender.py).
+        """
+        if not (self._simple and not self._pinned and nodes and table.vg_names):
+            return self._fit_each(
+                nodes, range(len(nodes)), caps=caps, held=held, passing=[False] * len(nodes), holds={}
+            )
+        rows = table.rows_of(nodes)
+        fits, choice = _best_fit_rows(table, rows, self._charges)
+        if held_bytes:
+            fits &= ~table.flags(held_bytes)[rows]
+        passing = fits.tolist()
+        holds: dict[str, Assignment] = {}
+        fast = np.flatnonzero(fits)
+        for columns, members in _same_rows(choice[fast]) if len(fast) else ():
+            placed = self._assignment(tuple(table.vg_names[c] for c in columns))
+            names = [nodes[i] for i in fast[members].tolist()]
+            if holds:
+                holds.update(dict.fromkeys(names, placed))
+            else:
+                holds = dict.fromkeys(names, placed)
+        return self._fit_each(nodes, np.flatnonzero(~fits).tolist(), caps=caps, held=held, passing=passing, holds=holds)
+
+    def _fit_each(
+        self,
+        nodes: Sequence[str],
+        indexes: Iterable[int],
+        *,
+        caps: Mapping[str, NodeCapacity],
+        held: Callable[[str], Held | None],
+        passing: list[bool],
+        holds: dict[str, Assignment],
+    ) -> tuple[list[str], dict[str, str], dict[str, Assignment]]:
+        """``fit`` on ``nodes[i]`` for each of ``indexes``, completing ``passing`` and ``holds``."""
+        failed: dict[str, str] = {}
+        for index in indexes:
+            node = nodes[index]
+            result = self.fit(caps.get(node), held(node))
+            if isinstance(result, str):
+                failed[node] = result
+            else:
+                passing[index] = True
+                holds[node] = result
+        return list(compress(nodes, passing)), failed, holds
 
     def _assignment(self, choice: tuple[str, ...]) -> Assignment:
         shared = self._shared.get(choice)

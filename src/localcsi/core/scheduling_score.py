@@ -7,9 +7,13 @@ held for other pods being scheduled counts as used.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
+import numpy as np
+import numpy.typing as npt
+
+from localcsi.core.capacity_table import NO_ROW, CapacityTable
 from localcsi.core.scheduling import NodeCapacity, PodDemand, Strategy
 from localcsi.core.scheduling_fit import Held
 
@@ -51,24 +55,38 @@ class Scorer:
             fullness = _fullness(total - free + (0 if already_held else self._disks), total)
         return fullness if self._binpack else MAX_SCORE - fullness
 
-    def score_many(
-        self, caps: Sequence[NodeCapacity | None], held_bytes: Sequence[int], already_held: Sequence[bool]
-    ) -> list[int]:
-        """``score`` node after node, for demands that hold no disks (``counts_disks`` false)."""
+    def rank(
+        self, nodes: Sequence[str], table: CapacityTable, held_bytes: Mapping[str, int], already_held: Container[str]
+    ) -> list[list[str]]:
+        """``score`` on every node at once, for demands that hold no disks (``counts_disks`` false),
+        as the nodes of each score: ``ranks[s]`` lists the nodes scoring ``s``. ``held_bytes``: VG
+        bytes held per node; ``already_held``: the nodes where that includes this pod's own hold."""
+        ranks: list[list[str]] = [[] for _ in range(MAX_SCORE + 1)]
         if not self._active:
-            return [0] * len(caps)
-        lvm, binpack = self._lvm_bytes, self._binpack
-        scores: list[int] = []
-        for cap, held, own in zip(caps, held_bytes, already_held, strict=True):
-            size = cap.size_bytes if cap is not None else 0
-            if size <= 0:
-                fullness = 0
-            else:
-                assert cap is not None
-                used = size - cap.free_bytes + held + (0 if own else lvm)
-                fullness = max(0, min(MAX_SCORE, used * MAX_SCORE // size))
-            scores.append(fullness if binpack else MAX_SCORE - fullness)
-        return scores
+            ranks[0].extend(nodes)
+            return ranks
+        if not nodes:
+            return ranks
+        rows = table.rows_of(nodes)
+        known = rows != NO_ROW
+        rows = np.where(known, rows, 0)
+        size = np.where(known, table.size[rows], 0)
+        taken = table.used[rows] + np.where(_members(nodes, already_held), 0, self._lvm_bytes)
+        if held_bytes:
+            taken += table.per_row(held_bytes)[rows]
+        fullness = np.clip(taken * MAX_SCORE // np.maximum(size, 1), 0, MAX_SCORE)
+        fullness[size <= 0] = 0
+        scores = fullness if self._binpack else MAX_SCORE - fullness
+        order = np.argsort(scores, kind="stable").tolist()
+        start = 0
+        for score, count in enumerate(np.bincount(scores, minlength=MAX_SCORE + 1).tolist()):
+            ranks[score] = [nodes[i] for i in order[start : start + count]]
+            start += count
+        return ranks
+
+
+def _members(nodes: Sequence[str], among: Container[str]) -> npt.NDArray[np.bool_]:
+    return np.fromiter(map(among.__contains__, nodes), dtype=np.bool_, count=len(nodes))
 
 
 def score(

@@ -13,9 +13,10 @@ Not thread-safe: the extender holds one lock around the view and the reservation
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from localcsi.core.capacity_table import CapacityTable
 from localcsi.core.errors import CoreError
 from localcsi.core.ids import parse_snapshot_id
 from localcsi.core.scheduling import NodeCapacity, NodeReport, Usage, node_capacity
@@ -115,7 +116,9 @@ class ClusterView:
         self._reports: dict[str, NodeReport] = {}
         self._sources: dict[str, tuple[str, tuple[Usage, ...]]] = {}
         self._node_sources: dict[str, set[str]] = {}
-        self._capacity: dict[str, NodeCapacity | None] = {}
+        self._capacity: dict[str, NodeCapacity] = {}
+        self._stale: set[str] = set()  # nodes whose capacity must be recomputed
+        self._table = CapacityTable()
         self._pvcs_by_class: dict[str, set[str]] = {}
         self.snapshots_watched = False
 
@@ -146,26 +149,27 @@ class ClusterView:
 
     def capacity(self, node: str) -> NodeCapacity | None:
         """The node's room without reservations; None when its agent has not reported."""
-        try:
-            return self._capacity[node]
-        except KeyError:
-            pass
-        report = self._reports.get(node)
-        result = None
-        if report is not None:
-            usages = [u for source in self._node_sources.get(node, ()) for u in self._sources[source][1]]
-            result = node_capacity(report, _dedupe(usages))
-        self._capacity[node] = result
-        return result
+        return self.capacity_table().get(node)
 
-    def capacities(self, nodes: Sequence[str]) -> list[NodeCapacity | None]:
-        """``capacity`` of each node, in order: the per-request loop of filter and prioritize."""
-        known = self._capacity
-        missing = object()
-        found = [known.get(node, missing) for node in nodes]
-        if any(c is missing for c in found):
-            found = [self.capacity(node) if c is missing else c for node, c in zip(nodes, found, strict=True)]
-        return found  # type: ignore[return-value]  # every sentinel was replaced
+    def capacity_table(self) -> Mapping[str, NodeCapacity]:
+        """Every reported node's room, recomputed only for nodes something changed on since the last
+        call; filter and prioritize look nodes up in it directly."""
+        if self._stale:
+            for node in self._stale:
+                report = self._reports.get(node)
+                if report is None:
+                    self._capacity.pop(node, None)
+                    self._table.drop(node)
+                else:
+                    self._capacity[node] = cap = node_capacity(report, self.usages(node))
+                    self._table.set(cap)
+            self._stale.clear()
+        return self._capacity
+
+    def table(self) -> CapacityTable:
+        """``capacity_table`` as arrays (see ``core.capacity_table``)."""
+        self.capacity_table()
+        return self._table
 
     def nodes(self) -> list[str]:
         return sorted(self._reports)
@@ -209,7 +213,7 @@ class ClusterView:
                 self._on_node_gone(node)
         else:
             self._reports[node] = report_from_nls(current)
-        self._capacity.pop(node, None)
+        self._stale.add(node)
 
     def _apply_logicalvolumes(self, key: str, previous: Object | None, current: Object | None) -> None:
         found = usage_from_logical_volume(current) if current else None
@@ -280,12 +284,12 @@ class ClusterView:
             self._node_sources[old_node].discard(source)
             if not self._node_sources[old_node]:
                 del self._node_sources[old_node]
-            self._capacity.pop(old_node, None)
+            self._stale.add(old_node)
         if node is None or not usages:
             return
         self._sources[source] = (node, usages)
         self._node_sources.setdefault(node, set()).add(source)
-        self._capacity.pop(node, None)
+        self._stale.add(node)
         old_keys = {u.key for u in old[1]} if old is not None and old[0] == node else set()
         for usage in usages:
             if usage.key not in old_keys:

@@ -133,9 +133,31 @@ def is_ours(storage_class: Mapping[str, Any]) -> bool:
 
 
 def class_params(storage_class: Mapping[str, Any]) -> VolumeParams:
-    """The StorageClass's parameters; raises CoreError (InvalidArgument) naming the bad key."""
+    """The StorageClass's parameters; raises CoreError (InvalidArgument) naming the bad key.
+
+    Remembered per StorageClass object (the cache replaces the object when the class changes): every
+    filter and prioritize asks for the class of each of the pod's PVCs."""
+    known = _class_params.get(id(storage_class))
+    if known is not None and known[0] is storage_class:
+        if isinstance(known[1], CoreError):
+            raise type(known[1])(known[1].message)  # a new one: raising the same would grow its traceback
+        return known[1]
     parameters = storage_class.get("parameters") or {}
-    return parse_volume_params({str(k): str(v) for k, v in parameters.items()})
+    result: VolumeParams | CoreError
+    try:
+        result = parse_volume_params({str(k): str(v) for k, v in parameters.items()})
+    except CoreError as error:
+        result = error
+    if len(_class_params) >= _CLASS_PARAMS_KEPT:
+        _class_params.clear()
+    _class_params[id(storage_class)] = (storage_class, result)  # the reference keeps the id from reuse
+    if isinstance(result, CoreError):
+        raise result
+    return result
+
+
+_CLASS_PARAMS_KEPT = 256
+_class_params: dict[int, tuple[Mapping[str, Any], VolumeParams | CoreError]] = {}
 
 
 # -- PV, PVC, LogicalVolume, inline volumes -------------------------------------------------------------

@@ -31,6 +31,7 @@ class ExtenderArgs:
     pod: dict[str, Any]
     node_names: list[str]
     nodes: list[dict[str, Any]] | None = None  # set when the scheduler sent a NodeList (nodeCacheCapable false)
+    plain_names: bool = False  # no name needs escaping in JSON: answers are joined, not encoded
 
 
 def _field(body: Mapping[str, Any], name: str) -> Any:
@@ -62,8 +63,12 @@ def _pod(value: Any) -> dict[str, Any]:
 
 def _node_names(names: Any, nodes: Any) -> tuple[list[str], list[dict[str, Any]] | None]:
     if names is not None:
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ProtocolError("NodeNames must be a list of strings")
+        try:
+            if not isinstance(names, list):
+                raise TypeError
+            "".join(names)  # the fastest check that every one is a string: 5000 names arrive per request
+        except TypeError:
+            raise ProtocolError("NodeNames must be a list of strings") from None
         return names, None
     if nodes is None:
         raise ProtocolError("ExtenderArgs needs NodeNames (nodeCacheCapable: true) or Nodes")
@@ -85,7 +90,13 @@ def parse_args(body: bytes) -> ExtenderArgs:
         raise ProtocolError("request body must be a JSON object (ExtenderArgs)")
     pod = _pod(_field(decoded, "Pod"))
     names, nodes = _node_names(_field(decoded, "NodeNames"), _field(decoded, "Nodes"))
-    return ExtenderArgs(pod, names, nodes)
+    return ExtenderArgs(pod, names, nodes, _plain("".join(names)))
+
+
+def _plain(text: str) -> bool:
+    """Whether ``text`` goes into a JSON string as it is: printable ASCII without quote or backslash
+    (json.dumps would escape anything else)."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 def filter_result(
@@ -116,15 +127,34 @@ def host_priorities(scores: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
     return [{"Host": host, "Score": max(0, min(MAX_SCORE, int(value)))} for host, value in scores]
 
 
-def encode_priorities(scores: Sequence[tuple[str, int]]) -> bytes:
-    """``encode(host_priorities(scores))``, without a dict per host (5000 of them cost milliseconds)."""
-    suffixes = _SCORE_SUFFIXES
-    parts = ['{"Host":' + _quote(host) + (suffixes.get(value) or _clamped(value)) for host, value in scores]
+def encode_filter_result(
+    args: ExtenderArgs, passed: Sequence[str], unresolvable: Mapping[str, str], error: str = ""
+) -> bytes:
+    """``encode(filter_result(...))``; when every name is plain, NodeNames is joined rather than
+    encoded name by name (5000 of them cost a third of a millisecond)."""
+    if args.nodes is not None or not args.plain_names:
+        return encode(filter_result(args, passed, unresolvable, error))
+    names = '"' + '","'.join(passed) + '"' if passed else ""
+    failed = encode(dict(unresolvable)).decode()
+    return (
+        f'{{"Nodes":null,"NodeNames":[{names}],"FailedNodes":{{}},'
+        f'"FailedAndUnresolvableNodes":{failed},"Error":{_quote(error)}}}'
+    ).encode()
+
+
+def encode_ranks(ranks: Sequence[Sequence[str]], plain_names: bool = False) -> bytes:
+    """A HostPriorityList from ``ranks[score]``, the hosts with each score (0..MaxExtenderPriority):
+    ``encode(host_priorities(...))`` without a dict or a string per host when names are plain."""
+    parts: list[str] = []
+    for score, hosts in enumerate(ranks):
+        if not hosts:
+            continue
+        suffix = _SCORE_SUFFIXES[score]
+        if plain_names:
+            parts.append('{"Host":"' + f'"{suffix},{{"Host":"'.join(hosts) + '"' + suffix)
+        else:
+            parts.append(",".join('{"Host":' + _quote(host) + suffix for host in hosts))
     return ("[" + ",".join(parts) + "]").encode()
-
-
-def _clamped(value: int) -> str:
-    return _SCORE_SUFFIXES[max(0, min(MAX_SCORE, int(value)))]
 
 
 def encode(value: Any) -> bytes:

@@ -46,6 +46,7 @@ class ReservationLedger:
         self._wide: dict[str, _PodHold] = {}
         self._narrow_held: dict[str, Held] = {}
         self._pods_by_key: dict[str, set[str]] = {}
+        self._held_bytes: dict[str, dict[str, int]] = {}  # held_bytes(besides), until the next change
 
     # Reading ------------------------------------------------------------------------------------
 
@@ -66,44 +67,40 @@ class ReservationLedger:
             total.add(placed)
         return total if total is not None else narrow
 
-    def held_bytes(self, node: str) -> int:
-        """The VG bytes ``held`` would total, without building it."""
-        narrow = self._narrow_held.get(node)
-        total = narrow.total_bytes if narrow is not None else 0
-        for hold in self._wide.values():
-            placed = hold.by_node.get(node)
-            if placed is not None:
-                total += placed.total_bytes
-        return total
+    def held_bytes(self, *, besides: str = "") -> Mapping[str, int]:
+        """VG bytes held on each node that has any, by every pod but ``besides`` (a pod UID) where it
+        holds wide (a narrow hold of its own still counts): what filter and prioritize compare and
+        score with. Computed once after each change; the caller must not change it.
 
-    def held_many(self, nodes: Sequence[str]) -> list[Held | None]:
-        """``held`` of each node, in order; cheap when nothing is held."""
-        if not self._wide and not self._narrow_held:
-            return [None] * len(nodes)
-        return [self.held(node) for node in nodes]
-
-    def held_bytes_many(self, nodes: Sequence[str], *, besides: str = "") -> list[int]:
-        """VG bytes held on each node, in order, by pods other than ``besides`` (a pod UID) if it
-        holds wide (a narrow hold of its own still counts)."""
-        narrow = self._narrow_held
-        wide = [hold.by_node for uid, hold in self._wide.items() if uid != besides]
-        if not wide and not narrow:
-            return [0] * len(nodes)
-        totals: list[int] = []
-        for node in nodes:
-            held = narrow.get(node)
-            total = held.total_bytes if held is not None else 0
-            for by_node in wide:
-                placed = by_node.get(node)
-                if placed is not None:
-                    total += placed.total_bytes
-            totals.append(total)
+        Every node of one wide hold holds the same bytes (the pod's LVM demand, wherever it goes), so
+        the first wide hold is laid out in one C-speed call.
+        """
+        cached = self._held_bytes.get(besides)
+        if cached is not None:
+            return cached
+        totals: dict[str, int] = {}
+        for uid, hold in self._wide.items():
+            if uid == besides or not hold.by_node:
+                continue
+            held = next(iter(hold.by_node.values())).total_bytes
+            if not held:
+                continue
+            if not totals:
+                totals = dict.fromkeys(hold.by_node, held)
+                continue
+            get = totals.get
+            for node in hold.by_node:
+                totals[node] = get(node, 0) + held
+        for node, narrow in self._narrow_held.items():
+            if narrow.total_bytes:
+                totals[node] = totals.get(node, 0) + narrow.total_bytes
+        self._held_bytes[besides] = totals
         return totals
 
     def holds(self, pod_uid: str, node: str) -> bool:
         return node in self.pod_nodes(pod_uid)
 
-    def holds_wide(self, pod_uid: str) -> bool:
+    def pod_holds_wide(self, pod_uid: str) -> bool:
         """Whether the pod holds on every node it passed (not committed anywhere yet)."""
         return pod_uid in self._wide
 
@@ -138,6 +135,7 @@ class ReservationLedger:
             return
         hold = _PodHold(label, self._clock(), keys, by_node)
         self._pods[pod_uid] = self._wide[pod_uid] = hold
+        self._held_bytes.clear()
         for key in keys:
             self._pods_by_key.setdefault(key, set()).add(pod_uid)
 
@@ -145,6 +143,7 @@ class ReservationLedger:
         hold = self._pods.pop(pod_uid, None)
         if hold is None:
             return False
+        self._held_bytes.clear()
         self._wide.pop(pod_uid, None)
         if hold.narrow is not None:
             self._unhold_narrow(*hold.narrow)
@@ -162,9 +161,10 @@ class ReservationLedger:
         if hold is None:
             return 0
         before = hold.by_node
-        if len(nodes) == len(before) and all(node in before for node in nodes):
+        if len(nodes) == len(before) and all(map(before.__contains__, nodes)):
             return 0  # the usual case: prioritize is asked about every node that passed
         hold.by_node = {node: before[node] for node in nodes if node in before}
+        self._held_bytes.clear()
         if not hold.by_node:
             self.release_pod(pod_uid)
         return len(before) - len(hold.by_node)
@@ -176,6 +176,8 @@ class ReservationLedger:
         that held it keeps its other volumes held on ``node`` only, without a deadline.
         """
         uids = sorted(self._pods_by_key.pop(key, ()))
+        if uids:
+            self._held_bytes.clear()
         for uid in uids:
             hold = self._pods.get(uid)
             if hold is None:
@@ -199,6 +201,7 @@ class ReservationLedger:
 
     def drop_node(self, node: str) -> None:
         """The node is gone: nothing can be held there."""
+        self._held_bytes.clear()
         for uid, hold in list(self._pods.items()):
             if hold.narrow is None:
                 hold.by_node.pop(node, None)

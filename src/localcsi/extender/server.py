@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from localcsi.extender.protocol import ProtocolError, encode, encode_priorities, filter_result, parse_args
+from localcsi.extender.protocol import ProtocolError, encode_filter_result, encode_ranks, parse_args
 from localcsi.extender.service import Extender
 from localcsi.logs import fields
 
@@ -139,9 +139,9 @@ class _Handler(BaseHTTPRequestHandler):
                 metrics = self.server.metrics
                 metrics.filtered_nodes.labels("passed").inc(len(outcome.passed))
                 metrics.filtered_nodes.labels("failed").inc(len(outcome.failed))
-                body = encode(filter_result(args, outcome.passed, outcome.failed))
+                body = encode_filter_result(args, outcome.passed, outcome.failed)
             else:
-                body = encode_priorities(extender.prioritize(args.pod, args.node_names))
+                body = encode_ranks(extender.prioritize(args.pod, args.node_names).ranks, args.plain_names)
         except Exception as error:
             log.exception("%s failed", verb, extra=fields(verb=verb))
             return self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, f"{verb} failed: {error}\n".encode(), "text/plain")

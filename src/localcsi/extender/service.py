@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localcsi.core.scheduling import NodeCapacity, PodDemand, Strategy
-from localcsi.core.scheduling_fit import Assignment, Fitter, Held, describe_room
-from localcsi.core.scheduling_score import Scorer
+from localcsi.core.scheduling_fit import Fitter, Held, describe_room
+from localcsi.core.scheduling_score import MAX_SCORE, Scorer
 from localcsi.extender.cache import ClusterView
 from localcsi.extender.demand import pod_demand, pod_label
 from localcsi.extender.objects import meta
@@ -24,6 +24,16 @@ from localcsi.extender.reservations import DEFAULT_TTL_SECONDS, ReservationLedge
 from localcsi.logs import fields
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Priorities:
+    """Prioritize's answer: ``ranks[score]`` lists the nodes with that score, 0..MAX_SCORE."""
+
+    ranks: list[list[str]]
+
+    def scores(self) -> dict[str, int]:
+        return {node: score for score, nodes in enumerate(self.ranks) for node in nodes}
 
 
 @dataclass
@@ -75,45 +85,39 @@ class Extender:
                 log.info("volume not counted: %s", note, extra=fields(pod=label))
             if demand.empty:
                 return FilterOutcome(passed=list(nodes))
-            outcome = FilterOutcome(counted=True)
-            holds: dict[str, Assignment] = {}
-            fit, passed, failed = Fitter(demand).fit, outcome.passed, outcome.failed
-            capacities, helds = self.view.capacities(nodes), self.ledger.held_many(nodes)
-            for node, cap, held in zip(nodes, capacities, helds, strict=True):
-                result = fit(cap, held)
-                if isinstance(result, str):
-                    failed[node] = result
-                else:
-                    passed.append(node)
-                    holds[node] = result
-            self.ledger.reserve(uid, label, holds)
+            ledger = self.ledger
+            view = self.view
+            passed, failed, holds = Fitter(demand).fit_many(
+                nodes, view.table(), view.capacity_table(), ledger.held_bytes(), ledger.held
+            )
+            outcome = FilterOutcome(passed, failed, counted=True)
+            ledger.reserve(uid, label, holds)
         self._log_filter(label, demand, outcome)
         return outcome
 
-    def prioritize(self, pod: Mapping[str, Any], nodes: Sequence[str]) -> list[tuple[str, int]]:
+    def prioritize(self, pod: Mapping[str, Any], nodes: Sequence[str]) -> Priorities:
         uid = str(meta(pod).get("uid") or "")
         with self.lock:
             demand, _ = pod_demand(pod, self.view)
+            scorer = Scorer(demand, self.strategy)
             if not demand.requests:
-                return [(node, 0) for node in nodes]
+                return Priorities(scorer.rank(nodes, self.view.table(), {}, ()))
             released = self.ledger.keep_only(uid, nodes)
             if released:
                 log.debug("released reservations on nodes other filters removed", extra=fields(count=released))
-            own = self.ledger.pod_nodes(uid)
-            scorer, capacities = Scorer(demand, self.strategy), self.view.capacities(nodes)
+            own, caps = self.ledger.pod_nodes(uid), self.view.capacity_table()
             if scorer.counts_disks:
-                helds = self.ledger.held_many(nodes)
-                scores = [
-                    _score_with_disks(scorer, cap, held, node in own)
-                    for node, cap, held in zip(nodes, capacities, helds, strict=True)
-                ]
-            elif self.ledger.holds_wide(uid):
-                # its own hold is the same everywhere: count others' holds and add its demand
-                held_bytes = self.ledger.held_bytes_many(nodes, besides=uid)
-                scores = scorer.score_many(capacities, held_bytes, [False] * len(nodes))
+                ranks: list[list[str]] = [[] for _ in range(MAX_SCORE + 1)]
+                for node in nodes:
+                    score = _score_with_disks(scorer, caps.get(node), self.ledger.held(node), node in own)
+                    ranks[score].append(node)
+            elif self.ledger.pod_holds_wide(uid):
+                # Its hold takes its demand on every node it passed, as if it were placed there:
+                # count the others' holds and add the demand everywhere.
+                ranks = scorer.rank(nodes, self.view.table(), self.ledger.held_bytes(besides=uid), ())
             else:
-                scores = scorer.score_many(capacities, self.ledger.held_bytes_many(nodes), [n in own for n in nodes])
-            return list(zip(nodes, scores, strict=True))
+                ranks = scorer.rank(nodes, self.view.table(), self.ledger.held_bytes(), own)
+            return Priorities(ranks)
 
     def ready_summary(self) -> dict[str, int]:
         with self.lock:

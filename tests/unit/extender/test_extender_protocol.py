@@ -7,7 +7,8 @@ from localcsi.extender.protocol import (
     ExtenderArgs,
     ProtocolError,
     encode,
-    encode_priorities,
+    encode_filter_result,
+    encode_ranks,
     error_result,
     filter_result,
     host_priorities,
@@ -97,10 +98,42 @@ def test_host_priorities_use_host_and_score_within_bounds() -> None:
     ]
 
 
-def test_priorities_encode_like_the_generic_encoder_with_any_host_name() -> None:
-    scores = [("n1", 3), ('we"ird\\host\u00e9', 10), ("n3", 12), ("n4", -2), ("n5", 0)]
-    assert json.loads(encode_priorities(scores)) == json.loads(encode(host_priorities(scores)))
-    assert json.loads(encode_priorities([])) == []
+ODD_NAMES = ['we"ird\\host\u00e9', "tab\there", "n1"]
+
+
+@pytest.mark.parametrize("names", [["n1", "node-2.example.com", "n3"], ODD_NAMES])
+def test_parse_args_says_whether_names_can_be_joined_unescaped(names: list[str]) -> None:
+    args = parse_args(body(Pod=pod("p"), NodeNames=names))
+    assert args.plain_names is (names is not ODD_NAMES)
+    assert args.node_names == names
+
+
+@pytest.mark.parametrize("names", [["n1", "node-2.example.com", "n3", "n4"], [*ODD_NAMES, "n4"]])
+def test_filter_results_encode_like_the_generic_encoder(names: list[str]) -> None:
+    args = parse_args(body(Pod=pod("p"), NodeNames=names))
+    failed = {names[1]: 'no VG has room for PVC "a" (1 GiB)', names[3]: "full"}
+    passed = [names[0], names[2]]
+    for ok, unresolvable, error in ((passed, failed, ""), ([], failed, "boom"), (passed, {}, "")):
+        encoded = encode_filter_result(args, ok, unresolvable, error)
+        assert json.loads(encoded) == json.loads(encode(filter_result(args, ok, unresolvable, error)))
+
+
+def test_a_node_list_request_gets_a_node_list_answer_from_the_fast_encoder() -> None:
+    nodes = {"items": [{"metadata": {"name": "n1"}}, {"metadata": {"name": "n2"}}]}
+    args = parse_args(body(Pod=pod("p"), Nodes=nodes))
+    answer = json.loads(encode_filter_result(args, ["n2"], {"n1": "full"}))
+    assert answer["Nodes"]["items"] == [{"metadata": {"name": "n2"}}]
+    assert answer["NodeNames"] is None
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_ranks_encode_as_a_host_priority_list(plain: bool) -> None:
+    names = ["n1", "n2", "n3", "n4", "n5"] if plain else [*ODD_NAMES, "n4", "n5"]
+    ranks: list[list[str]] = [[] for _ in range(11)]
+    ranks[0], ranks[3], ranks[10] = [names[0]], [names[1], names[2]], [names[3], names[4]]
+    expected = [(names[0], 0), (names[1], 3), (names[2], 3), (names[3], 10), (names[4], 10)]
+    assert json.loads(encode_ranks(ranks, plain)) == json.loads(encode(host_priorities(expected)))
+    assert json.loads(encode_ranks([[] for _ in range(11)], plain)) == []
 
 
 def test_error_result_has_every_key() -> None:

@@ -61,9 +61,9 @@ def schedule(extender: Extender, the_pod: Obj, claims: list[Obj], rng: random.Ra
     if not outcome.passed:
         return None
     threading.Event().wait(rng.random() / 500)  # other pods get filtered meanwhile
-    scores = extender.prioritize(the_pod, outcome.passed)
-    best = max(score for _, score in scores)
-    node = rng.choice([n for n, score in scores if score == best])
+    scores = extender.prioritize(the_pod, outcome.passed).scores()
+    best = max(scores.values())
+    node = rng.choice([n for n, score in scores.items() if score == best])
     threading.Event().wait(rng.random() / 500)
     commit(extender, claims, node)
     return node
@@ -159,7 +159,7 @@ def test_pods_without_our_volumes_pass_everywhere_untouched() -> None:
     extender = cluster(free_gib=0)
     outcome = extender.filter(pod("plain"), [*NODES, "no-report"])
     assert (outcome.passed, outcome.failed, outcome.counted) == ([*NODES, "no-report"], {}, False)
-    assert extender.prioritize(pod("plain"), NODES) == [(n, 0) for n in NODES]
+    assert extender.prioritize(pod("plain"), NODES).scores() == {n: 0 for n in NODES}
 
 
 def test_a_missing_storage_class_never_blocks_the_pod_or_others() -> None:
@@ -176,6 +176,6 @@ def test_binpack_and_spread_rank_nodes_oppositely() -> None:
         extender.apply(NODE_LOCAL_STORAGES, "MODIFIED", nls("n0", ("vg0", 20)))
         the_pod, _ = add_pod(extender, "p", "10Gi")
         outcome = extender.filter(the_pod, ["n0", "n1"])
-        scores = dict(extender.prioritize(the_pod, outcome.passed))
+        scores = extender.prioritize(the_pod, outcome.passed).scores()
         assert max(scores, key=lambda n: scores[n]) == expected
         assert all(0 <= s <= 10 for s in scores.values())

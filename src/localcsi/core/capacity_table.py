@@ -1,0 +1,115 @@
+"""Every node's room as arrays, so filter and prioritize judge a whole request at once.
+
+One row per reported node (kept for the node's life; a removed node's row is blanked and reused),
+one column per VG name in the cluster, columns in name order so that the first of equal candidates
+is the one with the smallest name, as ``best_fit`` breaks ties. A node without a VG, or with it
+unusable, has ``NO_ROOM`` there, so no volume ever fits it.
+
+A request's node names are turned into row numbers with one dictionary lookup each, done in C
+(``rows_of``); everything after that is array arithmetic over all the request's nodes together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
+
+import numpy as np
+import numpy.typing as npt
+
+from localcsi.core.scheduling import NodeCapacity
+
+Rows = npt.NDArray[np.int64]
+NO_ROW = -1
+NO_ROOM = -(1 << 62)  # far below any real free space, and far from overflowing when charges are taken off
+_GROWTH = 2
+_RECENT = 2  # filter's nodes, and prioritize's (those that passed)
+
+
+class CapacityTable:
+    def __init__(self) -> None:
+        self._rows: dict[str, int] = {}
+        self._free_rows: list[int] = []
+        self.vg_names: list[str] = []
+        self._columns: dict[str, int] = {}
+        self.free = np.full((0, 0), NO_ROOM, dtype=np.int64)  # [row, column]: bytes free in that VG
+        self.used = np.zeros(0, dtype=np.int64)  # [row]: bytes used over the usable VGs
+        self.size = np.zeros(0, dtype=np.int64)  # [row]: bytes of the usable VGs (0: none)
+        self._recent: list[tuple[list[str], Rows]] = []  # the last requests' nodes, and their rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def set(self, cap: NodeCapacity) -> None:
+        """Record (or replace) ``cap.node``'s row."""
+        self._add_columns(cap.vg_free)
+        row = self._rows.get(cap.node)
+        if row is None:
+            row = self._free_rows.pop() if self._free_rows else self._new_row()
+            self._rows[cap.node] = row
+            self._recent.clear()
+        free = self.free[row]
+        free.fill(NO_ROOM)
+        for vg, room in cap.vg_free.items():
+            free[self._columns[vg]] = room
+        self.used[row] = cap.used_bytes
+        self.size[row] = cap.size_bytes
+
+    def drop(self, node: str) -> None:
+        row = self._rows.pop(node, None)
+        if row is not None:
+            self._recent.clear()
+            self.free[row].fill(NO_ROOM)
+            self.used[row] = self.size[row] = 0
+            self._free_rows.append(row)
+
+    def rows_of(self, nodes: Sequence[str]) -> Rows:
+        """Each node's row, ``NO_ROW`` for a node without a report; the caller must not change it.
+
+        kube-scheduler sends nearly the same names request after request, and comparing them with the
+        last ones is several times faster than looking each up anew (the names arrive as new strings,
+        so every lookup compares against a key that is cold in the CPU's caches).
+        """
+        for known, rows in self._recent:
+            if known == nodes:
+                return rows
+        rows = np.fromiter(map(self._rows.get, nodes, repeat(NO_ROW)), dtype=np.int64, count=len(nodes))
+        self._recent = [(list(nodes), rows), *self._recent[: _RECENT - 1]]
+        return rows
+
+    def flags(self, nodes: Iterable[str]) -> npt.NDArray[np.bool_]:
+        """A per-row mask: True on the rows of ``nodes`` (those with a report)."""
+        mask = np.zeros(len(self.used), dtype=np.bool_)
+        rows = np.fromiter(map(self._rows.get, nodes, repeat(NO_ROW)), dtype=np.int64)
+        mask[rows[rows != NO_ROW]] = True
+        return mask
+
+    def per_row(self, values: Mapping[str, int]) -> npt.NDArray[np.int64]:
+        """``values`` (by node name) laid out by row, 0 for rows it does not name."""
+        out = np.zeros(len(self.used), dtype=np.int64)
+        rows = np.fromiter(map(self._rows.get, values, repeat(NO_ROW)), dtype=np.int64, count=len(values))
+        known = rows != NO_ROW
+        out[rows[known]] = np.fromiter(values.values(), dtype=np.int64, count=len(values))[known]
+        return out
+
+    def _new_row(self) -> int:
+        row = len(self._rows) + len(self._free_rows)
+        if row >= len(self.used):
+            capacity = max(16, len(self.used) * _GROWTH)
+            free = np.full((capacity, len(self.vg_names)), NO_ROOM, dtype=np.int64)
+            free[: len(self.free)] = self.free
+            self.free = free
+            self.used = np.concatenate([self.used, np.zeros(capacity - len(self.used), dtype=np.int64)])
+            self.size = np.concatenate([self.size, np.zeros(capacity - len(self.size), dtype=np.int64)])
+        return row
+
+    def _add_columns(self, vgs: Iterable[str]) -> None:
+        new = [vg for vg in vgs if vg not in self._columns]
+        if not new:
+            return
+        names = sorted({*self.vg_names, *new})
+        free = np.full((len(self.free), len(names)), NO_ROOM, dtype=np.int64)
+        for old, vg in enumerate(self.vg_names):
+            free[:, names.index(vg)] = self.free[:, old]
+        self.free, self.vg_names = free, names
+        self._columns = {vg: column for column, vg in enumerate(names)}
