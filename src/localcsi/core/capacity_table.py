@@ -23,6 +23,7 @@ Rows = npt.NDArray[np.int64]
 NO_ROW = -1
 NO_ROOM = -(1 << 62)  # far below any real free space, and far from overflowing when charges are taken off
 _GROWTH = 2
+_FIRST_ROWS = 16
 _RECENT = 2  # filter's nodes, and prioritize's (those that passed)
 
 
@@ -32,9 +33,11 @@ class CapacityTable:
         self._free_rows: list[int] = []
         self.vg_names: list[str] = []
         self._columns: dict[str, int] = {}
-        self.free = np.full((0, 0), NO_ROOM, dtype=np.int64)  # [row, column]: bytes free in that VG
-        self.used = np.zeros(0, dtype=np.int64)  # [row]: bytes used over the usable VGs
-        self.size = np.zeros(0, dtype=np.int64)  # [row]: bytes of the usable VGs (0: none)
+        # Rows are allocated ahead, so row 0 exists even before any node does: callers index a
+        # node without a report with 0 and mask it out.
+        self.free = np.full((_FIRST_ROWS, 0), NO_ROOM, dtype=np.int64)  # [row, column]: bytes free in that VG
+        self.used = np.zeros(_FIRST_ROWS, dtype=np.int64)  # [row]: bytes used over the usable VGs
+        self.size = np.zeros(_FIRST_ROWS, dtype=np.int64)  # [row]: bytes of the usable VGs (0: none)
         self._recent: list[tuple[list[str], Rows]] = []  # the last requests' nodes, and their rows
 
     def __len__(self) -> int:
@@ -95,7 +98,7 @@ class CapacityTable:
     def _new_row(self) -> int:
         row = len(self._rows) + len(self._free_rows)
         if row >= len(self.used):
-            capacity = max(16, len(self.used) * _GROWTH)
+            capacity = len(self.used) * _GROWTH
             free = np.full((capacity, len(self.vg_names)), NO_ROOM, dtype=np.int64)
             free[: len(self.free)] = self.free
             self.free = free

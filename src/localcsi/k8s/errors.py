@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from kubernetes.client.exceptions import ApiException
 
@@ -59,9 +59,16 @@ def translate(error: ApiException) -> KubeError:
     if isinstance(body, dict):
         message = str(body.get("message") or message)
         reason = str(body.get("reason") or reason)
-    if status == 409:
-        return (AlreadyExists if reason == "AlreadyExists" else Conflict)(status, reason, message)
-    return _BY_STATUS.get(status, KubeError)(status, reason, message)
+    return error_from_status({"code": status, "reason": reason, "message": message})
+
+
+def error_from_status(status: dict[str, Any]) -> KubeError:
+    """The error a metav1.Status describes (as a watch's ERROR event carries it)."""
+    code = int(status.get("code") or 0)
+    reason, message = str(status.get("reason") or ""), str(status.get("message") or "")
+    if code == 409:
+        return (AlreadyExists if reason == "AlreadyExists" else Conflict)(code, reason, message)
+    return _BY_STATUS.get(code, KubeError)(code, reason, message)
 
 
 def translated(function: Callable[P, R]) -> Callable[P, R]:
