@@ -77,6 +77,7 @@ class Scorer:
         fullness = np.clip(taken * MAX_SCORE // np.maximum(size, 1), 0, MAX_SCORE)
         fullness[size <= 0] = 0
         scores = fullness if self._binpack else MAX_SCORE - fullness
+        scores[~known] = 0  # as score gives: never prefer a node whose room is unknown
         order = np.argsort(scores, kind="stable").tolist()
         start = 0
         for score, count in enumerate(np.bincount(scores, minlength=MAX_SCORE + 1).tolist()):

@@ -1,11 +1,17 @@
+import numpy as np
+import numpy.typing as npt
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from scheduling_factories import cap, device, disk, disk_cap, held, pvc
+from scheduling_strategies import VG_POOL, VOLUME_BYTES, Cluster, clusters, come_and_go, unnamed_demands
 
+from localcsi.core.capacity_table import CapacityTable
 from localcsi.core.params import MediaType, VolumeType
 from localcsi.core.scheduling import (
     ACCOUNTING_EXTENT,
+    NodeCapacity,
     NodeReport,
     Pin,
     PodDemand,
@@ -13,7 +19,18 @@ from localcsi.core.scheduling import (
     VolumeRequest,
     node_capacity,
 )
-from localcsi.core.scheduling_fit import NO_REPORT, Charge, Fitter, Held, assignment, fit
+from localcsi.core.scheduling_fit import (
+    NO_REPORT,
+    Assignment,
+    Charge,
+    Fitter,
+    Held,
+    _best_fit_all,
+    _best_fit_rows,
+    _same_rows,
+    assignment,
+    fit,
+)
 from localcsi.core.sizes import GiB
 
 pytestmark = pytest.mark.unit
@@ -185,3 +202,137 @@ def test_rounding_leaves_no_room_for_a_byte_too_many() -> None:
     over = VolumeRequest("y", "PVC ns/y", GiB - ACCOUNTING_EXTENT + 1)
     assert fit(PodDemand((exactly,)), node).ok
     assert fit(PodDemand((exactly, over)), node).reason is not None
+
+
+# fit_many (array form) against fit (per node) ------------------------------------------------------
+
+
+def fit_each(demand: PodDemand, cluster: Cluster) -> dict[str, Assignment | str]:
+    """The reference: ``fit`` on each node alone, with a Fitter of its own."""
+    fitter = Fitter(demand)
+    return {node: fitter.fit(cluster.caps.get(node), cluster.held(node)) for node in cluster.nodes}
+
+
+def assert_fit_many_is_fit_on_each(demand: PodDemand, cluster: Cluster) -> None:
+    expected = fit_each(demand, cluster)
+    passed, failed, placed = Fitter(demand).fit_many(
+        list(cluster.nodes), cluster.table, cluster.caps, cluster.held_bytes, cluster.held
+    )
+    assert passed == [node for node in cluster.nodes if not isinstance(expected[node], str)]  # in request order
+    assert failed == {node: result for node, result in expected.items() if isinstance(result, str)}
+    assert set(placed) == set(passed)
+    for node in passed:
+        wanted = expected[node]
+        assert not isinstance(wanted, str)
+        assert (placed[node].charges, placed[node].vg_bytes) == (wanted.charges, wanted.vg_bytes), node
+        assert placed[node] == wanted, node
+
+
+@settings(max_examples=200, deadline=None)
+@given(cluster=clusters(), demand=unnamed_demands(), changes=st.data())
+def test_fit_many_judges_every_node_as_fit_does(cluster: Cluster, demand: PodDemand, changes: st.DataObject) -> None:
+    assert_fit_many_is_fit_on_each(demand, cluster)
+    # kube-scheduler asks again with the same names after the cluster changed: the table's
+    # remembered rows must follow nodes that came and went
+    come_and_go(cluster, changes)
+    assert_fit_many_is_fit_on_each(demand, cluster)
+
+
+@st.composite
+def fallback_demands(draw: st.DrawFn, nodes: list[str]) -> PodDemand:
+    """Demands fit_many leaves to fit: a vgName, a pin, a problem, an exclusive volume, or nothing."""
+    kind = draw(st.sampled_from(["named", "pinned", "named and pinned", "problem", "device", "pin only"]))
+    sizes = [] if kind == "pin only" else draw(st.lists(VOLUME_BYTES, min_size=1, max_size=4))
+    requests = [VolumeRequest(f"key-{i}", f"PVC ns/v{i}", size) for i, size in enumerate(sizes)]
+    if "named" in kind:
+        vg = draw(st.sampled_from((*VG_POOL, "vg-missing")))
+        requests.append(VolumeRequest("key-named", "PVC ns/named", draw(VOLUME_BYTES), vg_name=vg))
+    if kind == "device":
+        requests.append(device("disk", 10))
+    pins: tuple[Pin, ...] = ()
+    if "pin" in kind:
+        pins = (Pin(draw(st.sampled_from([*nodes, "n99"])), "PVC ns/old is bound to a volume on its node"),)
+    problems = ("VolumeSnapshot ns/s is not ready",) if kind == "problem" else ()
+    return PodDemand(tuple(requests), pins, problems)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cluster=clusters(), data=st.data())
+def test_fit_many_leaves_other_demands_to_fit(cluster: Cluster, data: st.DataObject) -> None:
+    demand = data.draw(fallback_demands(cluster.nodes))
+    assert_fit_many_is_fit_on_each(demand, cluster)
+
+
+def test_fit_many_on_no_nodes_or_a_table_without_vgs() -> None:
+    demand = PodDemand((pvc("a", 1),))
+    assert Fitter(demand).fit_many([], CapacityTable(), {}, {}, lambda _: None) == ([], {}, {})
+    table = CapacityTable()
+    caps = {"n1": cap(node="n1")}
+    table.set(caps["n1"])
+    passed, failed, _ = Fitter(demand).fit_many(["n1", "n2"], table, caps, {}, lambda _: None)
+    assert passed == []
+    assert failed == {"n1": "localcsi: this node has no usable LVM volume group", "n2": NO_REPORT}
+
+
+def test_fit_many_groups_nodes_by_choice_even_over_many_vgs() -> None:
+    # 64 VGs and 11 volumes: too many combinations to number choices in one int64, so the grouping
+    # takes its other way; each node's two small VGs are where best fit puts the volumes
+    names = tuple(f"vg-{i:02d}" for i in range(64))
+    caps: dict[str, NodeCapacity] = {}
+    for k in range(6):
+        free = [100.0] * 64
+        free[50 + k], free[56 + k] = 6, 5
+        caps[f"n{k}"] = cap(*free, node=f"n{k}", names=names)
+    caps["same"] = cap(*([100.0] * 64), node="same", names=names)
+    caps["also-same"] = cap(*([100.0] * 64), node="also-same", names=names)
+    table = CapacityTable()
+    for capacity in caps.values():
+        table.set(capacity)
+    demand = PodDemand(tuple(pvc(f"v{i:02d}", 1) for i in range(11)))
+    cluster = Cluster(caps, table, {}, list(caps), [])
+    assert_fit_many_is_fit_on_each(demand, cluster)
+    _, _, placed = Fitter(demand).fit_many(cluster.nodes, table, caps, {}, cluster.held)
+    assert dict(placed["n3"].vg_bytes) == {"vg-53": 6 * GiB, "vg-59": 5 * GiB}
+    assert placed["same"] is placed["also-same"]
+    assert len({id(a) for a in placed.values()}) == 7
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    choice=st.tuples(st.integers(1, 30), st.integers(1, 12), st.sampled_from([0, 1, 2, 5, 63, 5000])).flatmap(
+        lambda shape: arrays(np.int64, shape[:2], elements=st.integers(0, shape[2]))
+    )
+)
+def test_same_rows_groups_equal_rows_and_only_those(choice: npt.NDArray[np.int64]) -> None:
+    # up to 12 columns of up to 5000: past what numbering rows in one int64 can hold, so both ways
+    groups = _same_rows(choice)
+    members = sorted(i for _, indexes in groups for i in indexes.tolist())
+    assert members == list(range(len(choice)))  # every row in exactly one group
+    assert len({tuple(row) for row, _ in groups}) == len(groups)  # no row in two groups
+    for row, indexes in groups:
+        assert len(indexes) > 0
+        for i in indexes.tolist():
+            assert choice[i].tolist() == row
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rooms=st.lists(
+        st.fixed_dictionaries({}, optional={vg: st.integers(-1, 12) for vg in VG_POOL}), min_size=1, max_size=8
+    ),
+    charges=st.lists(st.integers(1, 6), min_size=1, max_size=4).map(lambda c: sorted(c, reverse=True)),  # largest first
+)
+def test_best_fit_rows_is_best_fit_on_each_row(rooms: list[dict[str, int]], charges: list[int]) -> None:
+    # small whole numbers of GiB: many ties, exact fits and volumes split over VGs
+    table = CapacityTable()
+    table.set(cap(1, 1, 1, node="all", names=VG_POOL))  # every column exists (as fit_many makes sure)
+    caps = [cap(*room.values(), node=f"n{i}", names=tuple(room)) for i, room in enumerate(rooms)]
+    for capacity in caps:
+        table.set(capacity)
+    charged = [gib * GiB for gib in charges]
+    fits, choice = _best_fit_rows(table, table.rows_of([c.node for c in caps]), charged)
+    for i, capacity in enumerate(caps):
+        expected = _best_fit_all(capacity.vg_free, charged)
+        assert bool(fits[i]) == (expected is not None), capacity.vg_free
+        if expected is not None:
+            assert [table.vg_names[column] for column in choice[i].tolist()] == list(expected), capacity.vg_free

@@ -1,4 +1,7 @@
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from localcsi.core.scheduling_fit import Assignment, Charge, assignment
 from localcsi.core.sizes import GiB
@@ -118,3 +121,103 @@ def test_disks_are_held_and_released(ledger: ReservationLedger) -> None:
 def test_nothing_to_hold_records_nothing(ledger: ReservationLedger) -> None:
     ledger.reserve("pod-1", "ns/p1", {"n1": assignment([])})
     assert ledger.pod_count == 0 and ledger.held("n1") is None
+
+
+# held_bytes (cached per change) against held (summed when asked) ----------------------------------
+
+UIDS = ("pod-1", "pod-2", "pod-3", "pod-4")
+NODES = ("n1", "n2", "n3", "n4", "n5")
+KEYS = ("lv-a", "lv-b", "lv-c", "lv-d")  # pods may share a volume
+
+
+def totals(ledger: ReservationLedger) -> dict[str, int]:
+    """The reference: each node's bytes from ``held``, where there are any."""
+    held = {node: ledger.held(node) for node in NODES}
+    return {node: h.total_bytes for node, h in held.items() if h is not None and h.total_bytes}
+
+
+# a pod's volumes: each its key, and GiB (0: a whole disk)
+VOLUMES = st.lists(
+    st.tuples(st.sampled_from(KEYS), st.integers(0, 4)), unique_by=lambda v: v[0], min_size=1, max_size=3
+)
+# the nodes a pod passed: on each, a bit per volume choosing its VG there
+LAYOUTS = st.dictionaries(st.sampled_from(NODES), st.integers(0, 7), min_size=1, max_size=len(NODES))
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    """filter, prioritize and the informers in any order, reading held_bytes between every two."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = Clock()
+        self.ledger = ReservationLedger(self.clock, ttl_seconds=30)
+
+    @initialize(pods=st.lists(st.tuples(st.sampled_from(UIDS), VOLUMES, LAYOUTS), max_size=3))
+    def filtered(self, pods: list[tuple[str, list[tuple[str, int]], dict[str, int]]]) -> None:
+        """Start with some pods held (the rules release more often than they reserve)."""
+        for uid, volumes, layouts in pods:
+            self.reserve(uid, volumes, layouts)
+
+    @rule(uid=st.sampled_from(UIDS), volumes=VOLUMES, layouts=LAYOUTS)
+    def reserve(self, uid: str, volumes: list[tuple[str, int]], layouts: dict[str, int]) -> None:
+        # as filter produces it: every node holds the same volumes, the same bytes, VGs may differ
+        by_node = {
+            node: assignment(
+                [
+                    Charge(key, ("vg0", "vg1")[layout >> i & 1], gib * GiB) if gib else Charge(key, disk=f"/dev/{key}")
+                    for i, (key, gib) in enumerate(volumes)
+                ]
+            )
+            for node, layout in layouts.items()
+        }
+        self.ledger.reserve(uid, f"ns/{uid}", by_node)
+
+    @rule(uid=st.sampled_from(UIDS))
+    def release_pod(self, uid: str) -> None:
+        self.ledger.release_pod(uid)
+
+    @rule(uid=st.sampled_from(UIDS), nodes=st.lists(st.sampled_from(NODES), unique=True))
+    def keep_only(self, uid: str, nodes: list[str]) -> None:
+        self.ledger.keep_only(uid, nodes)
+
+    @rule(key=st.sampled_from(KEYS), node=st.sampled_from(NODES))
+    def commit(self, key: str, node: str) -> None:
+        self.ledger.commit(key, node)
+
+    @rule(uid=st.sampled_from(UIDS), data=st.data())
+    def commit_where_held(self, uid: str, data: st.DataObject) -> None:
+        """The usual commit: one of the pod's volumes, on one of the nodes it holds."""
+        held = self.ledger.pod_nodes(uid)
+        if held:
+            self.commit(data.draw(st.sampled_from(KEYS)), data.draw(st.sampled_from(sorted(held))))
+
+    @rule(node=st.sampled_from(NODES))
+    def drop_node(self, node: str) -> None:
+        self.ledger.drop_node(node)
+
+    @rule(seconds=st.sampled_from([0, 1, 5, 10, 29, 30, 31]))
+    def expire(self, seconds: float) -> None:
+        self.clock.now += seconds
+        self.ledger.expire()
+
+    @invariant()
+    def held_bytes_are_what_held_sums(self) -> None:
+        ledger = self.ledger
+        everyone = ledger.held_bytes()
+        assert dict(everyone) == totals(ledger)
+        assert ledger.held_bytes() is everyone  # kept until the next change
+        for uid in UIDS:
+            besides = dict(ledger.held_bytes(besides=uid))
+            if ledger.pod_holds_wide(uid):
+                own = ledger.pod_nodes(uid)  # its wide hold: what it would take on each node it passed
+                for node, placed in own.items():
+                    assert isinstance(placed, Assignment)
+                    everyone_else = everyone.get(node, 0) - placed.total_bytes
+                    assert besides.pop(node, 0) == everyone_else, (uid, node)
+                assert besides == {node: held for node, held in everyone.items() if node not in own}, uid
+            else:  # nothing held wide to leave out (a narrow hold of its own still counts)
+                assert besides == dict(everyone), uid
+
+
+def test_held_bytes_follow_every_change_of_the_ledger() -> None:
+    run_state_machine_as_test(LedgerMachine, settings=settings(max_examples=60, stateful_step_count=30, deadline=None))
