@@ -10,6 +10,7 @@ PVC, a LogicalVolume, a PV and an LV in the agent's report counts once:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from typing import Any
@@ -53,11 +54,17 @@ def byte_count(value: object, default: int = 0) -> int:
     if isinstance(value, int):
         return max(value, 0)
     if isinstance(value, str):
-        try:
-            return parse_quantity(value)
-        except CoreError:
-            return default
+        parsed = _quantity_bytes(value)
+        return default if parsed is None else parsed
     return default
+
+
+@functools.lru_cache(maxsize=1024)  # a cluster's PVCs ask for few distinct sizes, and parsing takes Fractions
+def _quantity_bytes(text: str) -> int | None:
+    try:
+        return parse_quantity(text)
+    except CoreError:
+        return None
 
 
 # -- NodeLocalStorage --------------------------------------------------------------------------------

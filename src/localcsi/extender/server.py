@@ -3,6 +3,9 @@
 A malformed request is answered 400 with the reason as plain text (kube-scheduler logs the status;
 the text is for whoever calls by hand). Until the informers have synced, /filter and /prioritize
 answer 503: deciding from an empty cache would promise space that is taken.
+
+Requests are parsed here, not by ``http.server``'s header parser (the email package's, several times
+the cost of the extender's own work on a 100-node request), and answers are written as raw bytes.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from localcsi.logs import fields
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024 * 1024  # a NodeList of 5000 full Node objects stays well below
+MAX_HEADER_LINE = 8192
+MAX_HEADERS = 100
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -97,11 +102,48 @@ class ExtenderServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: ExtenderServer
+    raw_requestline: bytes  # set by handle_one_request before parse_request
     protocol_version = "HTTP/1.1"  # kube-scheduler's Go client keeps connections alive
     # Headers and body are buffered and sent together when the request is done: one write, not two
     # (each write gives up the GIL, and takes it back only when the informer threads let go of it).
     wbufsize = 1 << 16
     disable_nagle_algorithm = True  # with Nagle on, a reply larger than the buffer waits for an ACK
+
+    def parse_request(self) -> bool:
+        """The request line and headers, into ``command``, ``path``, ``request_version``, ``headers``
+        and ``close_connection`` as ``BaseHTTPRequestHandler`` sets them. Errors answer 400 or 431."""
+        self.command = ""  # send_error reads it
+        self.requestline = line = self.raw_requestline.decode("latin-1").rstrip("\r\n")
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[2] not in ("HTTP/1.0", "HTTP/1.1"):
+            self.request_version = "HTTP/1.1"  # so that send_error answers with a status line
+            self.close_connection = True
+            self.send_error(HTTPStatus.BAD_REQUEST, f"bad request line {line[:100]!r}")
+            return False
+        self.command, self.path, self.request_version = parts
+        headers: dict[str, str] = {}
+        lines = 0
+        while (raw := self.rfile.readline(MAX_HEADER_LINE + 1)) not in (b"\r\n", b"\n", b""):
+            name, colon, value = raw.decode("latin-1").partition(":")
+            lines += 1
+            if len(raw) > MAX_HEADER_LINE or lines > MAX_HEADERS:
+                self.close_connection = True
+                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "header line too long or too many")
+                return False
+            if not colon or not name or name != name.strip():
+                self.close_connection = True
+                self.send_error(HTTPStatus.BAD_REQUEST, f"bad header line {raw[:100]!r}")
+                return False
+            headers[name.lower()] = value.strip()
+        self.headers = _Headers(headers)  # type: ignore[assignment]  # only .get is used
+        connection = headers.get("connection", "").lower()
+        self.close_connection = connection == "close" or (
+            self.request_version == "HTTP/1.0" and connection != "keep-alive"
+        )
+        if headers.get("expect", "").lower() == "100-continue" and self.request_version == "HTTP/1.1":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
+        return True
 
     def do_GET(self) -> None:
         if self.path == "/healthz":
@@ -175,12 +217,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _reply(self, status: HTTPStatus, body: bytes, content_type: str) -> HTTPStatus:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        closing = "Connection: close\r\n" if self.close_connection else ""
+        head = (
+            f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n{closing}\r\n"
+        )
+        self.wfile.write(head.encode("latin-1") + body)
         return status
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http: " + format, *args)
+
+
+class _Headers:
+    """Header values by lower-cased name: the one thing the handler asks of ``headers``."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self._values = values
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._values.get(name.lower(), default)

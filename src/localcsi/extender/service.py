@@ -136,6 +136,8 @@ class Extender:
             log.debug("volume committed; reservations narrowed", extra=fields(volume=key, node=node, pods=pods))
 
     def _log_filter(self, label: str, demand: PodDemand, outcome: FilterOutcome) -> None:
+        if outcome.passed and not log.isEnabledFor(logging.INFO):
+            return
         volumes = [r.describe() for r in demand.requests]
         if outcome.passed:
             log.info(

@@ -1,5 +1,6 @@
 import http.client
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -125,3 +126,51 @@ def test_metrics_count_requests_and_reservations(server: ExtenderServer) -> None
     assert "localcsi_extender_reserved_pods 1.0" in text
     assert "localcsi_extender_nodes 2.0" in text
     assert 'localcsi_extender_request_seconds_count{verb="filter"} 2.0' in text
+
+
+def raw_exchange(server: ExtenderServer, request: bytes) -> bytes:
+    """Send ``request`` as it is and read until the server closes the connection."""
+    host, port = server.server_address[:2]
+    with socket.create_connection((str(host), int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_header_names_are_case_insensitive_and_http_1_0_closes_after_the_answer(server: ExtenderServer) -> None:
+    body = args(pod("plain"), "big")
+    answer = raw_exchange(server, b"POST /filter HTTP/1.0\r\ncontent-LENGTH: %d\r\n\r\n" % len(body) + body)
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Connection: close" in head
+    assert json.loads(payload)["NodeNames"] == ["big"]
+
+
+def test_expect_100_continue_is_answered_before_the_body(server: ExtenderServer) -> None:
+    body = args(pod("plain"), "big")
+    host, port = server.server_address[:2]
+    with socket.create_connection((str(host), int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /filter HTTP/1.1\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body))
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        (b"POST /filter\r\n\r\n", b"400"),
+        (b"POST /filter HTTP/2.0\r\n\r\n", b"400"),
+        (b"POST /filter HTTP/1.1\r\nno colon here\r\n\r\n", b"400"),
+        (b"POST /filter HTTP/1.1\r\nContent-Length: 2\r\n folded: line\r\n\r\n", b"400"),
+        (b"POST /filter HTTP/1.1\r\nX-Big: " + b"x" * 9000 + b"\r\n\r\n", b"431"),
+        (b"POST /filter HTTP/1.1\r\n" + b"X-Many: 1\r\n" * 101 + b"\r\n", b"431"),
+    ],
+)
+def test_malformed_request_heads_are_refused_and_the_connection_closed(
+    server: ExtenderServer, request_head: bytes, status: bytes
+) -> None:
+    answer = raw_exchange(server, request_head)  # returns only because the server closes
+    assert answer.startswith(b"HTTP/1.1 " + status)
