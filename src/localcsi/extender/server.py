@@ -134,7 +134,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.send_error(HTTPStatus.BAD_REQUEST, f"bad header line {raw[:100]!r}")
                 return False
-            headers[name.lower()] = value.strip()
+            key, value = name.lower(), value.strip()
+            if key == "content-length" and headers.get(key, value) != value:  # which body would be meant?
+                self.close_connection = True
+                self.send_error(HTTPStatus.BAD_REQUEST, "Content-Length given twice, differently")
+                return False
+            headers[key] = value
         self.headers = _Headers(headers)  # type: ignore[assignment]  # only .get is used
         connection = headers.get("connection", "").lower()
         self.close_connection = connection == "close" or (

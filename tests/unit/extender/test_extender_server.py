@@ -165,6 +165,7 @@ def test_expect_100_continue_is_answered_before_the_body(server: ExtenderServer)
         (b"POST /filter HTTP/2.0\r\n\r\n", b"400"),
         (b"POST /filter HTTP/1.1\r\nno colon here\r\n\r\n", b"400"),
         (b"POST /filter HTTP/1.1\r\nContent-Length: 2\r\n folded: line\r\n\r\n", b"400"),
+        (b"POST /filter HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", b"400"),
         (b"POST /filter HTTP/1.1\r\nX-Big: " + b"x" * 9000 + b"\r\n\r\n", b"431"),
         (b"POST /filter HTTP/1.1\r\n" + b"X-Many: 1\r\n" * 101 + b"\r\n", b"431"),
     ],
