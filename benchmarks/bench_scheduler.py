@@ -63,14 +63,17 @@ class Decisions:
         self._thread.start()
 
     def _watch(self) -> None:
-        events = stream_events(
-            self._core.list_namespaced_persistent_volume_claim, self._since, WATCH_SECONDS, namespace=self._namespace
-        )
+        since = self._since
         try:
-            for event in events:
-                metadata = event.object.get("metadata") or {}
-                if SELECTED_NODE in (metadata.get("annotations") or {}):
-                    self.times.setdefault(str(metadata.get("name")), time.monotonic())
+            while True:  # a watch may end early; go on from the last version seen, as informers do
+                events = stream_events(
+                    self._core.list_namespaced_persistent_volume_claim, since, WATCH_SECONDS, namespace=self._namespace
+                )
+                for event in events:
+                    metadata = event.object.get("metadata") or {}
+                    since = str(metadata.get("resourceVersion") or since)
+                    if SELECTED_NODE in (metadata.get("annotations") or {}):
+                        self.times.setdefault(str(metadata.get("name")), time.monotonic())
         except Exception as error:  # the apiserver stops at the end while the watch still runs
             self.error = error
 

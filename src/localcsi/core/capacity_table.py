@@ -11,7 +11,7 @@ A request's node names are turned into row numbers with one dictionary lookup ea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from itertools import repeat
 
 import numpy as np
@@ -20,6 +20,9 @@ import numpy.typing as npt
 from localcsi.core.scheduling import NodeCapacity
 
 Rows = npt.NDArray[np.int64]
+# What is held for pods being scheduled, as groups: the (VG, bytes) pairs held on each of some nodes.
+# A pod's wide hold is a few groups (the nodes where it took the same VGs), however many nodes it has.
+HeldGroups = Sequence[tuple[Sequence[tuple[str, int]], Collection[str]]]
 NO_ROW = -1
 NO_ROOM = -(1 << 62)  # far below any real free space, and far from overflowing when charges are taken off
 _GROWTH = 2
@@ -80,19 +83,29 @@ class CapacityTable:
         self._recent = [(list(nodes), rows), *self._recent[: _RECENT - 1]]
         return rows
 
-    def flags(self, nodes: Iterable[str]) -> npt.NDArray[np.bool_]:
-        """A per-row mask: True on the rows of ``nodes`` (those with a report)."""
-        mask = np.zeros(len(self.used), dtype=np.bool_)
-        rows = np.fromiter(map(self._rows.get, nodes, repeat(NO_ROW)), dtype=np.int64)
-        mask[rows[rows != NO_ROW]] = True
-        return mask
+    def room(self, rows: Rows, held: HeldGroups) -> npt.NDArray[np.int64]:
+        """The free bytes of ``rows`` (as ``rows_of`` gives them) per column, less what ``held``
+        holds there; a new array. Rows of ``NO_ROW`` get row 0's: the caller masks them out."""
+        room = self.free[np.where(rows != NO_ROW, rows, 0)]
+        if not held:
+            return room
+        taken = np.zeros_like(self.free)
+        for vg_bytes, nodes in held:
+            held_rows = np.fromiter(map(self._rows.get, nodes, repeat(NO_ROW)), dtype=np.int64, count=len(nodes))
+            held_rows = held_rows[held_rows != NO_ROW]
+            for vg, amount in vg_bytes:
+                column = self._columns.get(vg)
+                if column is not None:
+                    taken[held_rows, column] += amount  # each node once per group: no repeated index
+        room -= taken[np.where(rows != NO_ROW, rows, 0)]
+        return room
 
-    def per_row(self, values: Mapping[str, int]) -> npt.NDArray[np.int64]:
-        """``values`` (by node name) laid out by row, 0 for rows it does not name."""
+    def held_per_row(self, held: HeldGroups) -> npt.NDArray[np.int64]:
+        """The bytes ``held`` holds on each row, over all its VGs (0 for rows it does not name)."""
         out = np.zeros(len(self.used), dtype=np.int64)
-        rows = np.fromiter(map(self._rows.get, values, repeat(NO_ROW)), dtype=np.int64, count=len(values))
-        known = rows != NO_ROW
-        out[rows[known]] = np.fromiter(values.values(), dtype=np.int64, count=len(values))[known]
+        for vg_bytes, nodes in held:
+            held_rows = np.fromiter(map(self._rows.get, nodes, repeat(NO_ROW)), dtype=np.int64, count=len(nodes))
+            out[held_rows[held_rows != NO_ROW]] += sum(amount for _, amount in vg_bytes)
         return out
 
     def _new_row(self) -> int:

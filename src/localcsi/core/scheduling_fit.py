@@ -15,7 +15,7 @@ from itertools import compress
 import numpy as np
 import numpy.typing as npt
 
-from localcsi.core.capacity_table import NO_ROW, CapacityTable, Rows
+from localcsi.core.capacity_table import NO_ROW, CapacityTable, HeldGroups
 from localcsi.core.params import VolumeType
 from localcsi.core.scheduling import DiskReport, NodeCapacity, PodDemand, VolumeRequest
 from localcsi.core.sizes import format_bytes
@@ -177,14 +177,12 @@ def _best_fit_all(vg_free: Mapping[str, int], charges: Sequence[int]) -> tuple[s
 
 
 def _best_fit_rows(
-    table: CapacityTable, rows: Rows, charges: Sequence[int]
+    room: npt.NDArray[np.int64], known: npt.NDArray[np.bool_], charges: Sequence[int]
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
-    """``_best_fit_all`` on the given rows of ``table`` at once: whether all charges fit each row
-    (False for ``NO_ROW``), and the column each charge takes there."""
-    known = rows != NO_ROW
-    room = table.free[np.where(known, rows, 0)]
-    everyone = np.arange(len(rows))
-    choice = np.zeros((len(rows), len(charges)), dtype=np.int64)
+    """``_best_fit_all`` on every row of ``room`` (free bytes per column, changed in place) at once:
+    whether all charges fit each row (False where not ``known``), and the column each charge takes."""
+    everyone = np.arange(len(room))
+    choice = np.zeros((len(room), len(charges)), dtype=np.int64)
     fits = known
     for index, charge in enumerate(charges):
         left = room - charge
@@ -333,16 +331,16 @@ class Fitter:
         nodes: Sequence[str],
         table: CapacityTable,
         caps: Mapping[str, NodeCapacity],
-        held_bytes: Mapping[str, int],
+        held_groups: HeldGroups,
         held: Callable[[str], Held | None],
     ) -> tuple[list[str], dict[str, str], dict[str, Assignment]]:
         """``fit`` on every node: the nodes that pass, the reason for each that fails, and what to hold
-        on each that passes. ``table`` and ``caps`` are the reported nodes' room, ``held_bytes`` the
-        VG bytes held on each node that has any, and ``held`` gives a node's holds in full.
+        on each that passes. ``table`` and ``caps`` are the reported nodes' room, ``held_groups`` the
+        VG bytes held for other pods, and ``held`` gives a node's holds in full.
 
-        For the common demand (LVM volumes without vgName, no pin) the nodes with nothing held are
-        judged all at once on ``table``, best fit in array form; the rest, and every node that fails
-        (for its reason), go through ``fit``. On a large cluster this is filter's whole cost
+        For the common demand (LVM volumes without vgName, no pin) every node is judged at once on
+        ``table`` less what is held, best fit in array form; the nodes that fail (for their reason)
+        and other demands go through ``fit``. On a large cluster this is filter's whole cost
         (benchmarks/bench_extender.py).
         """
         if not (self._simple and not self._pinned and nodes and table.vg_names):
@@ -350,9 +348,7 @@ class Fitter:
                 nodes, range(len(nodes)), caps=caps, held=held, passing=[False] * len(nodes), holds={}
             )
         rows = table.rows_of(nodes)
-        fits, choice = _best_fit_rows(table, rows, self._charges)
-        if held_bytes:
-            fits &= ~table.flags(held_bytes)[rows]
+        fits, choice = _best_fit_rows(table.room(rows, held_groups), rows != NO_ROW, self._charges)
         passing = fits.tolist()
         holds: dict[str, Assignment] = {}
         fast = np.flatnonzero(fits)

@@ -7,13 +7,13 @@ held for other pods being scheduled counts as used.
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Container, Sequence
 from collections.abc import Set as AbstractSet
 
 import numpy as np
 import numpy.typing as npt
 
-from localcsi.core.capacity_table import NO_ROW, CapacityTable
+from localcsi.core.capacity_table import NO_ROW, CapacityTable, HeldGroups
 from localcsi.core.scheduling import NodeCapacity, PodDemand, Strategy
 from localcsi.core.scheduling_fit import Held
 
@@ -56,11 +56,11 @@ class Scorer:
         return fullness if self._binpack else MAX_SCORE - fullness
 
     def rank(
-        self, nodes: Sequence[str], table: CapacityTable, held_bytes: Mapping[str, int], already_held: Container[str]
+        self, nodes: Sequence[str], table: CapacityTable, held: HeldGroups, already_held: Container[str]
     ) -> list[list[str]]:
         """``score`` on every node at once, for demands that hold no disks (``counts_disks`` false),
-        as the nodes of each score: ``ranks[s]`` lists the nodes scoring ``s``. ``held_bytes``: VG
-        bytes held per node; ``already_held``: the nodes where that includes this pod's own hold."""
+        as the nodes of each score: ``ranks[s]`` lists the nodes scoring ``s``. ``held``: the VG
+        bytes held for pods; ``already_held``: the nodes where that includes this pod's own hold."""
         ranks: list[list[str]] = [[] for _ in range(MAX_SCORE + 1)]
         if not self._active:
             ranks[0].extend(nodes)
@@ -72,8 +72,8 @@ class Scorer:
         rows = np.where(known, rows, 0)
         size = np.where(known, table.size[rows], 0)
         taken = table.used[rows] + np.where(_members(nodes, already_held), 0, self._lvm_bytes)
-        if held_bytes:
-            taken += table.per_row(held_bytes)[rows]
+        if held:
+            taken += table.held_per_row(held)[rows]
         fullness = np.clip(taken * MAX_SCORE // np.maximum(size, 1), 0, MAX_SCORE)
         fullness[size <= 0] = 0
         scores = fullness if self._binpack else MAX_SCORE - fullness

@@ -13,17 +13,19 @@ is visible, a pod that passed on N nodes may land on any of them, so its demand 
 - after ``ttl_seconds`` for a wide hold: the scheduler gave the pod up.
 
 A wide hold is stored as the filter produced it, one entry per node, so reserving costs nothing per
-node; a node's total is summed when asked, over the few pods being scheduled at that moment. Narrow
-holds are kept as running totals per node.
+node; filter and prioritize take the holds as groups of nodes that hold the same VG bytes (a few
+per pod), which the capacity table lays over its rows in array form. ``held`` sums one node's holds
+when asked, for reasons and disks. Narrow holds are kept as running totals per node.
 
 Not thread-safe: the caller holds one lock around the ledger and the cluster view together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from localcsi.core.capacity_table import HeldGroups
 from localcsi.core.scheduling_fit import Assignment, Held, assignment
 
 DEFAULT_TTL_SECONDS = 60.0
@@ -36,6 +38,25 @@ class _PodHold:
     keys: frozenset[str]
     by_node: dict[str, Assignment] = field(default_factory=dict)  # wide: every node the pod passed
     narrow: tuple[str, Assignment] | None = None  # narrow: committed to this node, holding the rest
+    _groups: list[tuple[Sequence[tuple[str, int]], list[str]]] | None = None
+
+    def groups(self) -> list[tuple[Sequence[tuple[str, int]], list[str]]]:
+        """``by_node`` as the VG bytes held on each group of nodes (nodes that took the same VGs share
+        one Assignment), made once per change of ``by_node``."""
+        if self._groups is None:
+            nodes_of: dict[int, tuple[Assignment, list[str]]] = {}
+            for node, placed in self.by_node.items():
+                group = nodes_of.get(id(placed))
+                if group is None:
+                    nodes_of[id(placed)] = (placed, [node])
+                else:
+                    group[1].append(node)
+            self._groups = [(placed.vg_bytes, nodes) for placed, nodes in nodes_of.values() if placed.vg_bytes]
+        return self._groups
+
+    def set_nodes(self, by_node: dict[str, Assignment]) -> None:
+        self.by_node = by_node
+        self._groups = None
 
 
 class ReservationLedger:
@@ -46,7 +67,7 @@ class ReservationLedger:
         self._wide: dict[str, _PodHold] = {}
         self._narrow_held: dict[str, Held] = {}
         self._pods_by_key: dict[str, set[str]] = {}
-        self._held_bytes: dict[str, dict[str, int]] = {}  # held_bytes(besides), until the next change
+        self._held_groups: dict[str, HeldGroups] = {}  # held_groups(besides), until the next change
 
     # Reading ------------------------------------------------------------------------------------
 
@@ -67,35 +88,20 @@ class ReservationLedger:
             total.add(placed)
         return total if total is not None else narrow
 
-    def held_bytes(self, *, besides: str = "") -> Mapping[str, int]:
-        """VG bytes held on each node that has any, by every pod but ``besides`` (a pod UID) where it
-        holds wide (a narrow hold of its own still counts): what filter and prioritize compare and
-        score with. Computed once after each change; the caller must not change it.
-
-        Every node of one wide hold holds the same bytes (the pod's LVM demand, wherever it goes), so
-        the first wide hold is laid out in one C-speed call.
-        """
-        cached = self._held_bytes.get(besides)
-        if cached is not None:
-            return cached
-        totals: dict[str, int] = {}
-        for uid, hold in self._wide.items():
-            if uid == besides or not hold.by_node:
-                continue
-            held = next(iter(hold.by_node.values())).total_bytes
-            if not held:
-                continue
-            if not totals:
-                totals = dict.fromkeys(hold.by_node, held)
-                continue
-            get = totals.get
-            for node in hold.by_node:
-                totals[node] = get(node, 0) + held
-        for node, narrow in self._narrow_held.items():
-            if narrow.total_bytes:
-                totals[node] = totals.get(node, 0) + narrow.total_bytes
-        self._held_bytes[besides] = totals
-        return totals
+    def held_groups(self, *, besides: str = "") -> HeldGroups:
+        """The VG bytes held for every pod but ``besides`` (a pod UID) where it holds wide (a narrow
+        hold of its own still counts), as groups of nodes holding the same (``HeldGroups``): what
+        filter takes off each node's room and prioritize counts as used. Computed once after each
+        change; the caller must not change it."""
+        cached = self._held_groups.get(besides)
+        if cached is None:
+            groups: list[tuple[Sequence[tuple[str, int]], Collection[str]]] = []
+            for uid, hold in self._wide.items():
+                if uid != besides:
+                    groups.extend(hold.groups())
+            groups.extend((tuple(held.vg_bytes.items()), (node,)) for node, held in self._narrow_held.items())
+            cached = self._held_groups[besides] = groups
+        return cached
 
     def holds(self, pod_uid: str, node: str) -> bool:
         return node in self.pod_nodes(pod_uid)
@@ -135,7 +141,7 @@ class ReservationLedger:
             return
         hold = _PodHold(label, self._clock(), keys, by_node)
         self._pods[pod_uid] = self._wide[pod_uid] = hold
-        self._held_bytes.clear()
+        self._changed()
         for key in keys:
             self._pods_by_key.setdefault(key, set()).add(pod_uid)
 
@@ -143,7 +149,7 @@ class ReservationLedger:
         hold = self._pods.pop(pod_uid, None)
         if hold is None:
             return False
-        self._held_bytes.clear()
+        self._changed()
         self._wide.pop(pod_uid, None)
         if hold.narrow is not None:
             self._unhold_narrow(*hold.narrow)
@@ -163,8 +169,8 @@ class ReservationLedger:
         before = hold.by_node
         if len(nodes) == len(before) and all(map(before.__contains__, nodes)):
             return 0  # the usual case: prioritize is asked about every node that passed
-        hold.by_node = {node: before[node] for node in nodes if node in before}
-        self._held_bytes.clear()
+        hold.set_nodes({node: before[node] for node in nodes if node in before})
+        self._changed()
         if not hold.by_node:
             self.release_pod(pod_uid)
         return len(before) - len(hold.by_node)
@@ -177,7 +183,7 @@ class ReservationLedger:
         """
         uids = sorted(self._pods_by_key.pop(key, ()))
         if uids:
-            self._held_bytes.clear()
+            self._changed()
         for uid in uids:
             hold = self._pods.get(uid)
             if hold is None:
@@ -189,7 +195,7 @@ class ReservationLedger:
             else:
                 del self._wide[uid]
                 placed = hold.by_node.get(node) or assignment([])
-                hold.by_node = {}
+                hold.set_nodes({})
             rest = assignment([c for c in placed.charges if c.key != key])
             if not rest.charges:
                 hold.narrow = None
@@ -201,10 +207,10 @@ class ReservationLedger:
 
     def drop_node(self, node: str) -> None:
         """The node is gone: nothing can be held there."""
-        self._held_bytes.clear()
+        self._changed()
         for uid, hold in list(self._pods.items()):
             if hold.narrow is None:
-                hold.by_node.pop(node, None)
+                hold.set_nodes({n: placed for n, placed in hold.by_node.items() if n != node})
                 gone = not hold.by_node
             else:
                 gone = hold.narrow[0] == node
@@ -222,6 +228,9 @@ class ReservationLedger:
         return labels
 
     # Internals ----------------------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        self._held_groups.clear()
 
     def _unhold_narrow(self, node: str, placed: Assignment) -> None:
         total = self._narrow_held.get(node)

@@ -88,7 +88,7 @@ class Extender:
             ledger = self.ledger
             view = self.view
             passed, failed, holds = Fitter(demand).fit_many(
-                nodes, view.table(), view.capacity_table(), ledger.held_bytes(), ledger.held
+                nodes, view.table(), view.capacity_table(), ledger.held_groups(), ledger.held
             )
             outcome = FilterOutcome(passed, failed, counted=True)
             ledger.reserve(uid, label, holds)
@@ -101,7 +101,7 @@ class Extender:
             demand, _ = pod_demand(pod, self.view)
             scorer = Scorer(demand, self.strategy)
             if not demand.requests:
-                return Priorities(scorer.rank(nodes, self.view.table(), {}, ()))
+                return Priorities(scorer.rank(nodes, self.view.table(), [], ()))
             released = self.ledger.keep_only(uid, nodes)
             if released:
                 log.debug("released reservations on nodes other filters removed", extra=fields(count=released))
@@ -114,9 +114,9 @@ class Extender:
             elif self.ledger.pod_holds_wide(uid):
                 # Its hold takes its demand on every node it passed, as if it were placed there:
                 # count the others' holds and add the demand everywhere.
-                ranks = scorer.rank(nodes, self.view.table(), self.ledger.held_bytes(besides=uid), ())
+                ranks = scorer.rank(nodes, self.view.table(), self.ledger.held_groups(besides=uid), ())
             else:
-                ranks = scorer.rank(nodes, self.view.table(), self.ledger.held_bytes(), own)
+                ranks = scorer.rank(nodes, self.view.table(), self.ledger.held_groups(), own)
             return Priorities(ranks)
 
     def ready_summary(self) -> dict[str, int]:

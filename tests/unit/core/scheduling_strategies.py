@@ -9,7 +9,7 @@ from math import prod
 
 from hypothesis import strategies as st
 
-from localcsi.core.capacity_table import CapacityTable
+from localcsi.core.capacity_table import CapacityTable, HeldGroups
 from localcsi.core.scheduling import (
     ACCOUNTING_EXTENT,
     NodeCapacity,
@@ -52,6 +52,11 @@ class Cluster:
     @property
     def held_bytes(self) -> dict[str, int]:
         return {node: h.total_bytes for node, h in self.helds.items()}
+
+    @property
+    def held_groups(self) -> HeldGroups:
+        """The holds as the ledger gives them to fit_many: here one group per node."""
+        return [(tuple(h.vg_bytes.items()), [node]) for node, h in self.helds.items()]
 
     def held(self, node: str) -> Held | None:
         return self.helds.get(node)

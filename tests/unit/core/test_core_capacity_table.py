@@ -35,8 +35,8 @@ def test_an_empty_table_knows_no_node() -> None:
     table = CapacityTable()
     assert len(table) == 0 and table.vg_names == []
     assert table.rows_of(["a", "b"]).tolist() == [NO_ROW, NO_ROW]
-    assert len(table.flags(["a"])) == len(table.used) and not table.flags(["a"]).any()
-    assert len(table.per_row({"a": 1})) == len(table.used) and not table.per_row({"a": 1}).any()
+    held = table.held_per_row([((("vg", 1),), ["a"])])
+    assert len(held) == len(table.used) and not held.any()
 
 
 def test_a_node_without_usable_vgs_has_a_row_with_no_room_anywhere() -> None:
@@ -152,22 +152,42 @@ def test_the_last_two_requests_are_remembered_and_a_changed_caller_list_is_not_c
     assert table.rows_of(("c", "a")).tolist() == two.tolist()
 
 
-def test_flags_and_per_row_lay_values_out_by_row_ignoring_unknown_names() -> None:
+def test_held_per_row_sums_every_group_over_all_its_vgs_ignoring_unknown_names() -> None:
     table = CapacityTable()
     for node in ("a", "b", "c"):
         table.set(cap(10, node=node))
     table.drop("b")
     row_a, row_c = table.rows_of(["a", "c"]).tolist()
-
-    flags = table.flags(["c", "x", "b"])
-    assert flags.dtype == np.bool_ and len(flags) == len(table.used)
-    assert np.flatnonzero(flags).tolist() == [row_c]
-    assert not table.flags([]).any()
-
-    values = table.per_row({"x": 5, "a": 7, "b": 9, "c": -3})
+    held = [
+        ((("vg0", 5), ("vg-elsewhere", 2)), ["x", "a", "b"]),  # every VG counts, even one without a column
+        ((("vg0", 3),), ["a", "c"]),
+    ]
+    values = table.held_per_row(held)
     assert values.dtype == np.int64 and len(values) == len(table.used)
     expected = np.zeros(len(table.used), dtype=np.int64)
-    expected[row_a], expected[row_c] = 7, -3
+    expected[row_a], expected[row_c] = 10, 3
     assert values.tolist() == expected.tolist()
-    assert not table.per_row({}).any()
-    assert not table.per_row({"x": 1, "y": 2}).any()
+    assert not table.held_per_row([]).any()
+    assert not table.held_per_row([((("vg0", 1),), ["x", "y"])]).any()
+
+
+def test_room_takes_off_what_every_group_holds_on_each_node() -> None:
+    table = CapacityTable()
+    table.set(cap(10, 20, node="a", names=("vg-a", "vg-b")))
+    table.set(cap(5, node="b", names=("vg-b",)))
+    table.set(cap(7, node="c", names=("vg-a",)))
+    rows = table.rows_of(["c", "a", "x", "b"])
+    held = [
+        ((("vg-a", 2 * GiB),), ["a", "c", "gone"]),  # one pod's hold on three nodes, one unreported
+        ((("vg-b", 1 * GiB), ("vg-z", 9 * GiB)), ["a", "b"]),  # vg-z: no node has it, no column
+        ((("vg-a", 3 * GiB),), ["a"]),  # a second group on a: the two add up
+    ]
+    before = table.free.copy()
+    got = table.room(rows, held)
+    column = {vg: i for i, vg in enumerate(table.vg_names)}
+    assert got[0, column["vg-a"]] == 5 * GiB  # c: 7 - 2
+    assert (got[1, column["vg-a"]], got[1, column["vg-b"]]) == (5 * GiB, 19 * GiB)  # a: 10 - 2 - 3, 20 - 1
+    assert got[3, column["vg-b"]] == 4 * GiB  # b: 5 - 1
+    assert got[3, column["vg-a"]] < 0 and got[0, column["vg-b"]] < 0  # VGs they lack stay unusable
+    assert (table.free == before).all()  # a new array: the table itself is untouched
+    assert (table.room(rows, []) == table.free[np.where(rows != NO_ROW, rows, 0)]).all()

@@ -7,7 +7,7 @@ from hypothesis.extra.numpy import arrays
 from scheduling_factories import cap, device, disk, disk_cap, held, pvc
 from scheduling_strategies import VG_POOL, VOLUME_BYTES, Cluster, clusters, come_and_go, unnamed_demands
 
-from localcsi.core.capacity_table import CapacityTable
+from localcsi.core.capacity_table import NO_ROW, CapacityTable
 from localcsi.core.params import MediaType, VolumeType
 from localcsi.core.scheduling import (
     ACCOUNTING_EXTENT,
@@ -216,7 +216,7 @@ def fit_each(demand: PodDemand, cluster: Cluster) -> dict[str, Assignment | str]
 def assert_fit_many_is_fit_on_each(demand: PodDemand, cluster: Cluster) -> None:
     expected = fit_each(demand, cluster)
     passed, failed, placed = Fitter(demand).fit_many(
-        list(cluster.nodes), cluster.table, cluster.caps, cluster.held_bytes, cluster.held
+        list(cluster.nodes), cluster.table, cluster.caps, cluster.held_groups, cluster.held
     )
     assert passed == [node for node in cluster.nodes if not isinstance(expected[node], str)]  # in request order
     assert failed == {node: result for node, result in expected.items() if isinstance(result, str)}
@@ -265,11 +265,11 @@ def test_fit_many_leaves_other_demands_to_fit(cluster: Cluster, data: st.DataObj
 
 def test_fit_many_on_no_nodes_or_a_table_without_vgs() -> None:
     demand = PodDemand((pvc("a", 1),))
-    assert Fitter(demand).fit_many([], CapacityTable(), {}, {}, lambda _: None) == ([], {}, {})
+    assert Fitter(demand).fit_many([], CapacityTable(), {}, [], lambda _: None) == ([], {}, {})
     table = CapacityTable()
     caps = {"n1": cap(node="n1")}
     table.set(caps["n1"])
-    passed, failed, _ = Fitter(demand).fit_many(["n1", "n2"], table, caps, {}, lambda _: None)
+    passed, failed, _ = Fitter(demand).fit_many(["n1", "n2"], table, caps, [], lambda _: None)
     assert passed == []
     assert failed == {"n1": "localcsi: this node has no usable LVM volume group", "n2": NO_REPORT}
 
@@ -291,7 +291,7 @@ def test_fit_many_groups_nodes_by_choice_even_over_many_vgs() -> None:
     demand = PodDemand(tuple(pvc(f"v{i:02d}", 1) for i in range(11)))
     cluster = Cluster(caps, table, {}, list(caps), [])
     assert_fit_many_is_fit_on_each(demand, cluster)
-    _, _, placed = Fitter(demand).fit_many(cluster.nodes, table, caps, {}, cluster.held)
+    _, _, placed = Fitter(demand).fit_many(cluster.nodes, table, caps, [], cluster.held)
     assert dict(placed["n3"].vg_bytes) == {"vg-53": 6 * GiB, "vg-59": 5 * GiB}
     assert placed["same"] is placed["also-same"]
     assert len({id(a) for a in placed.values()}) == 7
@@ -330,7 +330,8 @@ def test_best_fit_rows_is_best_fit_on_each_row(rooms: list[dict[str, int]], char
     for capacity in caps:
         table.set(capacity)
     charged = [gib * GiB for gib in charges]
-    fits, choice = _best_fit_rows(table, table.rows_of([c.node for c in caps]), charged)
+    rows = table.rows_of([c.node for c in caps])
+    fits, choice = _best_fit_rows(table.room(rows, []), rows != NO_ROW, charged)
     for i, capacity in enumerate(caps):
         expected = _best_fit_all(capacity.vg_free, charged)
         assert bool(fits[i]) == (expected is not None), capacity.vg_free

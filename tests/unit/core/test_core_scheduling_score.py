@@ -71,7 +71,8 @@ def assert_rank_is_score_on_each(
     demand: PodDemand, strategy: Strategy, cluster: Cluster, held_bytes: dict[str, int], own: set[str]
 ) -> None:
     nodes = list(cluster.nodes)
-    ranks = Scorer(demand, strategy).rank(nodes, cluster.table, held_bytes, own)
+    held = [((("some-vg", amount),), [node]) for node, amount in held_bytes.items()]
+    ranks = Scorer(demand, strategy).rank(nodes, cluster.table, held, own)
     assert len(ranks) == MAX_SCORE + 1
     assert sorted(node for rank in ranks for node in rank) == sorted(nodes)  # each node once
     for rank in ranks:
@@ -105,9 +106,9 @@ def test_rank_gives_a_node_without_a_report_zero_as_score_does() -> None:
     table = CapacityTable()
     table.set(cap(50, node="known"))
     binpack, spread = Scorer(demand, Strategy.BINPACK), Scorer(demand, Strategy.SPREAD)
-    assert binpack.rank(["gone", "known"], table, {"gone": GiB}, {"gone"})[0] == ["gone"]
-    assert spread.rank(["gone", "known"], table, {}, ())[0] == ["gone"]
-    assert spread.rank(["gone", "known"], table, {}, ())[5] == ["known"]  # 51 of 100 GiB used
+    assert binpack.rank(["gone", "known"], table, [((("vg0", GiB),), ["gone"])], {"gone"})[0] == ["gone"]
+    assert spread.rank(["gone", "known"], table, [], ())[0] == ["gone"]
+    assert spread.rank(["gone", "known"], table, [], ())[5] == ["known"]  # 51 of 100 GiB used
     assert binpack.score(None, 0, set(), already_held=False) == 0
     assert spread.score(None, 0, set(), already_held=False) == 0
 
@@ -116,13 +117,15 @@ def test_rank_gives_a_node_without_a_report_zero_as_score_does() -> None:
 def test_rank_on_a_table_that_never_had_a_node(strategy: Strategy) -> None:
     # before the first NodeLocalStorage report (the table has no rows yet) every node is one
     # without a report, as in a table that has some
-    ranks = Scorer(PodDemand((pvc("a", 1),)), strategy).rank(["n1", "n2"], CapacityTable(), {"n1": GiB}, {"n2"})
+    ranks = Scorer(PodDemand((pvc("a", 1),)), strategy).rank(
+        ["n1", "n2"], CapacityTable(), [((("vg0", GiB),), ["n1"])], {"n2"}
+    )
     assert ranks[0] == ["n1", "n2"]
 
 
 def test_rank_leaves_pods_with_nothing_to_place_at_zero() -> None:
     table = CapacityTable()
     table.set(cap(50, node="n1"))
-    ranks = Scorer(PodDemand(pins=(Pin("n1", "bound"),)), Strategy.SPREAD).rank(["n2", "n1"], table, {}, ())
+    ranks = Scorer(PodDemand(pins=(Pin("n1", "bound"),)), Strategy.SPREAD).rank(["n2", "n1"], table, [], ())
     assert ranks[0] == ["n2", "n1"] and not any(ranks[1:])
-    assert Scorer(PodDemand((pvc("a", 1),)), Strategy.BINPACK).rank([], table, {}, ()) == [[]] * (MAX_SCORE + 1)
+    assert Scorer(PodDemand((pvc("a", 1),)), Strategy.BINPACK).rank([], table, [], ()) == [[]] * (MAX_SCORE + 1)

@@ -3,6 +3,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
+from localcsi.core.capacity_table import HeldGroups
 from localcsi.core.scheduling_fit import Assignment, Charge, assignment
 from localcsi.core.sizes import GiB
 from localcsi.extender.reservations import ReservationLedger
@@ -123,11 +124,20 @@ def test_nothing_to_hold_records_nothing(ledger: ReservationLedger) -> None:
     assert ledger.pod_count == 0 and ledger.held("n1") is None
 
 
-# held_bytes (cached per change) against held (summed when asked) ----------------------------------
+# held_groups (cached per change) against held (summed when asked) ---------------------------------
 
 UIDS = ("pod-1", "pod-2", "pod-3", "pod-4")
 NODES = ("n1", "n2", "n3", "n4", "n5")
 KEYS = ("lv-a", "lv-b", "lv-c", "lv-d")  # pods may share a volume
+
+
+def group_totals(groups: HeldGroups) -> dict[str, int]:
+    """Each node's bytes over every group that names it, where there are any."""
+    out: dict[str, int] = {}
+    for vg_bytes, nodes in groups:
+        for node in nodes:
+            out[node] = out.get(node, 0) + sum(amount for _, amount in vg_bytes)
+    return {node: amount for node, amount in out.items() if amount}
 
 
 def totals(ledger: ReservationLedger) -> dict[str, int]:
@@ -145,7 +155,7 @@ LAYOUTS = st.dictionaries(st.sampled_from(NODES), st.integers(0, 7), min_size=1,
 
 
 class LedgerMachine(RuleBasedStateMachine):
-    """filter, prioritize and the informers in any order, reading held_bytes between every two."""
+    """filter, prioritize and the informers in any order, reading held_groups between every two."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -160,17 +170,22 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(uid=st.sampled_from(UIDS), volumes=VOLUMES, layouts=LAYOUTS)
     def reserve(self, uid: str, volumes: list[tuple[str, int]], layouts: dict[str, int]) -> None:
-        # as filter produces it: every node holds the same volumes, the same bytes, VGs may differ
-        by_node = {
-            node: assignment(
-                [
-                    Charge(key, ("vg0", "vg1")[layout >> i & 1], gib * GiB) if gib else Charge(key, disk=f"/dev/{key}")
-                    for i, (key, gib) in enumerate(volumes)
-                ]
+        # as filter produces it: every node holds the same volumes, the same bytes, VGs may differ,
+        # and nodes that took the same VGs share one Assignment
+        made: dict[int, Assignment] = {}
+        for layout in layouts.values():
+            made.setdefault(
+                layout,
+                assignment(
+                    [
+                        Charge(key, ("vg0", "vg1")[layout >> i & 1], gib * GiB)
+                        if gib
+                        else Charge(key, disk=f"/dev/{key}")
+                        for i, (key, gib) in enumerate(volumes)
+                    ]
+                ),
             )
-            for node, layout in layouts.items()
-        }
-        self.ledger.reserve(uid, f"ns/{uid}", by_node)
+        self.ledger.reserve(uid, f"ns/{uid}", {node: made[layout] for node, layout in layouts.items()})
 
     @rule(uid=st.sampled_from(UIDS))
     def release_pod(self, uid: str) -> None:
@@ -201,13 +216,12 @@ class LedgerMachine(RuleBasedStateMachine):
         self.ledger.expire()
 
     @invariant()
-    def held_bytes_are_what_held_sums(self) -> None:
+    def held_groups_besides_a_pod_leave_out_its_wide_hold(self) -> None:
         ledger = self.ledger
-        everyone = ledger.held_bytes()
-        assert dict(everyone) == totals(ledger)
-        assert ledger.held_bytes() is everyone  # kept until the next change
+        everyone = group_totals(ledger.held_groups())
+        assert everyone == totals(ledger)
         for uid in UIDS:
-            besides = dict(ledger.held_bytes(besides=uid))
+            besides = group_totals(ledger.held_groups(besides=uid))
             if ledger.pod_holds_wide(uid):
                 own = ledger.pod_nodes(uid)  # its wide hold: what it would take on each node it passed
                 for node, placed in own.items():
@@ -216,8 +230,24 @@ class LedgerMachine(RuleBasedStateMachine):
                     assert besides.pop(node, 0) == everyone_else, (uid, node)
                 assert besides == {node: held for node, held in everyone.items() if node not in own}, uid
             else:  # nothing held wide to leave out (a narrow hold of its own still counts)
-                assert besides == dict(everyone), uid
+                assert besides == everyone, uid
+
+    @invariant()
+    def held_groups_are_what_held_sums_per_vg(self) -> None:
+        ledger = self.ledger
+        groups = ledger.held_groups()
+        assert ledger.held_groups() is groups  # kept until the next change
+        per_node: dict[str, dict[str, int]] = {}
+        for vg_bytes, nodes in groups:
+            assert len(set(nodes)) == len(nodes)  # a node once per group
+            for node in nodes:
+                for vg, amount in vg_bytes:
+                    per_node.setdefault(node, {})[vg] = per_node.get(node, {}).get(vg, 0) + amount
+        for node in NODES:
+            held = ledger.held(node)
+            expected = {vg: amount for vg, amount in (held.vg_bytes if held else {}).items() if amount}
+            assert {vg: amount for vg, amount in per_node.get(node, {}).items() if amount} == expected, node
 
 
-def test_held_bytes_follow_every_change_of_the_ledger() -> None:
+def test_held_groups_follow_every_change_of_the_ledger() -> None:
     run_state_machine_as_test(LedgerMachine, settings=settings(max_examples=60, stateful_step_count=30, deadline=None))
