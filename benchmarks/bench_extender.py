@@ -16,7 +16,6 @@ issue's goals are p99 <= 5 ms at 1000 nodes and <= 20 ms at 5000.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import multiprocessing
 import socket
@@ -28,6 +27,7 @@ from typing import Any
 from localcsi import DRIVER_NAME
 from localcsi.core.sizes import GiB
 from localcsi.extender.cache import NODE_LOCAL_STORAGES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES
+from localcsi.extender.main import settle_garbage_collector
 from localcsi.extender.objects import SELECTED_NODE_ANNOTATION
 from localcsi.extender.server import ExtenderServer
 from localcsi.extender.service import Extender
@@ -174,7 +174,7 @@ def run(nodes: int, pods: int, pvcs: int) -> dict[str, float]:
     names = [f"node-{i:05d}" for i in range(nodes)]
     for index, name in enumerate(names):
         extender.apply(NODE_LOCAL_STORAGES, "ADDED", node_local_storage(name, index))
-    gc.freeze()  # as `localcsi extender` does once its informers have synced
+    settle_garbage_collector()  # as `localcsi extender` does once its informers have synced
     server = ExtenderServer(("127.0.0.1", 0), extender)
     server.start()
     host, port = server.server_address[:2]

@@ -1,4 +1,5 @@
 import argparse
+import gc
 import os
 import signal
 import socket
@@ -36,6 +37,7 @@ def test_serves_until_sigterm_then_exits_cleanly(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(main, "api_client", lambda kubeconfig: object())
     monkeypatch.setattr(main, "start_informers", no_informers)
+    monkeypatch.setattr(main, "settle_garbage_collector", lambda: None)  # leave this process's GC be
     port = free_port()
     answers: list[bytes] = []
 
@@ -58,6 +60,17 @@ def test_serves_until_sigterm_then_exits_cleanly(monkeypatch: pytest.MonkeyPatch
     assert built[0].strategy.value == "spread"
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
+
+
+def test_settling_the_collector_freezes_what_exists_and_collects_the_young_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        main.settle_garbage_collector()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (main.GC_YOUNG_THRESHOLD, *before[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 def test_a_client_that_cannot_be_built_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
