@@ -79,34 +79,39 @@ class CapacityTable:
         for known, rows in self._recent:
             if known == nodes:
                 return rows
-        rows = np.fromiter(map(self._rows.get, nodes, repeat(NO_ROW)), dtype=np.int64, count=len(nodes))
+        rows = self._lookup(nodes)
         self._recent = [(list(nodes), rows), *self._recent[: _RECENT - 1]]
         return rows
 
     def room(self, rows: Rows, held: HeldGroups) -> npt.NDArray[np.int64]:
         """The free bytes of ``rows`` (as ``rows_of`` gives them) per column, less what ``held``
         holds there; a new array. Rows of ``NO_ROW`` get row 0's: the caller masks them out."""
-        room = self.free[np.where(rows != NO_ROW, rows, 0)]
+        rows = np.where(rows != NO_ROW, rows, 0)
+        room = self.free[rows]
         if not held:
             return room
         taken = np.zeros_like(self.free)
         for vg_bytes, nodes in held:
-            held_rows = np.fromiter(map(self._rows.get, nodes, repeat(NO_ROW)), dtype=np.int64, count=len(nodes))
+            held_rows = self._lookup(nodes)
             held_rows = held_rows[held_rows != NO_ROW]
             for vg, amount in vg_bytes:
                 column = self._columns.get(vg)
                 if column is not None:
                     taken[held_rows, column] += amount  # each node once per group: no repeated index
-        room -= taken[np.where(rows != NO_ROW, rows, 0)]
+        room -= taken[rows]
         return room
 
     def held_per_row(self, held: HeldGroups) -> npt.NDArray[np.int64]:
         """The bytes ``held`` holds on each row, over all its VGs (0 for rows it does not name)."""
         out = np.zeros(len(self.used), dtype=np.int64)
         for vg_bytes, nodes in held:
-            held_rows = np.fromiter(map(self._rows.get, nodes, repeat(NO_ROW)), dtype=np.int64, count=len(nodes))
+            held_rows = self._lookup(nodes)
             out[held_rows[held_rows != NO_ROW]] += sum(amount for _, amount in vg_bytes)
         return out
+
+    def _lookup(self, nodes: Collection[str]) -> Rows:
+        """Each node's row (``NO_ROW`` for an unknown one), one dictionary lookup each, in C."""
+        return np.fromiter(map(self._rows.get, nodes, repeat(NO_ROW)), dtype=np.int64, count=len(nodes))
 
     def _new_row(self) -> int:
         row = len(self._rows) + len(self._free_rows)
