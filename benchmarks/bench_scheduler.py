@@ -42,6 +42,7 @@ from localcsi.testing.extender import ExtenderProcess
 from localcsi.testing.scheduler import KubeScheduler
 from localcsi.testing.storage_nodes import GIB, add_storage_node
 from localcsi.testing.vm import free_port
+from localcsi.testing.waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
@@ -79,13 +80,17 @@ class Decisions:
 
     def rate(self, pods: int) -> float:
         """Pods per second from the first decision to the last, once all ``pods`` are decided."""
-        deadline = time.monotonic() + WATCH_SECONDS
-        while len(self.times) < pods:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"only {len(self.times)}/{pods} pods scheduled (watch: {self.error!r})")
-            time.sleep(0.05)
+        wait_for(f"{pods} scheduling decisions", lambda: self._all_decided(pods), WATCH_SECONDS, 0.05, self._progress)
         decided = sorted(self.times.values())
         return (pods - 1) / (decided[-1] - decided[0])
+
+    def _all_decided(self, pods: int) -> bool:
+        if len(self.times) < pods and not self._thread.is_alive():
+            raise RuntimeError(f"the watch ended: {self._progress()}")
+        return len(self.times) >= pods
+
+    def _progress(self) -> str:
+        return f"{len(self.times)} decided (watch error: {self.error!r})"
 
 
 def schedule_round(cluster: KubeCluster, namespace: str, pods: int, extender_url: str | None) -> tuple[float, str]:
@@ -160,19 +165,21 @@ def floor_extender(argv: list[str], port: int) -> Iterator[str]:
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=2):  # noqa: S310 (http on loopback)
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{argv[0]} did not come up (exit {proc.poll()})") from None
-                time.sleep(0.1)
+        wait_for(f"{argv[0]} to answer /healthz", lambda: _healthy(proc, url), 30, 0.1)
         yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _healthy(proc: subprocess.Popen[bytes], url: str) -> bool:
+    if proc.poll() is not None:
+        raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2):  # noqa: S310 (http on loopback)
+            return True
+    except OSError:
+        return False
 
 
 def go_binary() -> str:
