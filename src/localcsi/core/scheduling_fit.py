@@ -9,91 +9,23 @@ so kube-scheduler's event, which counts identical reasons, stays short on a larg
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import compress
 
 import numpy as np
 import numpy.typing as npt
 
 from localcsi.core.capacity_table import NO_ROW, CapacityTable, HeldGroups
-from localcsi.core.params import VolumeType
-from localcsi.core.scheduling import DiskReport, NodeCapacity, PodDemand, VolumeRequest
+from localcsi.core.scheduling import NodeCapacity, PodDemand, VolumeRequest
+from localcsi.core.scheduling_charges import HELD_NOTE, Assignment, Charge, Held, assignment
+from localcsi.core.scheduling_disks import fit_exclusive
 from localcsi.core.sizes import format_bytes
 
 PREFIX = "localcsi: "
 NO_REPORT = (
     PREFIX + "no storage report for this node (no NodeLocalStorage status): is the localcsi agent running on it?"
 )
-_HELD_NOTE = " while space is held for other pods being scheduled; retry follows"
 _NO_FIT = np.iinfo(np.int64).max
-
-
-@dataclass(frozen=True)
-class Charge:
-    """What one volume of a reservation takes on one node: bytes of a VG, or a whole disk."""
-
-    key: str
-    vg: str | None = None
-    charge_bytes: int = 0
-    disk: str | None = None
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """Where each of a pod's volumes would go on one node; nodes with the same outcome share one."""
-
-    charges: tuple[Charge, ...]
-    vg_bytes: tuple[tuple[str, int], ...]  # per VG, summed
-    disks: tuple[str, ...]
-    total_bytes: int
-
-
-def assignment(charges: Sequence[Charge]) -> Assignment:
-    per_vg: dict[str, int] = {}
-    for charge in charges:
-        if charge.disk is None and charge.vg is not None:
-            per_vg[charge.vg] = per_vg.get(charge.vg, 0) + charge.charge_bytes
-    disks = tuple(c.disk for c in charges if c.disk is not None)
-    return Assignment(tuple(charges), tuple(sorted(per_vg.items())), disks, sum(per_vg.values()))
-
-
-@dataclass(slots=True)
-class Held:
-    """Space held on one node for pods being scheduled: the reservation ledger's total for it."""
-
-    vg_bytes: dict[str, int] = field(default_factory=dict)
-    disks: set[str] = field(default_factory=set)
-    total_bytes: int = 0
-
-    def add(self, held: Assignment) -> None:
-        vg_bytes = self.vg_bytes
-        for vg, amount in held.vg_bytes:
-            vg_bytes[vg] = vg_bytes.get(vg, 0) + amount
-        if held.disks:
-            self.disks.update(held.disks)
-        self.total_bytes += held.total_bytes
-
-    def merge(self, other: Held) -> None:
-        for vg, amount in other.vg_bytes.items():
-            self.vg_bytes[vg] = self.vg_bytes.get(vg, 0) + amount
-        self.disks |= other.disks
-        self.total_bytes += other.total_bytes
-
-    def remove(self, held: Assignment) -> None:
-        vg_bytes = self.vg_bytes
-        for vg, amount in held.vg_bytes:
-            left = vg_bytes.get(vg, 0) - amount
-            if left > 0:
-                vg_bytes[vg] = left
-            else:
-                vg_bytes.pop(vg, None)
-        if held.disks:
-            self.disks.difference_update(held.disks)
-        self.total_bytes -= held.total_bytes
-
-    @property
-    def empty(self) -> bool:
-        return not self.vg_bytes and not self.disks
 
 
 @dataclass(frozen=True)
@@ -227,62 +159,6 @@ def _fit_unnamed(demand: PodDemand, room: dict[str, int], charges: list[Charge])
     return None
 
 
-def _match_disks(requests: Sequence[VolumeRequest], disks: Sequence[DiskReport]) -> list[int] | int:
-    """A disk index for every request (bipartite matching, smallest disk preferred), or the index of
-    the first request that cannot get one."""
-    candidates = [
-        [
-            i
-            for i, d in enumerate(disks)
-            if d.kind is r.volume_type
-            and d.size_bytes >= r.size_bytes
-            and (r.media_type is None or d.media_type is r.media_type)
-        ]
-        for r in requests
-    ]
-    owner: dict[int, int] = {}
-
-    def assign(request: int, seen: set[int]) -> bool:
-        for disk in candidates[request]:
-            if disk in seen:
-                continue
-            seen.add(disk)
-            if disk not in owner or assign(owner[disk], seen):
-                owner[disk] = request
-                return True
-        return False
-
-    for request in range(len(requests)):
-        if not assign(request, set()):
-            return request
-    chosen = [0] * len(requests)
-    for disk, request in owner.items():
-        chosen[request] = disk
-    return chosen
-
-
-def _exclusive_need(request: VolumeRequest) -> str:
-    media = f" {request.media_type.value}" if request.media_type is not None else ""
-    kind = "disk" if request.volume_type is VolumeType.DEVICE else "mount point"
-    return f"a free{media} {kind} of at least {format_bytes(request.size_bytes)} for {request.label}"
-
-
-def _fit_exclusive(demand: PodDemand, cap: NodeCapacity, held: Held | None, charges: list[Charge]) -> str | None:
-    if not demand.exclusive:
-        return None
-    disks = [d for d in cap.free_disks if held is None or d.name not in held.disks]
-    matched = _match_disks(demand.exclusive, disks)
-    if isinstance(matched, int):
-        request = demand.exclusive[matched]
-        without_held = _match_disks(demand.exclusive, cap.free_disks)
-        note = _HELD_NOTE if not isinstance(without_held, int) else ""
-        count = len(demand.exclusive)
-        together = f" ({count} exclusive volumes in all)" if count > 1 else ""
-        return f"{PREFIX}no {_exclusive_need(request)}{together}{note}"
-    charges.extend(Charge(r.key, disk=disks[i].name) for r, i in zip(demand.exclusive, matched, strict=True))
-    return None
-
-
 def _blocked(demand: PodDemand, node: str | None) -> str | None:
     if demand.problems:
         return PREFIX + "; ".join(demand.problems)
@@ -403,11 +279,11 @@ class Fitter:
             failed = _fit_named(demand, cap, room, charges) or _fit_unnamed(demand, room, charges)
             if failed is not None:
                 reason, vg, need = failed
-                note = _HELD_NOTE if need and held and _held_made_the_difference(cap, vg, need) else ""
+                note = HELD_NOTE if need and held and _held_made_the_difference(cap, vg, need) else ""
                 return PREFIX + reason + note
-        exclusive_failure = _fit_exclusive(demand, cap, held, charges)
+        exclusive_failure = fit_exclusive(demand, cap, held, charges)
         if exclusive_failure is not None:
-            return exclusive_failure
+            return PREFIX + exclusive_failure
         return assignment(charges)
 
 

@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from localcsi.core.capacity_table import NO_ROW, CapacityTable, HeldGroups
 from localcsi.core.scheduling import NodeCapacity, PodDemand, Strategy
-from localcsi.core.scheduling_fit import Held
+from localcsi.core.scheduling_charges import Held
 
 MAX_SCORE = 10  # k8s.io/kube-scheduler/extender/v1 MaxExtenderPriority
 

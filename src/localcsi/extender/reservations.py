@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from localcsi.core.capacity_table import HeldGroups
-from localcsi.core.scheduling_fit import Assignment, Held, assignment
+from localcsi.core.scheduling_charges import Assignment, Held, assignment
 
 DEFAULT_TTL_SECONDS = 60.0
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localcsi.core.scheduling import NodeCapacity, PodDemand, Strategy
-from localcsi.core.scheduling_fit import Fitter, Held, describe_room
+from localcsi.core.scheduling_charges import Held
+from localcsi.core.scheduling_fit import Fitter, describe_room
 from localcsi.core.scheduling_score import MAX_SCORE, Scorer
 from localcsi.extender.cache import ClusterView
 from localcsi.extender.demand import pod_demand, pod_label

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from localcsi.core.params import MediaType, VolumeType
 from localcsi.core.scheduling import DiskReport, NodeCapacity, NodeReport, VgReport, VolumeRequest, node_capacity
-from localcsi.core.scheduling_fit import Charge, Held, assignment
+from localcsi.core.scheduling_charges import Charge, Held, assignment
 from localcsi.core.sizes import GiB
 
 

@@ -19,7 +19,7 @@ from localcsi.core.scheduling import (
     VolumeRequest,
     node_capacity,
 )
-from localcsi.core.scheduling_fit import Charge, Held, assignment
+from localcsi.core.scheduling_charges import Charge, Held, assignment
 from localcsi.core.sizes import GiB
 
 VG_POOL = ("vg-a", "vg-b", "vg-c")

@@ -4,11 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from scheduling_factories import cap, device, disk, disk_cap, held, pvc
+from scheduling_factories import cap, device, held, pvc
 from scheduling_strategies import VG_POOL, VOLUME_BYTES, Cluster, clusters, come_and_go, unnamed_demands
 
 from localcsi.core.capacity_table import NO_ROW, CapacityTable
-from localcsi.core.params import MediaType, VolumeType
 from localcsi.core.scheduling import (
     ACCOUNTING_EXTENT,
     NodeCapacity,
@@ -19,16 +18,13 @@ from localcsi.core.scheduling import (
     VolumeRequest,
     node_capacity,
 )
+from localcsi.core.scheduling_charges import Assignment
 from localcsi.core.scheduling_fit import (
     NO_REPORT,
-    Assignment,
-    Charge,
     Fitter,
-    Held,
     _best_fit_all,
     _best_fit_rows,
     _same_rows,
-    assignment,
     fit,
 )
 from localcsi.core.sizes import GiB
@@ -117,39 +113,6 @@ def test_problems_fail_every_node() -> None:
     assert fit(demand, cap(100)).reason == "localcsi: VolumeSnapshot ns/s is not ready; class x is invalid"
 
 
-def test_device_volumes_need_one_disk_each_big_enough_and_of_the_media_asked() -> None:
-    node = disk_cap(disk("/dev/sdb", 100, MediaType.HDD), disk("/dev/sdc", 200, MediaType.SSD))
-    result = fit(PodDemand((device("a", 150, MediaType.SSD), device("b", 50))), node)
-    assert {c.key: c.disk for c in result.charges} == {"key-a": "/dev/sdc", "key-b": "/dev/sdb"}
-    refused = fit(PodDemand((device("a", 50, MediaType.SSD), device("b", 50, MediaType.SSD))), node)
-    assert refused.reason == (
-        "localcsi: no a free ssd disk of at least 50 GiB for PVC ns/b (2 exclusive volumes in all)"
-    )
-
-
-def test_device_matching_finds_an_assignment_a_greedy_pick_would_miss() -> None:
-    # the small unconstrained volume must not take the only ssd
-    node = disk_cap(disk("/dev/ssd", 100, MediaType.SSD), disk("/dev/hdd", 500, MediaType.HDD))
-    result = fit(PodDemand((device("any", 10), device("fast", 50, MediaType.SSD))), node)
-    assert {c.key: c.disk for c in result.charges} == {"key-any": "/dev/hdd", "key-fast": "/dev/ssd"}
-
-
-def test_held_disks_are_not_offered_again() -> None:
-    node = disk_cap(disk("/dev/sdb", 100))
-    other = Held()
-    other.add(assignment([Charge("other", disk="/dev/sdb")]))
-    result = fit(PodDemand((device("a", 10),)), node, other)
-    assert result.reason is not None
-    assert result.reason.endswith("while space is held for other pods being scheduled; retry follows")
-
-
-def test_mount_points_are_a_separate_pool_from_devices() -> None:
-    node = disk_cap(disk("/mnt/a", 100, kind=VolumeType.MOUNTPOINT))
-    mount = VolumeRequest("m", "PVC ns/m", GiB, VolumeType.MOUNTPOINT)
-    assert fit(PodDemand((mount,)), node).ok
-    assert fit(PodDemand((device("d", 1),)), node).reason == ("localcsi: no a free disk of at least 1 GiB for PVC ns/d")
-
-
 def test_nodes_with_the_same_outcome_share_one_assignment() -> None:
     fitter = Fitter(PodDemand((pvc("a", 1), pvc("b", 2))))
     first = fitter.fit(cap(10, node="n1"), None)
@@ -157,19 +120,6 @@ def test_nodes_with_the_same_outcome_share_one_assignment() -> None:
     assert first is second
     assert not isinstance(first, str)
     assert first.vg_bytes == (("vg0", 3 * GiB),)
-
-
-def test_held_totals_follow_adds_and_removes() -> None:
-    total = Held()
-    one = assignment([Charge("a", "vg0", GiB), Charge("b", "vg1", 2 * GiB), Charge("c", disk="/dev/sdb")])
-    two = assignment([Charge("d", "vg0", 3 * GiB)])
-    total.add(one)
-    total.add(two)
-    assert (total.vg_bytes, total.disks, total.total_bytes) == ({"vg0": 4 * GiB, "vg1": 2 * GiB}, {"/dev/sdb"}, 6 * GiB)
-    total.remove(one)
-    assert (total.vg_bytes, total.disks, total.total_bytes) == ({"vg0": 3 * GiB}, set(), 3 * GiB)
-    total.remove(two)
-    assert total.empty
 
 
 @given(

@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from localcsi.core.capacity_table import HeldGroups
-from localcsi.core.scheduling_fit import Assignment, Charge, assignment
+from localcsi.core.scheduling_charges import Assignment, Charge, assignment
 from localcsi.core.sizes import GiB
 from localcsi.extender.reservations import ReservationLedger
 
