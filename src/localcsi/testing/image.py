@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from localcsi.testing.build_lock import build_lock
 from localcsi.testing.phases import Phases
 
 GUEST_FILES = ("packages.txt", "init", "agent.py", "lvm-settings.txt")
@@ -138,6 +139,15 @@ def build_image(phases: Phases) -> NodeImage:
     if image.root.exists():
         phases.note(f"image cached at {final}")
         return image
+    with build_lock(cache_root() / "vm" / "build.lock"):
+        if image.root.exists():  # another process built it while this one waited
+            phases.note(f"image built by another process at {final}")
+            return image
+        _build(final, phases)
+    return image
+
+
+def _build(final: Path, phases: Phases) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=final.parent, prefix="build-") as tmp:
         work = Path(tmp)
@@ -155,4 +165,3 @@ def build_image(phases: Phases) -> NodeImage:
             mkfs = ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "root", "-d", str(rootfs)]
             _run([*mkfs, str(staged / "root.img"), ROOT_IMAGE_SIZE], work / "mke2fs.log")
         staged.rename(final)
-    return image

@@ -15,6 +15,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from localcsi.testing.build_lock import build_lock
+from localcsi.testing.image import cache_root
 from localcsi.testing.phases import Phases
 from localcsi.testing.vm import NodeVM
 
@@ -57,8 +59,9 @@ def build_site_tarball(dest: Path, extra_requirements: tuple[str, ...] = ()) -> 
 
 @functools.cache
 def site_tarball() -> bytes:
-    """Built once per process: the source tree does not change during a test session."""
-    with tempfile.TemporaryDirectory(prefix="localcsi-wheels-") as tmp:
+    """Built once per process: the source tree does not change during a test session. One process
+    at a time: setuptools builds in the tree's own ``build/`` directory."""
+    with build_lock(cache_root() / "wheel-build.lock"), tempfile.TemporaryDirectory(prefix="localcsi-wheels-") as tmp:
         return build_site_tarball(Path(tmp)).read_bytes()
 
 
