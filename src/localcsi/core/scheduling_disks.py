@@ -15,7 +15,8 @@ from localcsi.core.sizes import format_bytes
 
 
 def match_disks(requests: Sequence[VolumeRequest], disks: Sequence[DiskReport]) -> list[int] | int:
-    """A disk index for every request (augmenting paths over the requests in order), or the index of
+    """A disk index for every request (bipartite matching by augmenting paths, each request trying
+    the disks in the order given: ``NodeCapacity.free_disks`` is smallest first), or the index of
     the first request that cannot get one."""
     candidates = [
         [
