@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from localcsi.testing.build_lock import build_lock
 from localcsi.testing.image import cache_root
 from localcsi.testing.phases import Phases
 
@@ -49,14 +50,14 @@ def choose_accelerator(probe: Callable[[Accelerator, float], bool], phases: Phas
         return TCG
     record = cache_root() / "vm" / "kvm-probe.txt"
     key = _probe_key()
-    if record.exists():
-        remembered_key, _, verdict = record.read_text().rpartition("\n")
-        if remembered_key == key:
-            return KVM if verdict == "kvm" else TCG
-    with phases.phase("probe KVM boot"):
-        works = probe(KVM, KVM_PROBE_SECONDS)
-    verdict = "kvm" if works else "tcg"
-    phases.note(f"KVM {'boots' if works else 'does not boot'} the node image here; using {verdict}")
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(f"{key}\n{verdict}")
+    with build_lock(record.with_suffix(".lock")):  # one probe however many test workers start at once
+        if record.exists():
+            remembered_key, _, verdict = record.read_text().rpartition("\n")
+            if remembered_key == key:
+                return KVM if verdict == "kvm" else TCG
+        with phases.phase("probe KVM boot"):
+            works = probe(KVM, KVM_PROBE_SECONDS)
+        verdict = "kvm" if works else "tcg"
+        phases.note(f"KVM {'boots' if works else 'does not boot'} the node image here; using {verdict}")
+        record.write_text(f"{key}\n{verdict}")
     return KVM if works else TCG
