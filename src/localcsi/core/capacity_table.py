@@ -11,7 +11,7 @@ A request's node names are turned into row numbers with one dictionary lookup ea
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from itertools import repeat
 
 import numpy as np
@@ -91,9 +91,7 @@ class CapacityTable:
         if not held:
             return room
         taken = np.zeros_like(self.free)
-        for vg_bytes, nodes in held:
-            held_rows = self._lookup(nodes)
-            held_rows = held_rows[held_rows != NO_ROW]
+        for vg_bytes, held_rows in self._known_rows(held):
             for vg, amount in vg_bytes:
                 column = self._columns.get(vg)
                 if column is not None:
@@ -104,10 +102,15 @@ class CapacityTable:
     def held_per_row(self, held: HeldGroups) -> npt.NDArray[np.int64]:
         """The bytes ``held`` holds on each row, over all its VGs (0 for rows it does not name)."""
         out = np.zeros(len(self.used), dtype=np.int64)
-        for vg_bytes, nodes in held:
-            held_rows = self._lookup(nodes)
-            out[held_rows[held_rows != NO_ROW]] += sum(amount for _, amount in vg_bytes)
+        for vg_bytes, held_rows in self._known_rows(held):
+            out[held_rows] += sum(amount for _, amount in vg_bytes)
         return out
+
+    def _known_rows(self, held: HeldGroups) -> Iterator[tuple[Sequence[tuple[str, int]], Rows]]:
+        """Each group of ``held`` with the rows of its nodes that have a report."""
+        for vg_bytes, nodes in held:
+            rows = self._lookup(nodes)
+            yield vg_bytes, rows[rows != NO_ROW]
 
     def _lookup(self, nodes: Collection[str]) -> Rows:
         """Each node's row (``NO_ROW`` for an unknown one), one dictionary lookup each, in C."""

@@ -210,7 +210,8 @@ class ReservationLedger:
         self._changed()
         for uid, hold in list(self._pods.items()):
             if hold.narrow is None:
-                hold.set_nodes({n: placed for n, placed in hold.by_node.items() if n != node})
+                if node in hold.by_node:
+                    hold.set_nodes({n: placed for n, placed in hold.by_node.items() if n != node})
                 gone = not hold.by_node
             else:
                 gone = hold.narrow[0] == node
