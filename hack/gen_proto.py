@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Regenerate (or check) the committed Python stubs for src/localcsi/csi/csi.proto.
+"""Regenerate (or check) the committed Python stubs for the .proto files in src/localcsi/csi.
 
     python hack/gen_proto.py           rewrite the stubs
     python hack/gen_proto.py --check   exit 1 if the committed stubs are stale
+
+Known protos: csi.proto (the CSI spec) and pluginregistration.proto (the kubelet's plugin
+registration API); each one present in the package directory gets its three stubs.
 
 The output is byte-for-byte reproducible only with the grpcio-tools release that produced
 the committed stubs (see GRPC_GENERATED_VERSION in csi_pb2_grpc.py); --check names it when
@@ -16,17 +19,47 @@ import re
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = REPO_ROOT / "src" / "localcsi" / "csi"
-PROTO_NAME = "csi.proto"
-GENERATED = ("csi_pb2.py", "csi_pb2.pyi", "csi_pb2_grpc.py")
+PACKAGE = "localcsi.csi"
 
-# grpc_tools emits a top-level import that only works with the output dir on sys.path.
-_BARE_IMPORT = "import csi_pb2 as csi__pb2\n"
-_PACKAGE_IMPORT = "from localcsi.csi import csi_pb2 as csi__pb2\n"
+# Prepended to stubs that pyproject.toml does not exclude by name from ruff and mypy: generated code
+# is neither linted, formatted nor type-checked (its .pyi is, and gets the _PYI_FIXES).
+_LINT_PRAGMAS = "# ruff: noqa\n# fmt: off\n"
+_MYPY_PRAGMA = "# mypy: ignore-errors\n"
+
+
+@dataclass(frozen=True)
+class ProtoStubs:
+    """One .proto file in the package directory and the three stubs generated from it."""
+
+    proto: str
+    # False only for csi.proto: pyproject.toml excludes its stubs from ruff by path.
+    lint_pragmas: bool = True
+
+    @property
+    def module(self) -> str:
+        return self.proto.removesuffix(".proto") + "_pb2"
+
+    @property
+    def generated(self) -> tuple[str, str, str]:
+        return (f"{self.module}.py", f"{self.module}.pyi", f"{self.module}_grpc.py")
+
+    @property
+    def bare_import(self) -> str:
+        # grpc_tools emits a top-level import that only works with the output dir on sys.path.
+        return f"import {self.module} as {self.module.replace('_', '__')}\n"
+
+    @property
+    def package_import(self) -> str:
+        return f"from {PACKAGE} {self.bare_import}"
+
+
+PROTOS = (ProtoStubs("csi.proto", lint_pragmas=False), ProtoStubs("pluginregistration.proto"))
 
 # protoc's --pyi_out output fails mypy --strict in two ways; patch the stub rather than relax mypy.
 _PYI_FIXES = (
@@ -65,11 +98,11 @@ def run_protoc(proto_dir: Path, proto_name: str, outputs: list[str]) -> None:
         raise GenerationError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
 
 
-def fix_grpc_import(grpc_module: Path) -> None:
+def fix_grpc_import(grpc_module: Path, stubs: ProtoStubs) -> None:
     text = grpc_module.read_text(encoding="utf-8")
-    if text.count(_BARE_IMPORT) != 1:
-        raise GenerationError(f"expected exactly one {_BARE_IMPORT.strip()!r} in {grpc_module}")
-    grpc_module.write_text(text.replace(_BARE_IMPORT, _PACKAGE_IMPORT), encoding="utf-8")
+    if text.count(stubs.bare_import) != 1:
+        raise GenerationError(f"expected exactly one {stubs.bare_import.strip()!r} in {grpc_module}")
+    grpc_module.write_text(text.replace(stubs.bare_import, stubs.package_import), encoding="utf-8")
 
 
 def fix_pyi(stub: Path) -> None:
@@ -79,12 +112,30 @@ def fix_pyi(stub: Path) -> None:
     stub.write_text(text, encoding="utf-8")
 
 
-def generate(package_dir: Path, out_dir: Path) -> None:
-    """Write the stubs for package_dir/csi.proto into out_dir."""
+def _prepend(path: Path, header: str) -> None:
+    path.write_text(header + path.read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def generate(package_dir: Path, out_dir: Path, stubs: ProtoStubs) -> None:
+    """Write the stubs for package_dir/<stubs.proto> into out_dir."""
     out = str(out_dir)
-    run_protoc(package_dir, PROTO_NAME, [f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}"])
-    fix_grpc_import(out_dir / "csi_pb2_grpc.py")
-    fix_pyi(out_dir / "csi_pb2.pyi")
+    run_protoc(package_dir, stubs.proto, [f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}"])
+    messages, stub, grpc_module = (out_dir / name for name in stubs.generated)
+    fix_grpc_import(grpc_module, stubs)
+    fix_pyi(stub)
+    if stubs.lint_pragmas:
+        for path in (messages, stub):
+            _prepend(path, _LINT_PRAGMAS)
+        _prepend(grpc_module, _LINT_PRAGMAS + _MYPY_PRAGMA)
+
+
+def protos_in(package_dir: Path) -> list[ProtoStubs]:
+    """The known protos present in package_dir; at least one, or GenerationError."""
+    present = [stubs for stubs in PROTOS if (package_dir / stubs.proto).is_file()]
+    if not present:
+        known = ", ".join(stubs.proto for stubs in PROTOS)
+        raise GenerationError(f"{package_dir} holds none of {known}")
+    return present
 
 
 def _differs(a: Path, b: Path) -> bool:
@@ -95,8 +146,10 @@ def sync_stubs(package_dir: Path, *, write: bool) -> list[str]:
     """Names of the stubs in package_dir that differ from a fresh generation; rewrites them if write."""
     with tempfile.TemporaryDirectory(prefix="gen_proto-") as tmp:
         fresh = Path(tmp)
-        generate(package_dir, fresh)
-        changed = [name for name in GENERATED if _differs(fresh / name, package_dir / name)]
+        changed: list[str] = []
+        for stubs in protos_in(package_dir):
+            generate(package_dir, fresh, stubs)
+            changed += [name for name in stubs.generated if _differs(fresh / name, package_dir / name)]
         if write:
             for name in changed:
                 (package_dir / name).write_bytes((fresh / name).read_bytes())
@@ -110,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "--package-dir",
         type=Path,
         default=PACKAGE_DIR,
-        help=f"directory holding {PROTO_NAME} and its stubs (default: %(default)s)",
+        help="directory holding the .proto files and their stubs (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     package_dir: Path = args.package_dir
@@ -135,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _version_hint(package_dir: Path) -> str | None:
-    """Explain a staleness that comes from a different grpcio-tools rather than from csi.proto."""
+    """Explain a staleness that comes from a different grpcio-tools rather than from a .proto."""
     grpc_module = package_dir / "csi_pb2_grpc.py"
     if not grpc_module.is_file():
         return None

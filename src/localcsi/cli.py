@@ -10,7 +10,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Final, cast
 
-from localcsi import __version__, logs
+from localcsi import DRIVER_NAME, __version__, logs
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,16 @@ def _endpoint(value: str) -> str:
     if separator and scheme == "tcp":
         return f"tcp://{_host_port(address)}"
     raise argparse.ArgumentTypeError(f"{value!r}: expected unix:///absolute/path or tcp://HOST:PORT")
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/") or any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected an absolute path")
+    return value
+
+
+def _optional_absolute_path(value: str) -> str:
+    return value and _absolute_path(value)
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -137,6 +147,43 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
         metavar="REGEX",
         help="use only VGs whose name matches; repeatable (default: ^localcsi-.+$)",
     )
+    add(
+        "--registration-dir",
+        type=_optional_absolute_path,
+        default="",
+        metavar="DIR",
+        help=(
+            f"register with the kubelet through DIR/{DRIVER_NAME}-reg.sock, usually "
+            "/var/lib/kubelet/plugins_registry (node and standalone modes; default: empty, no registration)"
+        ),
+    )
+    add(
+        "--kubelet-registration-path",
+        type=_optional_absolute_path,
+        default="",
+        metavar="PATH",
+        help=(
+            "the CSI socket's path as the kubelet sees it on the host, e.g. "
+            f"/var/lib/kubelet/plugins/{DRIVER_NAME}/csi.sock; required with --registration-dir"
+        ),
+    )
+    add(
+        "--health-address",
+        type=_optional_host_port,
+        default="",
+        metavar="HOST:PORT",
+        help="serve GET /healthz there, which calls our own Identity Probe (default: empty, disabled)",
+    )
+
+
+def _plugin_flag_problem(args: argparse.Namespace) -> str | None:
+    if args.registration_dir and not args.kubelet_registration_path:
+        return "--kubelet-registration-path is required with --registration-dir"
+    if args.kubelet_registration_path and not args.registration_dir:
+        return "--kubelet-registration-path is only used with --registration-dir"
+    if args.registration_dir and args.mode == "controller":
+        return "--registration-dir: a --mode controller plugin has no Node service to register with the kubelet"
+    return None
 
 
 def _add_agent_flags(parser: argparse.ArgumentParser) -> None:
@@ -238,7 +285,11 @@ _SUBCOMMANDS: Final[dict[str, tuple[str, Callable[[argparse.ArgumentParser], Non
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Checks across flags, which argparse cannot express: command -> the problem with its flags, or None.
+_FLAG_CHECKS: Final[dict[str, Callable[[argparse.Namespace], str | None]]] = {"plugin": _plugin_flag_problem}
+
+
+def _build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="localcsi", description="Local disks as Kubernetes volumes.")
     parser.add_argument("--version", action="version", version=f"localcsi {__version__}")
     _add_logging_flags(parser, os.environ.get(LOG_LEVEL_ENV) or "info", "json")
@@ -246,12 +297,28 @@ def build_parser() -> argparse.ArgumentParser:
     logging_flags = argparse.ArgumentParser(add_help=False)
     _add_logging_flags(logging_flags, argparse.SUPPRESS, argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    command_parsers: dict[str, argparse.ArgumentParser] = {}
     for name, (summary, add_flags) in _SUBCOMMANDS.items():
-        add_flags(commands.add_parser(name, help=summary, description=summary, parents=[logging_flags]))
-    return parser
+        command_parsers[name] = commands.add_parser(name, help=summary, description=summary, parents=[logging_flags])
+        add_flags(command_parsers[name])
+    return parser, command_parsers
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return _build_parsers()[0]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse, then check flags against each other; a problem exits 2 with the command's usage."""
+    parser, command_parsers = _build_parsers()
+    args = parser.parse_args(argv)
+    check = _FLAG_CHECKS.get(args.command)
+    if check is not None and (problem := check(args)):
+        command_parsers[args.command].error(problem)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     logs.configure(args.log_level, args.log_format)
     return resolve_runner(args.command)(args)

@@ -28,6 +28,9 @@ FLAGS = {
         "--lvm-nsenter",
         "--max-volumes-per-node",
         "--metrics-address",
+        "--registration-dir DIR",
+        "--kubelet-registration-path PATH",
+        "--health-address HOST:PORT",
     ),
     "agent": ("--node-name", "--kubeconfig", "--resync-seconds", "--lvm-nsenter", "--orphan-gc-grace", "--orphan-gc"),
     "controller": (
@@ -144,6 +147,10 @@ def test_help_does_not_import_heavy_dependencies() -> None:
         ["plugin", "--endpoint", "tcp://localhost"],
         ["plugin", "--max-volumes-per-node", "-1"],
         ["plugin", "--metrics-address", "localhost"],
+        ["plugin", "--health-address", "localhost"],
+        ["plugin", "--health-address", "127.0.0.1:0"],
+        ["plugin", "--registration-dir", "relative/dir", "--kubelet-registration-path", "/k/csi.sock"],
+        ["plugin", "--registration-dir", "/registry", "--kubelet-registration-path", "unix:///k/csi.sock"],
         ["agent", "--resync-seconds", "0"],
         ["extender", "--listen", "127.0.0.1:70000"],
         ["--log-level", "trace", "status"],
@@ -189,6 +196,7 @@ def test_plugin_defaults() -> None:
     assert args.lvm_nsenter is False
     assert args.max_volumes_per_node == 0
     assert args.metrics_address == ""
+    assert (args.registration_dir, args.kubelet_registration_path, args.health_address) == ("", "", "")
     assert (args.log_level, args.log_format) == ("info", "json")
 
 
@@ -248,3 +256,44 @@ def test_invalid_log_level_in_environment_exits_2(
     monkeypatch.setenv(cli.LOG_LEVEL_ENV, "verbose")
     assert exit_status(["status"]) == 2
     assert "'verbose' is not one of debug, info, warning, error" in capsys.readouterr().err
+
+
+def test_plugin_registration_and_health_flags_parse() -> None:
+    args = cli.parse_args(
+        [
+            *("plugin", "--mode", "node", "--registration-dir", "/var/lib/kubelet/plugins_registry"),
+            *("--kubelet-registration-path", "/var/lib/kubelet/plugins/localcsi.io/csi.sock"),
+            *("--health-address", ":9808"),
+        ]
+    )
+    assert args.registration_dir == "/var/lib/kubelet/plugins_registry"
+    assert args.kubelet_registration_path == "/var/lib/kubelet/plugins/localcsi.io/csi.sock"
+    assert args.health_address == ":9808"
+    standalone = ("plugin", "--registration-dir", "/r", "--kubelet-registration-path", "/k/csi.sock")
+    assert cli.parse_args(standalone).registration_dir == "/r"
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (
+            ["plugin", "--mode", "node", "--registration-dir", "/r"],
+            "--kubelet-registration-path is required with --registration-dir",
+        ),
+        (
+            ["plugin", "--mode", "node", "--kubelet-registration-path", "/k/csi.sock"],
+            "--kubelet-registration-path is only used with --registration-dir",
+        ),
+        (
+            ["plugin", "--mode", "controller", "--registration-dir", "/r", "--kubelet-registration-path", "/k"],
+            "--registration-dir: a --mode controller plugin has no Node service to register with the kubelet",
+        ),
+    ],
+)
+def test_plugin_registration_flags_must_go_together(
+    argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert exit_status(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: localcsi plugin ")
+    assert err.endswith(f"localcsi plugin: error: {problem}\n")

@@ -27,6 +27,12 @@ class PluginConfig:
     lvm_nsenter: bool = False
     max_volumes_per_node: int = 0
     metrics_address: str = ""
+    # Kubelet plugin registration (in place of node-driver-registrar); "": do not register.
+    registration_dir: str = ""
+    # The CSI socket's path as the kubelet sees it on the host, told to the kubelet at registration.
+    kubelet_registration_path: str = ""
+    # HOST:PORT of the HTTP /healthz that probes our own Identity service; "": off.
+    health_address: str = ""
     # Only VGs whose name matches one of these are ever used: never touch a VG not given to us.
     vg_patterns: tuple[str, ...] = DEFAULT_VG_PATTERNS
     # How long a controller call may wait on the node (cluster mode) before DEADLINE_EXCEEDED.
@@ -34,6 +40,16 @@ class PluginConfig:
     # Cluster mode (--mode controller): the apiserver to write LogicalVolumes to; None: in-cluster.
     kubeconfig: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.registration_dir and not self.kubelet_registration_path:
+            raise ValueError("registration_dir needs kubelet_registration_path")
+        if self.registration_dir and not self.serves_node:
+            raise ValueError(f"a {self.mode.value} plugin serves no Node service and cannot register with the kubelet")
+
+    @property
+    def registers_with_kubelet(self) -> bool:
+        return bool(self.registration_dir)
 
     @property
     def serves_controller(self) -> bool:

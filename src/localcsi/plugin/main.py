@@ -1,8 +1,14 @@
-"""`localcsi plugin`: build the Config from the command line, serve until told to stop."""
+"""`localcsi plugin`: build the Config from the command line, serve until told to stop.
+
+Besides the CSI gRPC server, the process may serve the kubelet's plugin registration
+(``--registration-dir``) and an HTTP ``/healthz`` (``--health-address``). They stop in reverse
+order of starting: registration first, so that the kubelet lets go before the CSI socket goes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 
 from localcsi.lifecycle import Lifecycle
@@ -13,6 +19,8 @@ from localcsi.plugin.server import build_server
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 10.0
+# The exit status after the kubelet rejected our registration: the pod restarts and registers again.
+REGISTRATION_REJECTED_EXIT = 1
 
 
 def config_from_args(args: argparse.Namespace) -> PluginConfig:
@@ -24,25 +32,57 @@ def config_from_args(args: argparse.Namespace) -> PluginConfig:
         lvm_nsenter=args.lvm_nsenter,
         max_volumes_per_node=args.max_volumes_per_node,
         metrics_address=args.metrics_address,
+        registration_dir=args.registration_dir,
+        kubelet_registration_path=args.kubelet_registration_path,
+        health_address=args.health_address,
         vg_patterns=tuple(args.vg_patterns or DEFAULT_VG_PATTERNS),
         kubeconfig=args.kubeconfig,
     )
 
 
+def _start_health(config: PluginConfig, running: contextlib.ExitStack) -> None:
+    from localcsi.plugin.health import endpoint_health_server  # noqa: PLC0415 - only with --health-address
+
+    health = endpoint_health_server(config.health_address, config.endpoint)
+    health.start()
+    running.callback(health.stop)
+
+
+def _start_registration(config: PluginConfig, lifecycle: Lifecycle, running: contextlib.ExitStack) -> list[str]:
+    """Serve the kubelet's registration; the returned list collects the kubelet's rejections."""
+    from localcsi.plugin.registration import RegistrationServer  # noqa: PLC0415 - only with --registration-dir
+
+    rejections: list[str] = []
+
+    def on_rejected(error: str) -> None:
+        rejections.append(error)
+        lifecycle.request_exit(f"the kubelet rejected the registration: {error}")
+
+    registration = RegistrationServer(config, on_rejected)
+    registration.start()
+    running.callback(registration.stop, SHUTDOWN_GRACE_SECONDS)
+    return rejections
+
+
 def serve(config: PluginConfig) -> int:
-    with Lifecycle() as lifecycle:
+    rejections: list[str] = []
+    with Lifecycle() as lifecycle, contextlib.ExitStack() as running:
         server = build_server(config)
         server.start()
+        running.callback(lambda: server.stop(grace=SHUTDOWN_GRACE_SECONDS).wait())
         log.info(
             "serving CSI %s on %s",
             config.mode.value,
             config.endpoint,
             extra=fields(mode=config.mode.value, endpoint=config.endpoint, node_id=config.node_id),
         )
+        if config.health_address:
+            _start_health(config, running)
+        if config.registers_with_kubelet:
+            rejections = _start_registration(config, lifecycle, running)
         lifecycle.wait()
-        server.stop(grace=SHUTDOWN_GRACE_SECONDS).wait()
-        log.info("stopped")
-    return 0
+    log.info("stopped")
+    return REGISTRATION_REJECTED_EXIT if rejections else 0
 
 
 def run(args: argparse.Namespace) -> int:

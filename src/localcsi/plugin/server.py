@@ -25,7 +25,8 @@ def socket_path(endpoint: str) -> Path | None:
     return Path(endpoint.removeprefix("unix://")) if endpoint.startswith("unix://") else None
 
 
-def _remove_stale_socket(path: Path) -> None:
+def remove_socket(path: Path) -> None:
+    """Remove the socket at path, if there is one; refuse anything that is not a socket."""
     if not path.exists():
         return
     if not stat.S_ISSOCK(path.stat().st_mode):
@@ -42,6 +43,19 @@ def _group_id(name: str) -> int:
         raise RuntimeError(f"--socket-group {name}: no such group") from None
 
 
+def bind_private_socket(server: grpc.Server, path: Path) -> None:
+    """Listen on a unix socket at path, created 0600; a stale socket there is replaced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_socket(path)
+    # Create the socket already private: chmod after bind would leave a window open.
+    previous = os.umask(0o177)
+    try:
+        server.add_insecure_port(f"unix:{path}")
+    finally:
+        os.umask(previous)
+    path.chmod(OWNER_ONLY)
+
+
 def bind(server: grpc.Server, config: PluginConfig) -> None:
     path = socket_path(config.endpoint)
     if path is None:
@@ -49,19 +63,10 @@ def bind(server: grpc.Server, config: PluginConfig) -> None:
         if server.add_insecure_port(address) == 0:
             raise RuntimeError(f"cannot listen on {address}")
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_socket(path)
-    # Create the socket already private: chmod after bind would leave a window open.
-    previous = os.umask(0o177)
-    try:
-        server.add_insecure_port(f"unix:{path}")
-    finally:
-        os.umask(previous)
+    bind_private_socket(server, path)
     if config.socket_group:
         os.chown(path, -1, _group_id(config.socket_group))
         path.chmod(OWNER_AND_GROUP)
-    else:
-        path.chmod(OWNER_ONLY)
 
 
 def build_server(config: PluginConfig) -> grpc.Server:
