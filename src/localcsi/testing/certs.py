@@ -55,3 +55,29 @@ def make_certs(directory: Path, ip_addresses: tuple[str, ...]) -> ClusterCerts:
     _openssl("genrsa", "-out", str(certs.sa_key), "2048")
     _openssl("rsa", "-in", str(certs.sa_key), "-pubout", "-out", str(certs.sa_pub))
     return certs
+
+
+@dataclass(frozen=True)
+class ClientCert:
+    cert: Path
+    key: Path
+
+
+def make_client_cert(certs: ClusterCerts, name: str, common_name: str, organization: str = "") -> ClientCert:
+    """A client certificate signed by the cluster CA: the apiserver maps CN to the user and O to a group
+    (a kubelet is `system:node:<node>` in `system:nodes`, as the Node authorizer requires)."""
+    directory = certs.ca_cert.parent
+    client = ClientCert(cert=directory / f"{name}.crt", key=directory / f"{name}.key")
+    subject = f"/CN={common_name}" + (f"/O={organization}" if organization else "")
+    csr = directory / f"{name}.csr"
+    _openssl("genrsa", "-out", str(client.key), "2048")
+    _openssl("req", "-new", "-key", str(client.key), "-subj", subject, "-out", str(csr))
+    extensions = directory / f"{name}.ext"
+    extensions.write_text(
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"
+    )
+    _openssl(
+        "x509", "-req", "-in", str(csr), "-CA", str(certs.ca_cert), "-CAkey", str(certs.ca_key),
+        "-CAcreateserial", "-days", "2", "-extfile", str(extensions), "-out", str(client.cert),
+    )  # fmt: skip
+    return client

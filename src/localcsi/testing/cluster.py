@@ -28,7 +28,7 @@ from localcsi.csi import services
 from localcsi.k8s.client import api_client
 from localcsi.plugin.config import Mode, PluginConfig
 from localcsi.plugin.server import build_server
-from localcsi.testing.certs import make_certs
+from localcsi.testing.certs import make_certs, make_client_cert
 from localcsi.testing.install import project_root
 from localcsi.testing.phases import Phases
 from localcsi.testing.tools import tool_path
@@ -39,6 +39,9 @@ SERVICE_ACCOUNTS = ("localcsi-agent", "localcsi-controller", "localcsi-csi-contr
 ADMIN = "admin"
 # The bootstrap RBAC of kube-apiserver already binds these users to their components' ClusterRoles.
 SCHEDULER = "system:kube-scheduler"
+SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
+# The `kubernetes` Service's ClusterIP (the first of the range): what pods' in-cluster config dials.
+KUBERNETES_SERVICE_IP = "10.96.0.1"
 
 
 def service_account_user(name: str) -> str:
@@ -50,14 +53,24 @@ class ClusterError(RuntimeError):
 
 
 class KubeCluster:
-    def __init__(self, phases: Phases | None = None, workdir: Path | None = None) -> None:
+    """`real_nodes` makes it a control plane for kubelets: Node authorization with NodeRestriction,
+    ServiceAccount admission, and a kube-controller-manager (service accounts, the root CA config
+    map, PV binding, workload controllers, garbage collection); nothing of deploy/ is applied, since
+    localcsi is then installed with its chart."""
+
+    def __init__(self, phases: Phases | None = None, workdir: Path | None = None, real_nodes: bool = False) -> None:
+        self.real_nodes = real_nodes
         self.phases = phases or Phases(prefix="[cluster]")
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="localcsi-cluster-"))
         self.port = free_port()
         self.server = f"https://127.0.0.1:{self.port}"
         self._tokens: dict[str, str] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.certs = make_certs(self.workdir / "pki", ("127.0.0.1", HOST_LOOPBACK))
+        self.certs = make_certs(self.workdir / "pki", ("127.0.0.1", HOST_LOOPBACK, KUBERNETES_SERVICE_IP))
+        # kube-apiserver's identity towards kubelets (logs, exec): system:masters may do anything there.
+        self.kubelet_client = make_client_cert(
+            self.certs, "apiserver-kubelet-client", "kube-apiserver", "system:masters"
+        )
 
     @property
     def ca_file(self) -> Path:
@@ -71,16 +84,20 @@ class KubeCluster:
             with self.phases.phase("kube-apiserver"):
                 self._start_apiserver(etcd_url)
                 self._wait_ready(timeout=120)
-            with self.phases.phase("CRDs and RBAC"):
-                self.install_crds()
-                self.apply_manifests(manifests(project_root() / "deploy" / "rbac"))
+            if self.real_nodes:  # localcsi comes with `helm install`, as operators install it
+                with self.phases.phase("kube-controller-manager"):
+                    self._start_controller_manager()
+            else:
+                with self.phases.phase("CRDs and RBAC"):
+                    self.install_crds()
+                    self.apply_manifests(manifests(project_root() / "deploy" / "rbac"))
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        for name in ("kube-apiserver", "etcd"):
+        for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
             proc = self._procs.pop(name, None)
             if proc is not None and proc.poll() is None:
                 proc.terminate()
@@ -157,16 +174,40 @@ class KubeCluster:
                 f"--tls-private-key-file={certs.server_key}",
                 f"--client-ca-file={certs.ca_cert}",
                 f"--token-auth-file={self._write_token_file()}",
-                "--authorization-mode=RBAC",
                 "--allow-privileged=true",  # as kubeadm and kind set it: the node DaemonSet needs it
                 "--service-account-issuer=https://kubernetes.default.svc",
                 f"--service-account-key-file={certs.sa_pub}",
                 f"--service-account-signing-key-file={certs.sa_key}",
-                "--service-cluster-ip-range=10.96.0.0/16",
-                # No kube-controller-manager creates default ServiceAccounts, so pods would be refused.
-                "--disable-admission-plugins=ServiceAccount",
+                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
+                "--v=1",
+                *self._node_flags(),
+            ],
+        )
+
+    def _node_flags(self) -> list[str]:
+        if not self.real_nodes:
+            # No kube-controller-manager creates default ServiceAccounts, so pods would be refused.
+            return ["--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount"]
+        return [
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={self.kubelet_client.cert}",
+            f"--kubelet-client-key={self.kubelet_client.key}",
+        ]
+
+    def _start_controller_manager(self) -> None:
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(tool_path("kube-controller-manager")),
+                f"--kubeconfig={self.kubeconfig(ADMIN)}",
+                "--leader-elect=false",
+                "--secure-port=0",
+                f"--root-ca-file={self.certs.ca_cert}",
+                f"--service-account-private-key-file={self.certs.sa_key}",
+                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
                 "--v=1",
             ],
         )
@@ -257,10 +298,14 @@ class KubeCluster:
                 raise
 
     # -- manifests ---------------------------------------------------------------------------
-    def install_crds(self, directory: Path | None = None, timeout: float = 60) -> list[str]:
+    def install_crds(
+        self, directory: Path | None = None, timeout: float = 60, paths: list[Path] | None = None
+    ) -> list[str]:
+        """Create the CRDs of `paths`, or of the YAML files in `directory` (default deploy/crds), and
+        wait until each is Established."""
         api = client.ApiextensionsV1Api(self.api_client())
         names = []
-        for path in manifests(directory or project_root() / "deploy" / "crds"):
+        for path in paths if paths is not None else manifests(directory or project_root() / "deploy" / "crds"):
             for doc in yaml.safe_load_all(path.read_text()):
                 if doc:
                     api.create_custom_resource_definition(doc)

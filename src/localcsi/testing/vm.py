@@ -50,6 +50,9 @@ class VMConfig:
     # Let the guest open connections to the host (HOST_LOOPBACK:<port> reaches 127.0.0.1:<port>).
     # Off by default: `restrict=on` keeps a test guest from reaching anything it was not given.
     host_loopback: bool = False
+    # A read-only ext4 image attached after the data disks (see files_disk.py): how large files such as
+    # binaries and container images get in, faster than the guest agent's base64 transfer.
+    files_disk: Path | None = None
     boot_timeout: float = float(os.environ.get("LOCALCSI_BOOT_TIMEOUT", "240"))
 
 
@@ -134,6 +137,12 @@ class NodeVM:
         """Guest device paths of the data disks, in the order of config.disks_gib."""
         return [f"/dev/vd{chr(ord('b') + index)}" for index in range(len(self.config.disks_gib))]
 
+    def files_device(self) -> str:
+        """Guest device path of the read-only files disk (VMConfig.files_disk)."""
+        if self.config.files_disk is None:
+            raise GuestError("this VM was booted without a files disk")
+        return f"/dev/vd{chr(ord('b') + len(self.config.disks_gib))}"
+
     def host_port(self, guest_port: int) -> int:
         return self.forwarded[guest_port]
 
@@ -166,6 +175,8 @@ class NodeVM:
         disks += [(self.workdir / f"data{i}.raw", "raw") for i in range(len(self.config.disks_gib))]
         for path, fmt in disks:
             argv += ["-drive", f"file={path},if=virtio,format={fmt},discard=unmap"]
+        if self.config.files_disk is not None:
+            argv += ["-drive", f"file={self.config.files_disk},if=virtio,format=raw,readonly=on"]
         argv += ["-netdev", self._netdev(), "-device", "virtio-net-pci,netdev=net0"]
         return argv
 

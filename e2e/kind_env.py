@@ -1,0 +1,58 @@
+"""The e2e environment on a kind cluster (GitHub Actions): the kind-specific part, kept thin.
+
+The cluster, the loop-file disks and the release are made by `setup_kind.py`; the tests are the same
+`tests/e2e` the node VM runs. Node facts are read with `docker exec` into the kind node container,
+which has the node's lvm2 (installed by setup_kind.py) and the kubelet's directories.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from kubernetes import client, config
+
+from localcsi.testing.guest_client import Result
+
+
+class DockerNodeAccess:
+    def __init__(self, container: str) -> None:
+        self._container = container
+
+    def run(self, argv: list[str], timeout: float = 120.0) -> Result:
+        proc = subprocess.run(
+            ["docker", "exec", self._container, *argv], capture_output=True, text=True, timeout=timeout, check=False
+        )
+        return Result(argv=tuple(argv), rc=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
+
+
+class KindEnvironment:
+    def __init__(self, api: client.ApiClient) -> None:
+        self._api = api
+
+    @classmethod
+    def from_environment(cls) -> KindEnvironment:
+        kubeconfig = os.environ.get("KUBECONFIG")
+        if not kubeconfig:
+            raise RuntimeError(
+                "LOCALCSI_E2E=kind needs KUBECONFIG pointing at the kind cluster (setup_kind.py writes it)"
+            )
+        return cls(config.new_client_from_config(config_file=kubeconfig))
+
+    @property
+    def api(self) -> client.ApiClient:
+        return self._api
+
+    @property
+    def node_names(self) -> list[str]:
+        return sorted(node.metadata.name for node in client.CoreV1Api(self._api).list_node().items)
+
+    def node(self, name: str) -> DockerNodeAccess:
+        return DockerNodeAccess(name)  # kind names each node's container after the node
+
+    @property
+    def can_reboot(self) -> bool:
+        return False
+
+    def reboot(self, name: str) -> None:
+        raise NotImplementedError("kind nodes are containers: a reboot is proven on the node VM only")

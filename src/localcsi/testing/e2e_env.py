@@ -1,0 +1,54 @@
+"""What an e2e test may use, whichever cluster it runs on: the Kubernetes API and a narrow way to
+read facts on a node (lvs, findmnt, blkid, cgroup files).
+
+Two environments implement it: the node VM joined to the Go-built control plane (`e2e_vm.py`, this
+machine and CI) and kind on GitHub Actions (`e2e/kind_env.py`). Tests take an `E2EEnvironment` and
+never learn which one they got, except through `can_reboot`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from kubernetes import client
+
+from localcsi.testing.guest_client import Result
+
+NAMESPACE = "localcsi-system"
+RELEASE = "localcsi"
+CHART = Path("deploy") / "helm" / "localcsi"
+POOL_VG = "localcsi-pool-0"
+
+
+def helm_set_args(device: str) -> list[str]:
+    """`helm install` arguments beyond the chart's defaults, the same on every e2e environment: the
+    release's init config turns `device` (blank) into POOL_VG on every node."""
+    values = [
+        "initConfig.enabled=true",
+        f"initConfig.nodesConfig[0].resourceToBeInited.vgs[0].name={POOL_VG}",
+        f"initConfig.nodesConfig[0].resourceToBeInited.vgs[0].devices[0]={device}",
+    ]
+    return [arg for value in values for arg in ("--set", value)]
+
+
+class NodeAccess(Protocol):
+    """Runs an argv list as root on one node (never a shell string)."""
+
+    def run(self, argv: list[str], timeout: float = 120.0) -> Result: ...
+
+
+class E2EEnvironment(Protocol):
+    @property
+    def api(self) -> client.ApiClient: ...
+
+    @property
+    def node_names(self) -> list[str]: ...
+
+    def node(self, name: str) -> NodeAccess: ...
+
+    @property
+    def can_reboot(self) -> bool: ...
+
+    def reboot(self, name: str) -> None:
+        """Power the node off and on again, and return once it is Ready."""

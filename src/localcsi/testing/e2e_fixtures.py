@@ -1,0 +1,53 @@
+"""pytest fixtures for the e2e tier: one environment per session, chosen by LOCALCSI_E2E.
+
+- `vm` (the default): the node VM joined to the Go-built control plane, localcsi installed with helm.
+- `kind`: a kind cluster made by the GitHub Actions workflow, with localcsi already installed by the
+  same helm command; its part lives in the repository's e2e/ folder.
+
+The e2e tier is required in CI: when a tool, qemu or the image build is missing, the fixture raises
+(the tests error) rather than skipping.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from localcsi.testing.e2e_env import E2EEnvironment
+from localcsi.testing.install import project_root
+from localcsi.testing.phases import Phases
+
+ENVIRONMENTS = ("vm", "kind")
+
+
+def _kind_environment() -> E2EEnvironment:
+    path = project_root() / "e2e" / "kind_env.py"
+    spec = importlib.util.spec_from_file_location("localcsi_e2e_kind_env", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load the kind environment from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    environment: E2EEnvironment = module.KindEnvironment.from_environment()
+    return environment
+
+
+@pytest.fixture(scope="session")
+def e2e_env(pytestconfig: pytest.Config) -> Iterator[E2EEnvironment]:
+    choice = os.environ.get("LOCALCSI_E2E", "vm")
+    if choice not in ENVIRONMENTS:
+        raise RuntimeError(f"LOCALCSI_E2E={choice!r}: expected one of {', '.join(ENVIRONMENTS)}")
+    if choice == "kind":
+        yield _kind_environment()
+        return
+    from localcsi.testing.e2e_vm import VMEnvironment  # noqa: PLC0415 - only the vm choice needs qemu
+
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    phases = Phases(write=reporter.write_line, prefix="[e2e]") if reporter else Phases(prefix="[e2e]")
+    environment = VMEnvironment(phases).start()
+    try:
+        yield environment
+    finally:
+        environment.stop()

@@ -1,0 +1,157 @@
+"""The e2e environment on this machine: the Go-built control plane on the host's loopback, the node VM
+as a real node (containerd + kubelet), and localcsi installed with `helm install`, as the docs say.
+
+Order of events in `start()`: image archives and the files disk (cached builds), etcd +
+kube-apiserver + kube-controller-manager, kube-scheduler, the VM and its kubelet, the VolumeSnapshot
+CRDs, then the chart. Every step prints a phase line with its time.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+from kubernetes import client
+
+from localcsi.testing.cluster import KubeCluster
+from localcsi.testing.e2e_env import CHART, NAMESPACE, RELEASE, helm_set_args
+from localcsi.testing.files_disk import make_files_disk
+from localcsi.testing.guest_client import Result
+from localcsi.testing.install import project_root
+from localcsi.testing.kube_node import IMAGES_DIR, KubeNode
+from localcsi.testing.phases import Phases
+from localcsi.testing.scheduler import KubeScheduler
+from localcsi.testing.tools import tool_path
+from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.waiting import wait_for
+
+# Two blank disks: the release's init config makes the first a VG; the second stays blank for tests.
+DATA_DISKS_GIB = [6, 4]
+NODE_MEMORY_MIB = 3072
+POOL_DEVICE = "/dev/vdb"
+
+
+class VMNodeAccess:
+    def __init__(self, vm: NodeVM) -> None:
+        self._vm = vm
+
+    def run(self, argv: list[str], timeout: float = 120.0) -> Result:
+        return self._vm.run(argv, timeout=timeout)
+
+
+class VMEnvironment:
+    def __init__(self, phases: Phases | None = None) -> None:
+        self.phases = phases or Phases(prefix="[e2e]")
+        self.workdir = Path(tempfile.mkdtemp(prefix="localcsi-e2e-"))
+        self.cluster = KubeCluster(self.phases, real_nodes=True)
+        self.scheduler: KubeScheduler | None = None
+        self.vm: NodeVM | None = None
+        self.kube_node: KubeNode | None = None
+
+    # -- E2EEnvironment ------------------------------------------------------------------------
+    @property
+    def api(self) -> client.ApiClient:
+        return self.cluster.api_client()
+
+    @property
+    def node_names(self) -> list[str]:
+        assert self.kube_node is not None
+        return [self.kube_node.node_name]
+
+    def node(self, name: str) -> VMNodeAccess:
+        assert self.vm is not None and name in self.node_names
+        return VMNodeAccess(self.vm)
+
+    @property
+    def can_reboot(self) -> bool:
+        return True
+
+    def reboot(self, name: str) -> None:
+        assert self.kube_node is not None and name in self.node_names
+        self.kube_node.reboot()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> VMEnvironment:
+        try:
+            files_disk = self._files_disk()
+            self.cluster.start()
+            with self.phases.phase("kube-scheduler"):
+                self.scheduler = KubeScheduler(self.cluster).start()
+            config = VMConfig(
+                disks_gib=list(DATA_DISKS_GIB), memory_mib=NODE_MEMORY_MIB, host_loopback=True, files_disk=files_disk
+            )
+            self.vm = NodeVM(config, self.phases)
+            self.vm.start()
+            self.kube_node = KubeNode(self.vm, self.cluster).start()
+            with self.phases.phase("helm install"):
+                self._install_snapshot_crds()
+                self.helm("install", RELEASE, str(project_root() / CHART), "--namespace", NAMESPACE,
+                          "--create-namespace", *helm_set_args(POOL_DEVICE))  # fmt: skip
+            with self.phases.phase("localcsi pods Ready"):
+                wait_for("every localcsi pod Ready", self._all_pods_ready, 600, 2.0, self._pod_report)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.vm is not None:
+            self.vm.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        self.cluster.stop()
+
+    def helm(self, *args: str) -> str:
+        kubeconfig = str(self.cluster.kubeconfig())
+        argv = [str(tool_path("helm")), "--kubeconfig", kubeconfig, *args]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"helm {' '.join(args[:2])} failed ({result.returncode}): {result.stderr.strip()}")
+        return result.stdout
+
+    # -- internals -----------------------------------------------------------------------------
+    def _files_disk(self) -> Path:
+        from localcsi.testing.images import image_archives  # noqa: PLC0415 - builds on first use
+
+        with self.phases.phase("image archives"):
+            archives = image_archives()
+        with self.phases.phase("files disk"):
+            sources = {"kubelet": tool_path("kubelet")}
+            sources |= {f"{IMAGES_DIR}/{index:02d}.tar": path for index, path in enumerate(archives.values())}
+            return make_files_disk(self.workdir / "files.img", sources, self.workdir / "files")
+
+    def _install_snapshot_crds(self) -> None:
+        from localcsi.testing.snapshot_crds import snapshot_crd_paths  # noqa: PLC0415
+
+        self.cluster.install_crds(paths=snapshot_crd_paths())
+
+    def _pods(self) -> list[client.V1Pod]:
+        core = client.CoreV1Api(self.api)
+        return list(core.list_namespaced_pod(NAMESPACE).items)
+
+    def _all_pods_ready(self) -> bool:
+        pods = self._pods()
+        return bool(pods) and all(_ready(pod) for pod in pods)
+
+    def _pod_report(self) -> str:
+        lines = [f"{pod.metadata.name}: {pod.status.phase} {_container_states(pod)}" for pod in self._pods()]
+        assert self.kube_node is not None
+        return "\n".join(lines) + "\n--- kubelet log tail:\n" + self.kube_node.kubelet_log(3000)
+
+
+def _ready(pod: client.V1Pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def _container_states(pod: client.V1Pod) -> str:
+    states = []
+    for status in pod.status.container_statuses or []:
+        state = status.state
+        if state.waiting is not None:
+            states.append(f"{status.name}=waiting({state.waiting.reason}: {state.waiting.message or ''})")
+        elif state.terminated is not None:
+            states.append(f"{status.name}=terminated({state.terminated.reason}, rc {state.terminated.exit_code})")
+        else:
+            states.append(f"{status.name}=running(restarts {status.restart_count})")
+    return ", ".join(states)

@@ -1,0 +1,109 @@
+"""A claim's whole life through the kubelet and the sidecars: provision on first use, write, read back,
+delete; for ext4, xfs and raw block, and with Immediate binding."""
+
+from __future__ import annotations
+
+import pytest
+from e2e_kube import BLOCK_DEVICE, DATA, MIB, namespace, pv_node, unique, volume_lv
+from kubernetes import client
+
+from localcsi.testing.e2e_env import E2EEnvironment
+from localcsi.testing.waiting import wait_for
+
+SIZE = "256Mi"
+WRITE_MIB = 16
+
+
+def _target(block: bool) -> str:
+    return BLOCK_DEVICE if block else f"{DATA}/payload"
+
+
+@pytest.mark.parametrize(
+    ("storage_class", "fs_type", "block"),
+    [("localcsi-lvm", "ext4", False), ("localcsi-lvm-xfs", "xfs", False), ("localcsi-lvm", None, True)],
+    ids=["ext4", "xfs", "block"],
+)
+def test_wait_for_first_consumer_write_read_delete(
+    e2e_env: E2EEnvironment, storage_class: str, fs_type: str | None, block: bool
+) -> None:
+    with namespace(e2e_env, "vol") as kube:
+        claim = unique("data")
+        kube.pvc(claim, storage_class, SIZE, block=block)
+        status = kube.core.read_namespaced_persistent_volume_claim(claim, kube.namespace).status
+        assert status.phase == "Pending", "WaitForFirstConsumer: no volume before a pod uses the claim"
+
+        written = kube.run_to_completion(unique("writer"), claim, ["write", _target(block), str(WRITE_MIB)], block)
+        pv = kube.bound_pv(claim)
+        node = pv_node(pv)
+        found = volume_lv(e2e_env, node, pv.metadata.name)
+        assert found is not None, f"no LV tagged with {pv.metadata.name} on {node}"
+        row, meta = found
+        assert int(row["lv_size"]) == 256 * MIB
+        assert meta.size_bytes == 256 * MIB
+        if fs_type is not None:
+            blkid = e2e_env.node(node).run(["blkid", "-o", "value", "-s", "TYPE", row["lv_path"]]).check()
+            assert blkid.stdout.strip() == fs_type
+
+        read = kube.run_to_completion(unique("reader"), claim, ["checksum", _target(block), str(WRITE_MIB)], block)
+        assert len(written) == 64 and read == written
+
+        kube.delete_pvc(claim)
+        assert volume_lv(e2e_env, node, pv.metadata.name) is None, "the LV outlived its PV"
+
+
+def test_deleted_block_volume_space_reads_zeros(e2e_env: E2EEnvironment) -> None:
+    """A new tenant of the same extents must not read the previous tenant's data."""
+    with namespace(e2e_env, "wipe") as kube:
+        first = unique("first")
+        kube.pvc(first, "localcsi-lvm", SIZE, block=True)
+        kube.run_to_completion(unique("writer"), first, ["write", BLOCK_DEVICE, str(WRITE_MIB)], block=True)
+        node = pv_node(kube.bound_pv(first))
+        first_lv = volume_lv(e2e_env, node, kube.bound_pv(first).metadata.name)
+        assert first_lv is not None
+        kube.delete_pvc(first)
+
+        second = unique("second")
+        kube.pvc(second, "localcsi-lvm", SIZE, block=True)
+        read = kube.run_to_completion(unique("reader"), second, ["checksum", BLOCK_DEVICE, str(WRITE_MIB)], block=True)
+        second_lv = volume_lv(e2e_env, node, kube.bound_pv(second).metadata.name)
+        assert second_lv is not None
+        zeros = e2e_env.node(node).run(["python3", "-c", ZEROS_DIGEST]).check().stdout.strip()
+        assert read == zeros
+        kube.delete_pvc(second)
+
+
+ZEROS_DIGEST = f"import hashlib; print(hashlib.sha256(bytes({WRITE_MIB * MIB})).hexdigest())"
+
+
+def test_immediate_binding_provisions_before_any_pod(e2e_env: E2EEnvironment) -> None:
+    storage = client.StorageV1Api(e2e_env.api)
+    with namespace(e2e_env, "imm") as kube:
+        class_name = unique("localcsi-immediate")
+        storage.create_storage_class(
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {"name": class_name},
+                "provisioner": "localcsi.io",
+                "parameters": {"volumeType": "LVM"},
+                "reclaimPolicy": "Delete",
+                "volumeBindingMode": "Immediate",
+            }
+        )
+        try:
+            claim = unique("data")
+            kube.pvc(claim, class_name, SIZE)
+            wait_for(
+                f"PVC {claim} Bound without a pod",
+                lambda: (
+                    kube.core.read_namespaced_persistent_volume_claim(claim, kube.namespace).status.phase == "Bound"
+                ),
+                300,
+                1.0,
+                lambda: kube.events(claim),
+            )
+            written = kube.run_to_completion(unique("writer"), claim, ["write", f"{DATA}/f", "4"])
+            assert kube.run_to_completion(unique("reader"), claim, ["checksum", f"{DATA}/f", "4"]) == written
+            kube.delete_pvc(claim)
+        finally:
+            storage.delete_storage_class(class_name)
