@@ -29,6 +29,7 @@ from localcsi.k8s.client import api_client
 from localcsi.plugin.config import Mode, PluginConfig
 from localcsi.plugin.server import build_server
 from localcsi.testing.certs import make_certs, make_client_cert
+from localcsi.testing.egress_proxy import EgressProxy
 from localcsi.testing.install import project_root
 from localcsi.testing.phases import Phases
 from localcsi.testing.tools import tool_path
@@ -71,6 +72,8 @@ class KubeCluster:
         self.kubelet_client = make_client_cert(
             self.certs, "apiserver-kubelet-client", "kube-apiserver", "system:masters"
         )
+        # How the apiserver reaches kubelets in VMs: KubeNode adds its node's route.
+        self.egress = EgressProxy() if real_nodes else None
 
     @property
     def ca_file(self) -> Path:
@@ -79,6 +82,8 @@ class KubeCluster:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> KubeCluster:
         try:
+            if self.egress is not None:
+                self.egress.start()
             with self.phases.phase("etcd"):
                 etcd_url = self._start_etcd()
             with self.phases.phase("kube-apiserver"):
@@ -106,6 +111,9 @@ class KubeCluster:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+        if self.egress is not None:
+            self.egress.stop()
+            self.egress = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> KubeCluster:
@@ -187,10 +195,11 @@ class KubeCluster:
         )
 
     def _node_flags(self) -> list[str]:
-        if not self.real_nodes:
+        if self.egress is None:
             # No kube-controller-manager creates default ServiceAccounts, so pods would be refused.
             return ["--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount"]
         return [
+            f"--egress-selector-config-file={self.egress.write_config(self.workdir / 'egress.yaml')}",
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
             f"--kubelet-client-certificate={self.kubelet_client.cert}",

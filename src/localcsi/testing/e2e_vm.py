@@ -19,7 +19,7 @@ from localcsi.testing.e2e_env import CHART, NAMESPACE, RELEASE, helm_set_args
 from localcsi.testing.files_disk import make_files_disk
 from localcsi.testing.guest_client import Result
 from localcsi.testing.install import project_root
-from localcsi.testing.kube_node import IMAGES_DIR, KubeNode
+from localcsi.testing.kube_node import IMAGES_DIR, KUBELET_PORT, KubeNode
 from localcsi.testing.phases import Phases
 from localcsi.testing.scheduler import KubeScheduler
 from localcsi.testing.tools import tool_path
@@ -79,7 +79,11 @@ class VMEnvironment:
             with self.phases.phase("kube-scheduler"):
                 self.scheduler = KubeScheduler(self.cluster).start()
             config = VMConfig(
-                disks_gib=list(DATA_DISKS_GIB), memory_mib=NODE_MEMORY_MIB, host_loopback=True, files_disk=files_disk
+                disks_gib=list(DATA_DISKS_GIB),
+                memory_mib=NODE_MEMORY_MIB,
+                host_loopback=True,
+                files_disk=files_disk,
+                port_forwards={KUBELET_PORT: 0},
             )
             self.vm = NodeVM(config, self.phases)
             self.vm.start()

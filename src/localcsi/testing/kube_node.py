@@ -25,6 +25,8 @@ from localcsi.testing.waiting import wait_for
 
 NODE_NAME = "localcsi-node"  # the guest's hostname (guest/init)
 NODE_IP = "10.0.2.15"  # slirp's fixed guest address
+# The kubelet's API, forwarded to the host's loopback for the apiserver's egress proxy (logs, exec).
+KUBELET_PORT = 10250
 POD_SUBNET = "10.244.0.0/24"
 FILES_MOUNT = "/mnt/files"
 # On the files disk: the kubelet binary at its root, image archives (docker-archive) in this folder.
@@ -118,6 +120,8 @@ class KubeNode:
         if not self.vm.config.host_loopback:
             raise GuestError("the node VM must boot with VMConfig(host_loopback=True) to reach the apiserver")
         phases = self.vm.phases
+        if self.cluster.egress is not None:
+            self.cluster.egress.route(f"{NODE_IP}:{KUBELET_PORT}", self.vm.host_port(KUBELET_PORT))
         if not self._configured:
             with phases.phase("node: configure"):
                 self._mount_files()

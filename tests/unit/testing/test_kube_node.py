@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import ipaddress
+
+from localcsi.testing.kube_node import POD_SUBNET, cni_config, containerd_config, kubelet_config
+
+
+def test_kubelet_and_containerd_agree_on_cgroupfs() -> None:
+    assert kubelet_config()["cgroupDriver"] == "cgroupfs"
+    assert "SystemdCgroup = false" in containerd_config("registry.k8s.io/pause:3.10")
+
+
+def test_containerd_uses_the_given_sandbox_image_and_debian_cni_dir() -> None:
+    config = containerd_config("example/pause:1")
+    assert 'sandbox_image = "example/pause:1"' in config
+    assert 'bin_dir = "/usr/lib/cni"' in config
+
+
+def test_kubelet_accepts_only_client_certificates() -> None:
+    authentication = kubelet_config()["authentication"]
+    assert authentication["anonymous"] == {"enabled": False}
+    assert authentication["x509"]["clientCAFile"].endswith("/ca.crt")
+
+
+def test_pods_get_addresses_from_the_pod_subnet_and_are_masqueraded() -> None:
+    bridge = cni_config()["plugins"][0]
+    assert bridge["ipMasq"] is True
+    [[subnet]] = bridge["ipam"]["ranges"]
+    assert ipaddress.ip_network(subnet["subnet"]) == ipaddress.ip_network(POD_SUBNET)
