@@ -1,6 +1,7 @@
 """deploy/rbac/ on a real kube-apiserver: each localcsi ServiceAccount may do exactly what docs/crds.md#rbac
-lists and nothing else among the resources that matter (SubjectAccessReviews over every verb), and real
-requests made with each account's token succeed or get 403 accordingly."""
+(and, for the snapshot controller the chart runs, docs/install.md) lists and nothing else among the resources
+that matter (SubjectAccessReviews over every verb), and real requests made with each account's token succeed
+or get 403 accordingly (the four localcsi components; the snapshot controller has no token here)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from localcsi.k8s.errors import Forbidden
 from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, NODE_LOCAL_STORAGE_INIT_CONFIG, CustomResources
 from localcsi.testing.cluster import SYSTEM_NAMESPACE, KubeCluster, service_account_user
 
-AGENT, CONTROLLER, CSI_CONTROLLER, EXTENDER = (
+AGENT, CONTROLLER, CSI_CONTROLLER, EXTENDER, SNAPSHOT_CONTROLLER = (
     "localcsi-agent",
     "localcsi-controller",
     "localcsi-csi-controller",
     "localcsi-extender",
+    "localcsi-snapshot-controller",
 )
 SA_GROUPS = ["system:serviceaccounts", f"system:serviceaccounts:{SYSTEM_NAMESPACE}", "system:authenticated"]
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
@@ -78,10 +80,12 @@ STORAGE_CLASS, CSI_NODE, ATTACHMENT = storage("storageclasses"), storage("csinod
 CAPACITY = storage("csistoragecapacities", namespaced=True)
 REPLICA_SET = Resource("apps", "replicasets", namespaced=True)
 SNAPSHOT, SNAPSHOT_CLASS = snapshot("volumesnapshots", namespaced=True), snapshot("volumesnapshotclasses")
+SNAPSHOT_STATUS = snapshot("volumesnapshots/status", namespaced=True)
 CONTENT, CONTENT_STATUS = snapshot("volumesnapshotcontents"), snapshot("volumesnapshotcontents/status")
 SECRET = core("secrets", namespaced=True)
 
-# Resources no localcsi account may touch at all, checked with every verb.
+# Resources no localcsi account may touch at all (but SNAPSHOT_STATUS, the snapshot controller's), checked
+# with every verb.
 FORBIDDEN_EVERYWHERE = (
     SECRET,
     core("configmaps", namespaced=True),
@@ -103,7 +107,7 @@ FORBIDDEN_EVERYWHERE = (
     Resource("apps", "deployments", namespaced=True),
     storage("csidrivers"),
     Resource("events.k8s.io", "events", namespaced=True),
-    snapshot("volumesnapshots/status", namespaced=True),
+    SNAPSHOT_STATUS,
     Resource("groupsnapshot.storage.k8s.io", "volumegroupsnapshotcontents"),
 )
 
@@ -115,7 +119,7 @@ class Grant:
     namespace: str | None = None  # None: a ClusterRole, valid everywhere; else a Role in that namespace
 
 
-# Exactly the table of docs/crds.md#rbac.
+# Exactly the table of docs/crds.md#rbac, and for the snapshot controller that of docs/install.md.
 EXPECTED: dict[str, tuple[Grant, ...]] = {
     AGENT: (
         Grant(NLS, ("list", "watch")),
@@ -161,6 +165,16 @@ EXPECTED: dict[str, tuple[Grant, ...]] = {
         Grant(STORAGE_CLASS, INFORMER),
         Grant(SNAPSHOT, INFORMER),
         Grant(CONTENT, INFORMER),
+    ),
+    SNAPSHOT_CONTROLLER: (
+        Grant(PV, READ),
+        Grant(PVC, (*READ, "update")),
+        Grant(EVENT, EVENTS),
+        Grant(SNAPSHOT_CLASS, INFORMER),
+        Grant(CONTENT, (*INFORMER, "create", "patch", "delete")),
+        Grant(SNAPSHOT, (*READ, "update", "patch")),
+        Grant(SNAPSHOT_STATUS, ("update",)),
+        Grant(LEASE, ("get", "create", "update"), SYSTEM_NAMESPACE),
     ),
 }
 

@@ -1,5 +1,6 @@
 """deploy/ as plain YAML: structural, bounded CRD schemas with status subresources, printer columns and
-short names; RBAC without Secrets, wildcards or escalation, bound only to our ServiceAccounts."""
+short names (the chart's crds/, the source of deploy/crds); RBAC without Secrets, wildcards or escalation,
+bound only to our ServiceAccounts (deploy/rbac, which the cluster tier applies: the chart's default render)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[3]
-CRD_DIR = REPO / "deploy" / "crds"
+CRD_DIR = REPO / "deploy" / "helm" / "localcsi" / "crds"
 RBAC_DIR = REPO / "deploy" / "rbac"
 DOCS = REPO / "docs" / "crds.md"
+INSTALL_DOCS = REPO / "docs" / "install.md"
 NAMESPACE = "localcsi-system"
+# External-snapshotter's controller, which the chart runs too; its rules are explained in docs/install.md.
+SNAPSHOT_CONTROLLER = "localcsi-snapshot-controller"
 OURS = {
     "nodelocalstorage.yaml": ("NodeLocalStorage", "nls"),
     "nodelocalstorageinitconfig.yaml": ("NodeLocalStorageInitConfig", "nlsc"),
@@ -242,7 +246,13 @@ def test_no_role_touches_secrets_or_uses_wildcards() -> None:
 
 def test_service_accounts_roles_and_bindings_line_up() -> None:
     accounts = {sa["metadata"]["name"] for sa in of_kind("ServiceAccount")}
-    assert accounts == {"localcsi-agent", "localcsi-controller", "localcsi-csi-controller", "localcsi-extender"}
+    assert accounts == {
+        "localcsi-agent",
+        "localcsi-controller",
+        "localcsi-csi-controller",
+        "localcsi-extender",
+        SNAPSHOT_CONTROLLER,
+    }
     assert {sa["metadata"]["namespace"] for sa in of_kind("ServiceAccount")} == {NAMESPACE}
     cluster_roles = {role["metadata"]["name"] for role in of_kind("ClusterRole")}
     roles = {role["metadata"]["name"] for role in of_kind("Role")}
@@ -285,10 +295,45 @@ def test_leases_are_granted_only_inside_localcsi_system() -> None:
     for role in of_kind("ClusterRole"):
         assert all("leases" not in rule["resources"] for rule in role["rules"]), role["metadata"]["name"]
     assert verbs_of("localcsi-controller-leader-election", "leases") == {"get", "create", "update"}
+    assert verbs_of(f"{SNAPSHOT_CONTROLLER}-leader-election", "leases") == {"get", "create", "update"}
+
+
+def test_snapshot_controller_gets_only_the_calls_v8_makes_without_group_snapshots() -> None:
+    """Upstream's rbac-snapshot-controller.yaml (v8.2.0) minus volume group snapshots, list/watch/update on
+    Events, and every verb its code never uses with group snapshots and distributed snapshotting off."""
+    granted = {
+        (group, resource): set(rule["verbs"])
+        for role, rule in rules()
+        if role == SNAPSHOT_CONTROLLER
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    assert granted == {
+        ("", "persistentvolumes"): {"get", "list", "watch"},
+        ("", "persistentvolumeclaims"): {"get", "list", "watch", "update"},
+        ("", "events"): {"create", "patch"},
+        ("snapshot.storage.k8s.io", "volumesnapshotclasses"): {"list", "watch"},
+        ("snapshot.storage.k8s.io", "volumesnapshotcontents"): {"list", "watch", "create", "patch", "delete"},
+        ("snapshot.storage.k8s.io", "volumesnapshots"): {"get", "list", "watch", "update", "patch"},
+        ("snapshot.storage.k8s.io", "volumesnapshots/status"): {"update"},
+    }
 
 
 def test_docs_rbac_table_names_every_granted_resource() -> None:
     rbac_section = DOCS.read_text().partition("## RBAC")[2]
     for role, rule in rules():
+        if role.startswith(SNAPSHOT_CONTROLLER):
+            continue
         for resource in rule["resources"]:
             assert f"`{resource}`" in rbac_section, f"docs/crds.md#rbac does not explain {resource} ({role})"
+
+
+def test_install_docs_explain_every_rule_of_the_snapshot_controller() -> None:
+    section = INSTALL_DOCS.read_text().partition("## The snapshot controller")[2].partition("\n## ")[0]
+    explained = 0
+    for role, rule in rules():
+        if role.startswith(SNAPSHOT_CONTROLLER):
+            for resource in rule["resources"]:
+                explained += 1
+                assert f"`{resource}`" in section, f"docs/install.md does not explain {resource} ({role})"
+    assert explained >= 8
