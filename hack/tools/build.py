@@ -8,7 +8,8 @@
 Versions and recipes live in src/localcsi/testing/tools.py. Each tool is built into
 ${LOCALCSI_CACHE:-~/.cache/localcsi}/tools/<name>-<version>/bin (through a staging directory, so an
 interrupted build never looks cached); go's output goes to build.log beside it. GOPATH, GOMODCACHE
-and GOCACHE keep their defaults: a warm module cache makes later builds fast.
+and GOCACHE keep their defaults: a warm module cache makes later builds fast. A lock file per tool
+lets two build.py runs at once build each tool once: the second waits, then finds it cached.
 """
 
 from __future__ import annotations
@@ -28,13 +29,18 @@ from typing import assert_never
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "src"))  # this checkout's registry, whether installed or not
 
+from localcsi.testing.build_lock import build_lock  # noqa: E402
 from localcsi.testing.tools import (  # noqa: E402
     TOOLS,
+    CBuild,
     GoInstall,
+    GoModuleError,
     ModuleBuild,
+    Recipe,
     Tool,
     UnknownToolError,
     find_tool,
+    go_module_dir,
     is_built,
 )
 
@@ -48,9 +54,10 @@ class BuildError(RuntimeError):
         self.log = log
 
 
-def go_env(**overrides: str) -> dict[str, str]:
+def go_env(tool: Tool, **overrides: str) -> dict[str, str]:
     """The caller's environment with fixed build flags and no go.work from the working directory."""
-    return {**os.environ, "GOFLAGS": GOFLAGS, "GOWORK": "off", **overrides}
+    cgo = {"CGO_ENABLED": "0"} if tool.static else {}
+    return {**os.environ, "GOFLAGS": GOFLAGS, "GOWORK": "off", **cgo, **overrides}
 
 
 def ldflags(tool: Tool) -> list[str]:
@@ -59,18 +66,23 @@ def ldflags(tool: Tool) -> list[str]:
     return ["-ldflags=" + " ".join(f"-X {symbol}={tool.version}" for symbol in tool.version_symbols)]
 
 
-def run_go(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> None:
+def run_logged(argv: list[str], cwd: Path, env: dict[str, str], log: Path, shown_env: Sequence[str] = ()) -> None:
     with log.open("a") as out:
-        out.write(f"$ GOFLAGS={env['GOFLAGS']} {shlex.join(argv)}  # in {cwd}\n")
+        settings = "".join(f"{name}={env[name]} " for name in shown_env if name in env)
+        out.write(f"$ {settings}{shlex.join(argv)}  # in {cwd}\n")
         out.flush()
         result = subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
         raise BuildError(f"`{shlex.join(argv[:2])}` exited with code {result.returncode}", log)
 
 
+def run_go(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> None:
+    run_logged(argv, cwd, env, log, shown_env=("GOFLAGS", "CGO_ENABLED"))
+
+
 def go_install(tool: Tool, recipe: GoInstall, out_dir: Path, log: Path) -> None:
     argv = ["go", "install", *ldflags(tool), f"{recipe.package}@{tool.version}"]
-    run_go(argv, cwd=tool.directory, env=go_env(GOBIN=str(out_dir)), log=log)
+    run_go(argv, cwd=tool.directory, env=go_env(tool, GOBIN=str(out_dir)), log=log)
 
 
 def module_build(tool: Tool, recipe: ModuleBuild, out_dir: Path, log: Path) -> None:
@@ -79,16 +91,48 @@ def module_build(tool: Tool, recipe: ModuleBuild, out_dir: Path, log: Path) -> N
     module_dir.mkdir()
     (module_dir / "go.mod").write_text(recipe.go_mod)
     argv = ["go", "build", "-mod=mod", *ldflags(tool), "-o", str(out_dir / tool.name), recipe.package]
-    run_go(argv, cwd=module_dir, env=go_env(), log=log)
+    run_go(argv, cwd=module_dir, env=go_env(tool), log=log)
+
+
+def c_build(tool: Tool, recipe: CBuild, out_dir: Path, log: Path) -> None:
+    try:
+        module_dir = go_module_dir(recipe.module, recipe.module_version)
+    except GoModuleError as error:
+        raise BuildError(str(error)) from None
+    source = module_dir / recipe.source
+    if not source.is_file():
+        raise BuildError(f"{recipe.module}@{recipe.module_version} has no {recipe.source} (looked in {module_dir})")
+    argv = ["gcc", *recipe.flags, "-o", str(out_dir / tool.name), str(source)]
+    run_logged(argv, cwd=tool.directory, env=dict(os.environ), log=log)
+
+
+def required_programs(recipe: Recipe) -> tuple[str, ...]:
+    match recipe:
+        case GoInstall() | ModuleBuild():
+            return ("go",)
+        case CBuild():
+            return ("go", "gcc")  # go downloads the module that holds the C source
+        case _:
+            assert_never(recipe)
 
 
 def build_tool(tool: Tool, rebuild: bool = False) -> str:
     """Build `tool` unless it is cached; returns "cached" or "built"."""
     if is_built(tool) and not rebuild:
         return "cached"
-    if shutil.which("go") is None:
-        raise BuildError("go is not on PATH: install Go to build the tool")
+    for program in required_programs(tool.recipe):
+        if shutil.which(program) is None:
+            raise BuildError(f"{program} is not on PATH: install it to build {tool.name}")
     tool.directory.mkdir(parents=True, exist_ok=True)
+    with build_lock(tool.directory / "build.lock"):
+        # Another build.py may have built it while this one waited for the lock.
+        if is_built(tool) and not rebuild:
+            return "cached"
+        build_unlocked(tool)
+    return "built"
+
+
+def build_unlocked(tool: Tool) -> None:
     log = tool.directory / "build.log"
     log.write_text("")
     staging = Path(tempfile.mkdtemp(prefix="bin.partial-", dir=tool.directory))
@@ -98,16 +142,17 @@ def build_tool(tool: Tool, rebuild: bool = False) -> str:
                 go_install(tool, tool.recipe, staging, log)
             case ModuleBuild():
                 module_build(tool, tool.recipe, staging, log)
+            case CBuild():
+                c_build(tool, tool.recipe, staging, log)
             case _:
                 assert_never(tool.recipe)
         if not (staging / tool.name).is_file():
-            raise BuildError(f"go succeeded but produced no {tool.name} in {staging}", log)
+            raise BuildError(f"the build succeeded but produced no {tool.name} in {staging}", log)
         staging.chmod(0o755)  # mkdtemp made it 0700; CI caches it as another user
         shutil.rmtree(tool.binary.parent, ignore_errors=True)
         staging.rename(tool.binary.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return "built"
 
 
 def log_tail(log: Path) -> str:

@@ -2,7 +2,8 @@
 
 The first two tests need csi-sanity built into the real cache (CI runs `python hack/tools/build.py all`
 before the tests); when it is missing they fail with the command that builds it. The others use a
-temporary LOCALCSI_CACHE and a fake `go` on PATH that records how it was called.
+temporary LOCALCSI_CACHE and a fake `go` (and `gcc`) on PATH that records how it was called. The
+recipes themselves are checked in test_tool_recipes.py.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ from typing import Any
 
 import pytest
 
+from localcsi.testing.snapshot_crds import snapshot_crd_paths
 from localcsi.testing.tools import (
     CSI_SANITY,
+    PAUSE,
     TOOLS,
+    GoModuleError,
     ModuleBuild,
     Tool,
     ToolNotBuiltError,
     UnknownToolError,
+    go_module_dir,
     tool_path,
 )
 
@@ -113,19 +118,28 @@ def test_unknown_tool_error_lists_the_known_tools() -> None:
 
 # ------------------------------------------------------------------ hack/tools/build.py
 
+# Also installed as `gcc`; as `go mod download -json`, it answers with a directory under FAKE_GO_MODULES.
 FAKE_GO = """\
 import json, os, sys
 from pathlib import Path
 
 argv = sys.argv[1:]
-call = {"argv": argv, "cwd": os.getcwd(), **{k: os.environ.get(k) for k in ("GOBIN", "GOFLAGS", "GOWORK")}}
+recorded = ("GOBIN", "GOFLAGS", "GOWORK", "CGO_ENABLED")
+call = {"program": Path(sys.argv[0]).name, "argv": argv, "cwd": os.getcwd(), **{k: os.environ.get(k) for k in recorded}}
 with open(os.environ["FAKE_GO_RECORD"], "a") as record:
     record.write(json.dumps(call) + "\\n")
+if argv[:2] == ["mod", "download"]:
+    module = argv[-1]
+    if os.environ.get("FAKE_GO_FAIL"):
+        print(json.dumps({"Path": module, "Error": "fake go: 404 Not Found"}))
+        sys.exit(1)
+    print(json.dumps({"Path": module, "Dir": os.path.join(os.environ["FAKE_GO_MODULES"], module)}))
+    sys.exit(0)
 print("fake go: compiling", *argv)
 if os.environ.get("FAKE_GO_FAIL"):
     print("fake go: cannot find module providing package", file=sys.stderr)
     sys.exit(1)
-if argv[0] == "build":
+if argv[0] == "build" or call["program"] == "gcc":
     out = Path(argv[argv.index("-o") + 1])
 else:
     out = Path(os.environ["GOBIN"]) / argv[-1].split("@")[0].rsplit("/", 1)[-1]
@@ -137,11 +151,22 @@ out.chmod(0o755)
 @dataclass(frozen=True)
 class FakeGo:
     record: Path
+    bin_dir: Path
+    modules: Path
 
     def calls(self) -> list[dict[str, Any]]:
         if not self.record.exists():
             return []
         return [json.loads(line) for line in self.record.read_text().splitlines()]
+
+    def install_gcc(self) -> None:
+        (self.bin_dir / "gcc").symlink_to(self.bin_dir / "go")
+
+    def module_file(self, module_at_version: str, path: str) -> Path:
+        file = self.modules / module_at_version / path
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text("int main(void) { return 0; }\n")
+        return file
 
 
 @pytest.fixture
@@ -163,7 +188,9 @@ def fake_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeGo:
     record = tmp_path / "go-calls.jsonl"
     monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.setenv("FAKE_GO_RECORD", str(record))
-    return FakeGo(record)
+    monkeypatch.setenv("FAKE_GO_MODULES", str(tmp_path / "modules"))
+    monkeypatch.delenv("CGO_ENABLED", raising=False)
+    return FakeGo(record, bin_dir, tmp_path / "modules")
 
 
 def run_build_script(*args: str) -> subprocess.CompletedProcess[str]:
@@ -231,10 +258,13 @@ def test_failed_build_prints_the_log_tail_and_caches_nothing(
 
 
 def test_all_builds_every_registered_tool_once(cache: Path, fake_go: FakeGo) -> None:
+    fake_go.install_gcc()
+    fake_go.module_file("k8s.io/kubernetes@v1.31.4", "build/pause/linux/pause.c")
     result = run_build_script("all", "csi-sanity")
 
     assert result.returncode == 0, result.stderr
-    assert len(fake_go.calls()) == len(TOOLS)
+    compiles = [call for call in fake_go.calls() if call["argv"][:2] != ["mod", "download"]]
+    assert len(compiles) == len(TOOLS)
     lines = result.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == [f"[tools] {t.name} {t.version}" for t in TOOLS.values()]
     assert all(": built (" in line for line in lines)
@@ -297,3 +327,67 @@ def test_module_build_writes_the_go_mod_and_builds_the_package_in_it(
     assert os.access(tool.binary, os.X_OK)
     assert build_script.build_tool(tool) == "cached"
     assert len(fake_go.calls()) == 1
+
+
+def test_static_tools_are_built_without_cgo(cache: Path, fake_go: FakeGo, build_script: ModuleType) -> None:
+    build_script.build_tool(TOOLS["csi-sanity"])
+    build_script.build_tool(TOOLS["helm"])
+    build_script.build_tool(TOOLS["csi-resizer"])
+    assert [call["CGO_ENABLED"] for call in fake_go.calls()] == [None, "0", "0"]
+
+
+def test_c_build_compiles_the_source_from_the_go_module_cache(
+    cache: Path, fake_go: FakeGo, build_script: ModuleType
+) -> None:
+    fake_go.install_gcc()
+    source = fake_go.module_file("k8s.io/kubernetes@v1.31.4", "build/pause/linux/pause.c")
+
+    assert build_script.build_tool(PAUSE) == "built"
+
+    download, gcc = fake_go.calls()
+    assert download["argv"] == ["mod", "download", "-json", "k8s.io/kubernetes@v1.31.4"]
+    assert download["GOWORK"] == "off"
+    staging = Path(gcc["argv"][-2]).parent
+    assert gcc["program"] == "gcc"
+    assert gcc["argv"] == [
+        *("-Os", "-Wall", "-Werror", "-static", "-s", "-DVERSION=v3.10-v1.31.4"),
+        *("-o", str(staging / "pause"), str(source)),
+    ]
+    assert staging.parent == PAUSE.directory
+    assert tool_path("pause") == PAUSE.binary
+    assert "$ gcc -Os" in (PAUSE.directory / "build.log").read_text()
+
+
+def test_c_build_without_the_source_in_the_module_says_so(cache: Path, fake_go: FakeGo) -> None:
+    fake_go.install_gcc()
+    result = run_build_script("pause")
+    assert result.returncode == 1
+    assert "k8s.io/kubernetes@v1.31.4 has no build/pause/linux/pause.c" in result.stderr
+    assert leftovers(PAUSE) == []
+
+
+def test_c_build_needs_gcc_on_path(cache: Path, fake_go: FakeGo) -> None:
+    result = run_build_script("pause")
+    assert result.returncode == 1
+    assert "gcc is not on PATH" in result.stderr
+    assert fake_go.calls() == []
+
+
+def test_go_module_dir_reports_go_s_download_error(fake_go: FakeGo, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_GO_FAIL", "1")
+    with pytest.raises(GoModuleError, match=r"go mod download example\.com/m@v1\.0\.0` failed: fake go: 404"):
+        go_module_dir("example.com/m", "v1.0.0")
+
+
+def test_snapshot_crd_paths_are_the_snapshot_group_files_only(fake_go: FakeGo) -> None:
+    module = "github.com/kubernetes-csi/external-snapshotter/client/v8@v8.2.0"
+    for kind in ("volumesnapshots", "volumesnapshotclasses", "volumesnapshotcontents"):
+        fake_go.module_file(module, f"config/crd/snapshot.storage.k8s.io_{kind}.yaml")
+    fake_go.module_file(module, "config/crd/groupsnapshot.storage.k8s.io_volumegroupsnapshots.yaml")
+    fake_go.module_file(module, "config/crd/kustomization.yaml")
+
+    assert [path.name for path in snapshot_crd_paths()] == [
+        "snapshot.storage.k8s.io_volumesnapshotclasses.yaml",
+        "snapshot.storage.k8s.io_volumesnapshotcontents.yaml",
+        "snapshot.storage.k8s.io_volumesnapshots.yaml",
+    ]

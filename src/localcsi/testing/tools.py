@@ -7,12 +7,16 @@ Adding a tool is one `Tool` in `TOOLS`:
 - `GoInstall` when the tool's own go.mod builds it as is (`go install <package>@<version>`);
 - `ModuleBuild` when it needs a go.mod of ours, e.g. k8s.io/kubernetes, whose go.mod requires its
   staging modules as v0.0.0: the generated go.mod requires it and replaces each `k8s.io/*` staging
-  module with the matching v0.X.Y release.
+  module with the matching v0.X.Y release;
+- `CBuild` for a C program whose source ships inside a Go module (the kubelet's pause).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +40,17 @@ class ModuleBuild:
     go_mod: str
 
 
-Recipe = GoInstall | ModuleBuild
+@dataclass(frozen=True)
+class CBuild:
+    """`gcc <flags> -o <binary> <source>`, `source` being a file inside the Go module `module`@`module_version`."""
+
+    module: str
+    module_version: str
+    source: str
+    flags: tuple[str, ...]
+
+
+Recipe = GoInstall | ModuleBuild | CBuild
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,8 @@ class Tool:
     recipe: Recipe
     # Go string variables set to `version` at link time (`-ldflags=-X <symbol>=<version>`).
     version_symbols: tuple[str, ...] = ()
+    # Built with CGO_ENABLED=0: a static binary that runs in a minimal image or any Linux VM.
+    static: bool = False
 
     @property
     def directory(self) -> Path:
@@ -107,25 +123,59 @@ KUBERNETES_STAGING_MODULES = (
 )
 
 
+def go_mod(module: str, go: str, requires: Sequence[tuple[str, str]], replaces: Sequence[str] = ()) -> str:
+    """A go.mod text: `requires` as (module path, version) pairs, `replaces` as `old => new version` lines."""
+    if len(requires) == 1:
+        require = "require {} {}\n".format(*requires[0])
+    else:
+        require = "require (\n" + "".join(f"\t{path} {version}\n" for path, version in requires) + ")\n"
+    text = f"module {module}\n\ngo {go}\n\n{require}"
+    if replaces:
+        text += "\nreplace (\n" + "".join(f"\t{line}\n" for line in replaces) + ")\n"
+    return text
+
+
+def staging_replaces(staging_version: str) -> tuple[str, ...]:
+    return tuple(f"k8s.io/{name} => k8s.io/{name} {staging_version}" for name in KUBERNETES_STAGING_MODULES)
+
+
 def kubernetes_go_mod(version: str = KUBERNETES_VERSION) -> str:
     staging = "v0." + version.removeprefix("v1.")
-    replaces = "\n".join(f"\tk8s.io/{name} => k8s.io/{name} {staging}" for name in KUBERNETES_STAGING_MODULES)
-    header = f"module localcsi.io/tools/kubernetes\n\ngo 1.22.0\n\nrequire k8s.io/kubernetes {version}\n"
-    return f"{header}\nreplace (\n{replaces}\n)\n"
+    return go_mod("localcsi.io/tools/kubernetes", "1.22.0", [("k8s.io/kubernetes", version)], staging_replaces(staging))
 
 
-def kubernetes_tool(name: str) -> Tool:
+def kubernetes_tool(name: str, static: bool = False) -> Tool:
     return Tool(
         name=name,
         version=KUBERNETES_VERSION,
         recipe=ModuleBuild(package=f"k8s.io/kubernetes/cmd/{name}", go_mod=kubernetes_go_mod()),
         # Unstamped, the binaries report v0.0.0-master and clients log version-skew warnings.
         version_symbols=("k8s.io/component-base/version.gitVersion", "k8s.io/client-go/pkg/version.gitVersion"),
+        static=static,
     )
 
 
 KUBE_APISERVER = kubernetes_tool("kube-apiserver")
 KUBE_SCHEDULER = kubernetes_tool("kube-scheduler")
+# Upstream links kubelet with cgo; without it, it is static and runs in the node VM whatever its libc.
+KUBELET = kubernetes_tool("kubelet", static=True)
+KUBE_CONTROLLER_MANAGER = kubernetes_tool("kube-controller-manager", static=True)
+
+# The pause binary of registry.k8s.io/pause:3.10, the TAG of build/pause/Makefile at KUBERNETES_VERSION.
+PAUSE_VERSION = "3.10"
+PAUSE_IMAGE = f"registry.k8s.io/pause:{PAUSE_VERSION}"
+PAUSE = Tool(
+    name="pause",
+    version=PAUSE_VERSION,
+    recipe=CBuild(
+        module="k8s.io/kubernetes",
+        module_version=KUBERNETES_VERSION,
+        source="build/pause/linux/pause.c",
+        # Upstream's CFLAGS, with the Kubernetes tag standing in for `git describe` (`pause -v` prints it),
+        # and -s for the strip its Makefile runs afterwards.
+        flags=("-Os", "-Wall", "-Werror", "-static", "-s", f"-DVERSION=v{PAUSE_VERSION}-{KUBERNETES_VERSION}"),
+    ),
+)
 
 ETCD_VERSION = "v3.5.17"
 # etcd's own server/go.mod replaces its sibling modules with ../ paths, so `go install` refuses it.
@@ -134,12 +184,88 @@ ETCD = Tool(
     version=ETCD_VERSION,
     recipe=ModuleBuild(
         package="go.etcd.io/etcd/server/v3",
-        go_mod=f"module localcsi.io/tools/etcd\n\ngo 1.22.0\n\nrequire go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n",
+        go_mod=go_mod("localcsi.io/tools/etcd", "1.22.0", [("go.etcd.io/etcd/server/v3", ETCD_VERSION)]),
     ),
     version_symbols=(),
 )
 
-TOOLS: dict[str, Tool] = {tool.name: tool for tool in (CSI_SANITY, ETCD, KUBE_APISERVER, KUBE_SCHEDULER)}
+# CSI sidecars. The provisioner's and the snapshotter's go.mod carry replace directives, so `go install`
+# refuses them: each sidecar (the resizer too, for one recipe) is built in a wrapper module requiring its
+# release. None of upstream's replaces is needed there: the provisioner's pin the k8s.io modules to the
+# versions it requires anyway (its binary links the same versions with or without them); the snapshotter's
+# `client/v8 => ./client` becomes a requirement of client/v8 at the same version, and without its pins of
+# k8s.io/api, apimachinery, client-go... to v0.31.0, it links the v0.31.3 it requires.
+# External-provisioner v5.2.0 requires the same snapshot client, client/v8 v8.2.0.
+PROVISIONER_VERSION = "v5.2.0"
+PROVISIONER_MODULE = "github.com/kubernetes-csi/external-provisioner/v5"
+RESIZER_VERSION = "v1.12.0"
+RESIZER_MODULE = "github.com/kubernetes-csi/external-resizer"
+SNAPSHOTTER_VERSION = "v8.2.0"
+SNAPSHOTTER_MODULE = "github.com/kubernetes-csi/external-snapshotter/v8"
+# A module of its own (client/go.mod): the snapshotter requires it as v8.0.0 and replaces it with ./client.
+SNAPSHOTTER_CLIENT_MODULE = "github.com/kubernetes-csi/external-snapshotter/client/v8"
+
+
+def sidecar_tool(
+    name: str,
+    module: str,
+    version: str,
+    *,
+    go: str,
+    requires: Sequence[tuple[str, str]] = (),
+) -> Tool:
+    go_mod_text = go_mod(f"localcsi.io/tools/{name}", go, [(module, version), *requires])
+    return Tool(
+        name=name,
+        version=version,
+        recipe=ModuleBuild(package=f"{module}/cmd/{name}", go_mod=go_mod_text),
+        version_symbols=("main.version",),
+        static=True,
+    )
+
+
+CSI_PROVISIONER = sidecar_tool("csi-provisioner", PROVISIONER_MODULE, PROVISIONER_VERSION, go="1.23.1")
+CSI_RESIZER = sidecar_tool("csi-resizer", RESIZER_MODULE, RESIZER_VERSION, go="1.22.5")
+SNAPSHOTTER_REQUIRES = ((SNAPSHOTTER_CLIENT_MODULE, SNAPSHOTTER_VERSION),)
+CSI_SNAPSHOTTER = sidecar_tool(
+    "csi-snapshotter", SNAPSHOTTER_MODULE, SNAPSHOTTER_VERSION, go="1.23.1", requires=SNAPSHOTTER_REQUIRES
+)
+SNAPSHOT_CONTROLLER = sidecar_tool(
+    "snapshot-controller", SNAPSHOTTER_MODULE, SNAPSHOTTER_VERSION, go="1.23.1", requires=SNAPSHOTTER_REQUIRES
+)
+
+SIDECAR_IMAGES: dict[str, str] = {
+    tool.name: f"registry.k8s.io/sig-storage/{tool.name}:{tool.version}"
+    for tool in (CSI_PROVISIONER, CSI_RESIZER, CSI_SNAPSHOTTER, SNAPSHOT_CONTROLLER)
+}
+
+HELM_VERSION = "v3.19.0"
+HELM = Tool(
+    name="helm",
+    version=HELM_VERSION,
+    recipe=GoInstall("helm.sh/helm/v3/cmd/helm"),
+    # Unstamped, `helm version` prints only the minor line compiled in ("v3.19").
+    version_symbols=("helm.sh/helm/v3/internal/version.version",),
+    static=True,
+)
+
+TOOLS: dict[str, Tool] = {
+    tool.name: tool
+    for tool in (
+        CSI_SANITY,
+        ETCD,
+        KUBE_APISERVER,
+        KUBE_SCHEDULER,
+        KUBELET,
+        KUBE_CONTROLLER_MANAGER,
+        CSI_PROVISIONER,
+        CSI_RESIZER,
+        CSI_SNAPSHOTTER,
+        SNAPSHOT_CONTROLLER,
+        HELM,
+        PAUSE,
+    )
+}
 
 
 class UnknownToolError(LookupError):
@@ -148,6 +274,28 @@ class UnknownToolError(LookupError):
 
 class ToolNotBuiltError(FileNotFoundError):
     pass
+
+
+class GoModuleError(RuntimeError):
+    pass
+
+
+def go_module_dir(module: str, version: str) -> Path:
+    """The module's source in the Go module cache, downloaded first when absent (read-only files)."""
+    argv = ["go", "mod", "download", "-json", f"{module}@{version}"]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, env={**os.environ, "GOWORK": "off"})
+    except FileNotFoundError:
+        raise GoModuleError(f"go is not on PATH: install Go to download {module}@{version}") from None
+    # With -json, go reports a failed download in the Error field of the JSON it prints.
+    try:
+        info = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        info = {}
+    if result.returncode != 0 or "Error" in info or "Dir" not in info:
+        detail = info.get("Error") or result.stderr.strip() or result.stdout.strip()
+        raise GoModuleError(f"`go mod download {module}@{version}` failed: {detail}")
+    return Path(info["Dir"])
 
 
 def find_tool(name: str) -> Tool:

@@ -1,0 +1,120 @@
+"""The tool registry's recipes: pinned versions, image names, generated go.mod files, the pause build;
+and the VolumeSnapshot CRDs read from the real Go module cache (downloaded there when absent)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from localcsi.testing.snapshot_crds import snapshot_crd_paths
+from localcsi.testing.tools import (
+    CSI_PROVISIONER,
+    CSI_RESIZER,
+    CSI_SNAPSHOTTER,
+    HELM,
+    KUBE_APISERVER,
+    PAUSE,
+    PAUSE_IMAGE,
+    SIDECAR_IMAGES,
+    SNAPSHOT_CONTROLLER,
+    TOOLS,
+    CBuild,
+    ModuleBuild,
+    Tool,
+    go_mod,
+    kubernetes_go_mod,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_snapshot_crds_are_the_three_volume_snapshot_kinds_of_the_pinned_client_module() -> None:
+    documents = [yaml.safe_load(path.read_text()) for path in snapshot_crd_paths()]
+    assert [doc["kind"] for doc in documents] == ["CustomResourceDefinition"] * 3
+    assert [doc["metadata"]["name"] for doc in documents] == [
+        "volumesnapshotclasses.snapshot.storage.k8s.io",
+        "volumesnapshotcontents.snapshot.storage.k8s.io",
+        "volumesnapshots.snapshot.storage.k8s.io",
+    ]
+    assert "/external-snapshotter/client/v8@v8.2.0/config/crd/" in str(snapshot_crd_paths()[0])
+
+
+# ------------------------------------------------------------------ registry and cache paths
+
+
+def test_registry_pins_each_tool_and_names_the_images_after_the_versions() -> None:
+    assert {name: tool.version for name, tool in TOOLS.items()} == {
+        "csi-sanity": "v5.5.0",
+        "etcd": "v3.5.17",
+        "kube-apiserver": "v1.31.4",
+        "kube-scheduler": "v1.31.4",
+        "kubelet": "v1.31.4",
+        "kube-controller-manager": "v1.31.4",
+        "csi-provisioner": "v5.2.0",
+        "csi-resizer": "v1.12.0",
+        "csi-snapshotter": "v8.2.0",
+        "snapshot-controller": "v8.2.0",
+        "helm": "v3.19.0",
+        "pause": "3.10",
+    }
+    assert SIDECAR_IMAGES == {
+        "csi-provisioner": "registry.k8s.io/sig-storage/csi-provisioner:v5.2.0",
+        "csi-resizer": "registry.k8s.io/sig-storage/csi-resizer:v1.12.0",
+        "csi-snapshotter": "registry.k8s.io/sig-storage/csi-snapshotter:v8.2.0",
+        "snapshot-controller": "registry.k8s.io/sig-storage/snapshot-controller:v8.2.0",
+    }
+    assert PAUSE_IMAGE == "registry.k8s.io/pause:3.10"
+
+
+def test_binaries_for_images_and_the_node_vm_are_static_and_stamped() -> None:
+    static = {name for name, tool in TOOLS.items() if tool.static}
+    assert static == {"kubelet", "kube-controller-manager", *SIDECAR_IMAGES, "helm"}
+    assert all(TOOLS[name].version_symbols == ("main.version",) for name in SIDECAR_IMAGES)
+    assert HELM.version_symbols == ("helm.sh/helm/v3/internal/version.version",)
+    assert TOOLS["kubelet"].version_symbols == KUBE_APISERVER.version_symbols
+
+
+def test_go_mod_writes_one_require_as_a_line_and_several_as_a_block() -> None:
+    assert go_mod("m", "1.22", [("a.io/x", "v1.0.0")]) == "module m\n\ngo 1.22\n\nrequire a.io/x v1.0.0\n"
+    assert go_mod("m", "1.22", [("a.io/x", "v1"), ("b.io/y", "v2")], ["c.io/z => c.io/z v3"]) == (
+        "module m\n\ngo 1.22\n\nrequire (\n\ta.io/x v1\n\tb.io/y v2\n)\n\nreplace (\n\tc.io/z => c.io/z v3\n)\n"
+    )
+    assert kubernetes_go_mod().startswith(
+        "module localcsi.io/tools/kubernetes\n\ngo 1.22.0\n\nrequire k8s.io/kubernetes v1.31.4\n\nreplace (\n"
+        "\tk8s.io/api => k8s.io/api v0.31.4\n"
+    )
+
+
+def module_recipe(tool: Tool) -> ModuleBuild:
+    assert isinstance(tool.recipe, ModuleBuild)
+    return tool.recipe
+
+
+def test_sidecars_build_their_command_in_a_wrapper_module_of_the_pinned_release() -> None:
+    snapshotter_module = "github.com/kubernetes-csi/external-snapshotter/v8"
+    for tool in (CSI_SNAPSHOTTER, SNAPSHOT_CONTROLLER):
+        assert module_recipe(tool).package == f"{snapshotter_module}/cmd/{tool.name}"
+        assert module_recipe(tool).go_mod == (
+            f"module localcsi.io/tools/{tool.name}\n\ngo 1.23.1\n\nrequire (\n"
+            f"\t{snapshotter_module} v8.2.0\n\tgithub.com/kubernetes-csi/external-snapshotter/client/v8 v8.2.0\n)\n"
+        )
+    assert module_recipe(CSI_RESIZER).go_mod == (
+        "module localcsi.io/tools/csi-resizer\n\ngo 1.22.5\n\n"
+        "require github.com/kubernetes-csi/external-resizer v1.12.0\n"
+    )
+    assert module_recipe(CSI_PROVISIONER).package == (
+        "github.com/kubernetes-csi/external-provisioner/v5/cmd/csi-provisioner"
+    )
+    assert module_recipe(CSI_PROVISIONER).go_mod == (
+        "module localcsi.io/tools/csi-provisioner\n\ngo 1.23.1\n\n"
+        "require github.com/kubernetes-csi/external-provisioner/v5 v5.2.0\n"
+    )
+
+
+def test_pause_is_upstreams_static_c_build_of_the_kubernetes_module_source() -> None:
+    assert PAUSE.recipe == CBuild(
+        module="k8s.io/kubernetes",
+        module_version="v1.31.4",
+        source="build/pause/linux/pause.c",
+        flags=("-Os", "-Wall", "-Werror", "-static", "-s", "-DVERSION=v3.10-v1.31.4"),
+    )
