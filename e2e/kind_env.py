@@ -54,5 +54,9 @@ class KindEnvironment:
     def can_reboot(self) -> bool:
         return False
 
+    @property
+    def scheduler_has_extender(self) -> bool:
+        return False  # kind's kube-scheduler keeps its own configuration: CSIStorageCapacity only
+
     def reboot(self, name: str) -> None:
         raise NotImplementedError("kind nodes are containers: a reboot is proven on the node VM only")

@@ -26,6 +26,7 @@ def helm_set_args(device: str) -> list[str]:
     release's init config turns `device` (blank) into POOL_VG on every node."""
     values = [
         "initConfig.enabled=true",
+        "extender.enabled=false",  # the scheduler's extender runs beside it, outside the cluster
         f"initConfig.nodesConfig[0].resourceToBeInited.vgs[0].name={POOL_VG}",
         f"initConfig.nodesConfig[0].resourceToBeInited.vgs[0].devices[0]={device}",
     ]
@@ -49,6 +50,10 @@ class E2EEnvironment(Protocol):
 
     @property
     def can_reboot(self) -> bool: ...
+
+    @property
+    def scheduler_has_extender(self) -> bool:
+        """Whether kube-scheduler asks localcsi's extender (else CSIStorageCapacity alone guides it)."""
 
     def reboot(self, name: str) -> None:
         """Power the node off and on again, and return once it is Ready."""

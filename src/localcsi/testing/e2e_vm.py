@@ -16,6 +16,7 @@ from kubernetes import client
 
 from localcsi.testing.cluster import KubeCluster
 from localcsi.testing.e2e_env import CHART, NAMESPACE, RELEASE, helm_set_args
+from localcsi.testing.extender import ExtenderProcess
 from localcsi.testing.files_disk import make_files_disk
 from localcsi.testing.guest_client import Result
 from localcsi.testing.install import project_root
@@ -23,7 +24,7 @@ from localcsi.testing.kube_node import IMAGES_DIR, KUBELET_PORT, KubeNode
 from localcsi.testing.phases import Phases
 from localcsi.testing.scheduler import KubeScheduler
 from localcsi.testing.tools import tool_path
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM, VMConfig, free_port
 from localcsi.testing.waiting import wait_for
 
 # Two blank disks: the release's init config makes the first a VG; the second stays blank for tests.
@@ -46,6 +47,7 @@ class VMEnvironment:
         self.workdir = Path(tempfile.mkdtemp(prefix="localcsi-e2e-"))
         self.cluster = KubeCluster(self.phases, real_nodes=True)
         self.scheduler: KubeScheduler | None = None
+        self.extender: ExtenderProcess | None = None
         self.vm: NodeVM | None = None
         self.kube_node: KubeNode | None = None
 
@@ -67,6 +69,10 @@ class VMEnvironment:
     def can_reboot(self) -> bool:
         return True
 
+    @property
+    def scheduler_has_extender(self) -> bool:
+        return True
+
     def reboot(self, name: str) -> None:
         assert self.kube_node is not None and name in self.node_names
         self.kube_node.reboot()
@@ -76,8 +82,12 @@ class VMEnvironment:
         try:
             files_disk = self._files_disk()
             self.cluster.start()
+            # The extender runs beside kube-scheduler, as in deploy/scheduler's static pod. It can only
+            # start once the chart has made its RBAC; until then, `ignorable` lets pods be scheduled.
+            extender_port = free_port()
             with self.phases.phase("kube-scheduler"):
-                self.scheduler = KubeScheduler(self.cluster).start()
+                url = f"http://127.0.0.1:{extender_port}"
+                self.scheduler = KubeScheduler(self.cluster, extender_url=url, ignorable=True).start()
             config = VMConfig(
                 disks_gib=list(DATA_DISKS_GIB),
                 memory_mib=NODE_MEMORY_MIB,
@@ -94,6 +104,8 @@ class VMEnvironment:
                           "--create-namespace", *helm_set_args(POOL_DEVICE))  # fmt: skip
             with self.phases.phase("localcsi pods Ready"):
                 wait_for("every localcsi pod Ready", self._all_pods_ready, 600, 2.0, self._pod_report)
+            with self.phases.phase("extender"):
+                self.extender = ExtenderProcess(self.cluster, extender_port).start()
         except BaseException:
             self.stop()
             raise
@@ -104,6 +116,8 @@ class VMEnvironment:
             self.vm.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.extender is not None:
+            self.extender.stop()
         self.cluster.stop()
 
     def helm(self, *args: str) -> str:

@@ -1,0 +1,113 @@
+"""What a node lives through: a rolling restart of localcsi's DaemonSet under a pod that uses a volume,
+and a reboot with pods holding three volumes. Data stays, and nothing is reformatted."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from e2e_kube import BLOCK_DEVICE, DATA, Kube, namespace, pv_node, unique, volume_lv
+from kubernetes import client
+
+from localcsi.testing.e2e_env import NAMESPACE, E2EEnvironment
+from localcsi.testing.waiting import wait_for
+
+DAEMONSET = "localcsi-node"
+WRITE_MIB = 8
+VOLUMES = [("localcsi-lvm", False), ("localcsi-lvm-xfs", False), ("localcsi-lvm", True)]
+
+
+def _target(block: bool) -> str:
+    return BLOCK_DEVICE if block else f"{DATA}/payload"
+
+
+def _fs_uuid(env: E2EEnvironment, kube: Kube, claim: str) -> str:
+    pv = kube.bound_pv(claim)
+    found = volume_lv(env, pv_node(pv), pv.metadata.name)
+    assert found is not None
+    result = env.node(pv_node(pv)).run(["blkid", "-o", "value", "-s", "UUID", found[0]["lv_path"]])
+    return result.stdout.strip()
+
+
+def _written_claims(kube: Kube) -> dict[str, tuple[bool, str]]:
+    claims = {}
+    for storage_class, block in VOLUMES:
+        claim = unique("data")
+        kube.pvc(claim, storage_class, "200Mi", block=block)
+        claims[claim] = (
+            block,
+            kube.run_to_completion(unique("writer"), claim, ["write", _target(block), str(WRITE_MIB)], block),
+        )
+    return claims
+
+
+def _assert_data(kube: Kube, claims: dict[str, tuple[bool, str]]) -> None:
+    for claim, (block, written) in claims.items():
+        read = kube.run_to_completion(unique("reader"), claim, ["checksum", _target(block), str(WRITE_MIB)], block)
+        assert read == written, f"{claim}: data changed"
+
+
+def test_rolling_restart_of_the_node_daemonset_keeps_mounts_and_data(e2e_env: E2EEnvironment) -> None:
+    apps = client.AppsV1Api(e2e_env.api)
+    with namespace(e2e_env, "roll") as kube:
+        claims = _written_claims(kube)
+        holder = unique("holder")
+        first = next(iter(claims))
+        kube.pod(holder, first, ["hold"], restart="Always")
+        kube.wait_pod_phase(holder, ("Running",))
+        before = apps.read_namespaced_daemon_set(DAEMONSET, NAMESPACE)
+        stamp = datetime.datetime.now(datetime.UTC).isoformat()
+        patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
+        apps.patch_namespaced_daemon_set(DAEMONSET, NAMESPACE, patch)
+
+        def rolled() -> bool:
+            ds = apps.read_namespaced_daemon_set(DAEMONSET, NAMESPACE)
+            status = ds.status
+            return bool(
+                ds.metadata.generation > before.metadata.generation
+                and status.observed_generation >= ds.metadata.generation
+                and status.updated_number_scheduled == status.desired_number_scheduled
+                and status.number_ready == status.desired_number_scheduled
+            )
+
+        wait_for("the node DaemonSet rolled and Ready", rolled, 300, 2.0)
+        pod = kube.core.read_namespaced_pod(holder, kube.namespace)
+        assert pod.status.phase == "Running"
+        assert pod.status.container_statuses[0].restart_count == 0
+        _assert_data(kube, claims)
+        kube.delete_pod(holder)
+        for claim in claims:
+            kube.delete_pvc(claim)
+
+
+def test_node_reboot_brings_back_pods_with_their_data(e2e_env: E2EEnvironment) -> None:
+    if not e2e_env.can_reboot:
+        pytest.skip("this environment's nodes cannot be rebooted (kind nodes are containers); the node VM proves it")
+    with namespace(e2e_env, "boot") as kube:
+        claims = _written_claims(kube)
+        uuids = {claim: _fs_uuid(e2e_env, kube, claim) for claim, (block, _) in claims.items() if not block}
+        holders = {}
+        for claim, (block, _) in claims.items():
+            holders[claim] = unique("holder")
+            kube.pod(holders[claim], claim, ["hold"], block=block, restart="Always")
+        for holder in holders.values():
+            kube.wait_pod_phase(holder, ("Running",))
+        node = kube.core.read_namespaced_pod(next(iter(holders.values())), kube.namespace).spec.node_name
+
+        e2e_env.reboot(node)
+
+        def all_back() -> bool:
+            for holder in holders.values():
+                pod = kube.core.read_namespaced_pod(holder, kube.namespace)
+                ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+                if not ready or not pod.status.container_statuses[0].restart_count:
+                    return False
+            return True
+
+        wait_for("every holder pod running again after the reboot", all_back, 600, 3.0, lambda: kube.events(""))
+        for holder in holders.values():
+            kube.delete_pod(holder)
+        _assert_data(kube, claims)
+        assert {claim: _fs_uuid(e2e_env, kube, claim) for claim in uuids} == uuids, "a file system was remade"
+        for claim in claims:
+            kube.delete_pvc(claim)
