@@ -19,8 +19,7 @@ import pytest
 import yaml
 
 from localcsi import __version__
-from localcsi.testing import tools
-from localcsi.testing.tools import tool_path
+from localcsi.testing.tools import SIDECAR_IMAGES, tool_path
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
@@ -121,12 +120,10 @@ def containers(objects: tuple[Object, ...]) -> Iterator[Object]:
 
 
 def test_default_images_are_this_version_and_the_sidecars_the_tests_build() -> None:
-    # Read at run time, not imported: one test, not the whole module, fails where the registry lacks it.
-    sidecar_images: dict[str, str] = tools.SIDECAR_IMAGES
     sidecars = default_values()["sidecars"]
-    assert {SIDECAR_KEYS[name]: entry["image"] for name, entry in sidecars.items()} == sidecar_images
+    assert {SIDECAR_KEYS[name]: entry["image"] for name, entry in sidecars.items()} == SIDECAR_IMAGES
     images = {container["image"] for container in containers(render())}
-    assert images == {f"ghcr.io/localcsi/localcsi:{__version__}", *sidecar_images.values()}
+    assert images == {f"ghcr.io/localcsi/localcsi:{__version__}", *SIDECAR_IMAGES.values()}
     assert {container["imagePullPolicy"] for container in containers(render())} == {"IfNotPresent"}
 
 
