@@ -8,20 +8,23 @@
 3. the localcsi image built from images/localcsi/Containerfile with docker and loaded with `kind load`
    (the sidecars are pulled from registry.k8s.io at the versions the chart names);
 4. the upstream VolumeSnapshot CRDs (the module source of the pinned external-snapshotter), then
-   `helm install` with the same values the node VM's release gets (`helm_set_args`).
+   `helm install` with the same values the node VM's release gets (`write_helm_values`).
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from localcsi.testing.e2e_env import CHART, NAMESPACE, RELEASE, helm_set_args  # noqa: E402
-from localcsi.testing.images import LOCALCSI_IMAGE, build_context  # noqa: E402
+from localcsi.testing.e2e_env import CHART, NAMESPACE, RELEASE, write_helm_values  # noqa: E402
+from localcsi.testing.images import LOCALCSI_CONTAINERFILE, LOCALCSI_IMAGE, SITE_ARCHIVE  # noqa: E402
+from localcsi.testing.install import build_site_tarball  # noqa: E402
 from localcsi.testing.snapshot_crds import snapshot_crd_paths  # noqa: E402
 
 CLUSTER = "localcsi-e2e"
@@ -54,15 +57,17 @@ def main() -> int:
     )
     run("docker", "exec", NODE, "apt-get", "update", "-q")
     run("docker", "exec", NODE, "apt-get", "install", "-y", "-q", "--no-install-recommends", *NODE_PACKAGES)
-    context = build_context()
-    run(
-        "docker", "build", "-t", LOCALCSI_IMAGE, "-f", str(ROOT / "images" / "localcsi" / "Containerfile"), str(context)
-    )
+    context = ROOT / "build" / "image-context"
+    context.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copyfile(build_site_tarball(Path(tmp)), context / SITE_ARCHIVE)
+    run("docker", "build", "-t", LOCALCSI_IMAGE, "-f", str(ROOT / LOCALCSI_CONTAINERFILE), str(context))
     run("kind", "load", "docker-image", "--name", CLUSTER, LOCALCSI_IMAGE)
     for crd in snapshot_crd_paths():
         run("kubectl", "apply", "-f", str(crd))
     run("helm", "install", RELEASE, str(ROOT / CHART), "--namespace", NAMESPACE, "--create-namespace",
-        *helm_set_args(device), "--wait", "--timeout", "5m")  # fmt: skip
+        "--values", str(write_helm_values(device, ROOT / "build" / "e2e-values.yaml")),
+        "--wait", "--timeout", "5m")  # fmt: skip
     print(f"kind cluster {CLUSTER} ready; its disk is {device}", flush=True)
     return 0
 

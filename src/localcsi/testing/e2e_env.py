@@ -9,8 +9,9 @@ never learn which one they got, except through `can_reboot`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+import yaml
 from kubernetes import client
 
 from localcsi.testing.guest_client import Result
@@ -21,16 +22,22 @@ CHART = Path("deploy") / "helm" / "localcsi"
 POOL_VG = "localcsi-pool-0"
 
 
-def helm_set_args(device: str) -> list[str]:
-    """`helm install` arguments beyond the chart's defaults, the same on every e2e environment: the
-    release's init config turns `device` (blank) into POOL_VG on every node."""
-    values = [
-        "initConfig.enabled=true",
-        "extender.enabled=false",  # the scheduler's extender runs beside it, outside the cluster
-        f"initConfig.nodesConfig[0].resourceToBeInited.vgs[0].name={POOL_VG}",
-        f"initConfig.nodesConfig[0].resourceToBeInited.vgs[0].devices[0]={device}",
-    ]
-    return [arg for value in values for arg in ("--set", value)]
+def helm_values(device: str) -> dict[str, Any]:
+    """The release's values beyond the chart's defaults, the same on every e2e environment: the init
+    config turns `device` (blank) into POOL_VG on every node. The extender runs beside kube-scheduler
+    (deploy/scheduler's layout), not as the chart's Deployment."""
+    return {
+        "extender": {"enabled": False},
+        "initConfig": {
+            "enabled": True,
+            "nodesConfig": [{"selector": {}, "resourceToBeInited": {"vgs": [{"name": POOL_VG, "devices": [device]}]}}],
+        },
+    }
+
+
+def write_helm_values(device: str, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(helm_values(device)))
+    return path
 
 
 class NodeAccess(Protocol):

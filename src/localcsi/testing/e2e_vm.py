@@ -15,7 +15,7 @@ from pathlib import Path
 from kubernetes import client
 
 from localcsi.testing.cluster import KubeCluster
-from localcsi.testing.e2e_env import CHART, NAMESPACE, RELEASE, helm_set_args
+from localcsi.testing.e2e_env import CHART, NAMESPACE, RELEASE, write_helm_values
 from localcsi.testing.extender import ExtenderProcess
 from localcsi.testing.files_disk import make_files_disk
 from localcsi.testing.guest_client import Result
@@ -100,8 +100,9 @@ class VMEnvironment:
             self.kube_node = KubeNode(self.vm, self.cluster).start()
             with self.phases.phase("helm install"):
                 self._install_snapshot_crds()
+                values = write_helm_values(POOL_DEVICE, self.workdir / "values.yaml")
                 self.helm("install", RELEASE, str(project_root() / CHART), "--namespace", NAMESPACE,
-                          "--create-namespace", *helm_set_args(POOL_DEVICE))  # fmt: skip
+                          "--create-namespace", "--values", str(values))  # fmt: skip
             with self.phases.phase("localcsi pods Ready"):
                 wait_for("every localcsi pod Ready", self._all_pods_ready, 600, 2.0, self._pod_report)
             with self.phases.phase("extender"):
