@@ -68,6 +68,8 @@ def make_client_cert(certs: ClusterCerts, name: str, common_name: str, organizat
     (a kubelet is `system:node:<node>` in `system:nodes`, as the Node authorizer requires)."""
     directory = certs.ca_cert.parent
     client = ClientCert(cert=directory / f"{name}.crt", key=directory / f"{name}.key")
+    if client.cert.exists() or client.key.exists():
+        raise FileExistsError(f"{client.cert} exists: choose another name than the cluster's own certificates")
     subject = f"/CN={common_name}" + (f"/O={organization}" if organization else "")
     csr = directory / f"{name}.csr"
     _openssl("genrsa", "-out", str(client.key), "2048")

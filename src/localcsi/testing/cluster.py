@@ -73,7 +73,8 @@ class KubeCluster:
             self.certs, "apiserver-kubelet-client", "kube-apiserver", "system:masters"
         )
         # How the apiserver reaches kubelets in VMs: KubeNode adds its node's route.
-        self.egress = EgressProxy() if real_nodes else None
+        certs = self.certs
+        self.egress = EgressProxy(certs.server_cert, certs.server_key, certs.ca_cert) if real_nodes else None
 
     @property
     def ca_file(self) -> Path:
@@ -199,12 +200,16 @@ class KubeCluster:
             # No kube-controller-manager creates default ServiceAccounts, so pods would be refused.
             return ["--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount"]
         return [
-            f"--egress-selector-config-file={self.egress.write_config(self.workdir / 'egress.yaml')}",
+            f"--egress-selector-config-file={self._egress_config(self.egress)}",
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
             f"--kubelet-client-certificate={self.kubelet_client.cert}",
             f"--kubelet-client-key={self.kubelet_client.key}",
         ]
+
+    def _egress_config(self, egress: EgressProxy) -> Path:
+        identity = self.kubelet_client
+        return egress.write_config(self.workdir / "egress.yaml", identity.cert, identity.key)
 
     def _start_controller_manager(self) -> None:
         self._spawn(

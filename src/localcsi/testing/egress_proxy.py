@@ -5,7 +5,8 @@ The apiserver dials a node at its InternalIP (10.0.2.15:10250), which only exist
 an EgressSelectorConfiguration, its "cluster" traffic goes through an HTTP CONNECT proxy instead, as
 it would through konnectivity in a real cluster. This proxy knows one route per node, the loopback
 port qemu forwards to that kubelet, and refuses every other target: it never dials anything but
-127.0.0.1.
+127.0.0.1. It speaks TLS and requires a client certificate of the cluster CA (kube-apiserver's HTTP
+CONNECT over plain TCP dereferences a TLS configuration it does not have: it crashes at start).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import socketserver
+import ssl
 import threading
 from pathlib import Path
 
@@ -24,6 +26,11 @@ PIPE_CHUNK = 65536
 
 class _Handler(socketserver.StreamRequestHandler):
     server: EgressProxy
+
+    def setup(self) -> None:
+        assert isinstance(self.request, ssl.SSLSocket)
+        self.request.do_handshake()  # here, in the handler's thread, not in the accept loop
+        super().setup()
 
     def handle(self) -> None:
         request_line = self.rfile.readline(MAX_HEAD_BYTES).decode("latin-1").split()
@@ -63,10 +70,22 @@ class EgressProxy(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self) -> None:
+    def __init__(self, server_cert: Path, server_key: Path, ca_cert: Path) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.ca_cert = ca_cert
+        self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._tls.load_cert_chain(server_cert, server_key)
+        self._tls.load_verify_locations(ca_cert)
+        self._tls.verify_mode = ssl.CERT_REQUIRED
         self.routes: dict[str, int] = {}
         self._thread = threading.Thread(target=self.serve_forever, name="egress-proxy", daemon=True)
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        sock, address = super().get_request()
+        return self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that hangs up mid-handshake or mid-stream is not the proxy's failure
 
     @property
     def port(self) -> int:
@@ -85,8 +104,9 @@ class EgressProxy(socketserver.ThreadingTCPServer):
         self.shutdown()
         self.server_close()
 
-    def write_config(self, path: Path) -> Path:
-        """The apiserver's --egress-selector-config-file: cluster traffic through this proxy."""
+    def write_config(self, path: Path, client_cert: Path, client_key: Path) -> Path:
+        """The apiserver's --egress-selector-config-file: cluster traffic through this proxy, with the
+        apiserver's client certificate."""
         config = {
             "apiVersion": "apiserver.k8s.io/v1beta1",
             "kind": "EgressSelectorConfiguration",
@@ -95,7 +115,16 @@ class EgressProxy(socketserver.ThreadingTCPServer):
                     "name": "cluster",
                     "connection": {
                         "proxyProtocol": "HTTPConnect",
-                        "transport": {"tcp": {"url": f"http://127.0.0.1:{self.port}"}},
+                        "transport": {
+                            "tcp": {
+                                "url": f"https://127.0.0.1:{self.port}",
+                                "tlsConfig": {
+                                    "caBundle": str(self.ca_cert),
+                                    "clientCert": str(client_cert),
+                                    "clientKey": str(client_key),
+                                },
+                            }
+                        },
                     },
                 }
             ],
