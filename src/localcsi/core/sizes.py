@@ -183,3 +183,22 @@ def resolve_expansion(required_bytes: int, limit_bytes: int, current_bytes: int,
             f"{limit_bytes}; raise limit_bytes or ask for a multiple of {unit}"
         )
     return size
+
+
+# mkfs refuses smaller devices: xfsprogs 5.19 and later (bookworm has 6.1) print "Filesystem must be
+# larger than 300MB". ext4 has no such floor worth naming.
+FILESYSTEM_MINIMUM_BYTES = {"xfs": 300 * MiB}
+
+
+def filesystem_floor(required_bytes: int, limit_bytes: int, fs_type: str | None) -> int:
+    """A set required_bytes raised to the smallest size `fs_type` can be made on (CSI allows more than
+    was asked, within limit_bytes); OUT_OF_RANGE when limit_bytes leaves no room for that file system."""
+    minimum = FILESYSTEM_MINIMUM_BYTES.get(fs_type or "", 0)
+    if limit_bytes and limit_bytes < minimum:
+        raise OutOfRange(
+            f"an {fs_type} file system needs at least {format_bytes(minimum)}, above limit_bytes {limit_bytes}; "
+            f"raise the limit or choose ext4"
+        )
+    if not required_bytes:
+        return 0  # unset: the default size (1 GiB), or the limit, both at least the floor by now
+    return max(required_bytes, minimum)

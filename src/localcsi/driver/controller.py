@@ -34,7 +34,7 @@ from localcsi.core.node_choice import most_free_first
 from localcsi.core.pagination import Page, paginate
 from localcsi.core.params import LvmType, VolumeParams, VolumeType, parse_volume_params
 from localcsi.core.placement import Capacity, Placement, capacity, place
-from localcsi.core.sizes import capacity_satisfied, resolve_capacity_from_source, resolve_expansion
+from localcsi.core.sizes import capacity_satisfied, filesystem_floor, resolve_capacity_from_source, resolve_expansion
 from localcsi.driver.backend import (
     BPS_KEY,
     IOPS_KEY,
@@ -177,6 +177,7 @@ class ControllerDriver:
             room = {node: (storage.vgs, storage.pools) for node in nodes if (storage := self.backend.storage(node))}
             nodes = tuple(most_free_first(room, params))
         reasons: list[str] = []
+        required_bytes = filesystem_floor(request.required_bytes, request.limit_bytes, shape.fs_type)
         for node in candidate_nodes(nodes, request.topology):
             storage = self.backend.storage(node)
             try:
@@ -184,7 +185,7 @@ class ControllerDriver:
                     storage.vgs,
                     storage.pools,
                     params,
-                    request.required_bytes,
+                    required_bytes,
                     request.limit_bytes,
                     source_bytes=origin.size_bytes if origin else 0,
                 )

@@ -13,7 +13,9 @@ from typing import Any, Protocol
 
 import yaml
 from kubernetes import client
+from kubernetes.utils import parse_quantity
 
+from localcsi import TOPOLOGY_KEY
 from localcsi.testing.guest_client import Result
 
 NAMESPACE = "localcsi-system"
@@ -64,3 +66,15 @@ class E2EEnvironment(Protocol):
 
     def reboot(self, name: str) -> None:
         """Power the node off and on again, and return once it is Ready."""
+
+
+def storage_ready(env: E2EEnvironment, storage_class: str = "localcsi-lvm") -> bool:
+    """Every node publishes a non-zero CSIStorageCapacity for `storage_class`: the agent made the VG and
+    the provisioner has polled GetCapacity since (once a minute by default)."""
+    published = {
+        (capacity.node_topology.match_labels or {}).get(TOPOLOGY_KEY)
+        for capacity in client.StorageV1Api(env.api).list_csi_storage_capacity_for_all_namespaces().items
+        if capacity.storage_class_name == storage_class and capacity.node_topology and capacity.capacity
+        and parse_quantity(capacity.capacity) > 0
+    }  # fmt: skip
+    return set(env.node_names) <= published

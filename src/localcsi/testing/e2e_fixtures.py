@@ -16,9 +16,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from localcsi.testing.e2e_env import E2EEnvironment
+from localcsi.testing.e2e_env import E2EEnvironment, storage_ready
 from localcsi.testing.install import project_root
 from localcsi.testing.phases import Phases
+from localcsi.testing.waiting import wait_for
 
 ENVIRONMENTS = ("vm", "kind")
 
@@ -39,15 +40,23 @@ def e2e_env(pytestconfig: pytest.Config) -> Iterator[E2EEnvironment]:
     choice = os.environ.get("LOCALCSI_E2E", "vm")
     if choice not in ENVIRONMENTS:
         raise RuntimeError(f"LOCALCSI_E2E={choice!r}: expected one of {', '.join(ENVIRONMENTS)}")
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    phases = Phases(write=reporter.write_line, prefix="[e2e]") if reporter else Phases(prefix="[e2e]")
     if choice == "kind":
-        yield _kind_environment()
+        environment = _kind_environment()
+        _wait_for_storage(environment, phases)
+        yield environment
         return
     from localcsi.testing.e2e_vm import VMEnvironment  # noqa: PLC0415 - only the vm choice needs qemu
 
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    phases = Phases(write=reporter.write_line, prefix="[e2e]") if reporter else Phases(prefix="[e2e]")
-    environment = VMEnvironment(phases).start()
+    vm_environment = VMEnvironment(phases).start()
     try:
-        yield environment
+        _wait_for_storage(vm_environment, phases)
+        yield vm_environment
     finally:
-        environment.stop()
+        vm_environment.stop()
+
+
+def _wait_for_storage(environment: E2EEnvironment, phases: Phases) -> None:
+    with phases.phase("storage capacity published"):
+        wait_for("a non-zero CSIStorageCapacity on every node", lambda: storage_ready(environment), 180, 2.0)

@@ -120,8 +120,9 @@ class KubeNode:
         if not self.vm.config.host_loopback:
             raise GuestError("the node VM must boot with VMConfig(host_loopback=True) to reach the apiserver")
         phases = self.vm.phases
-        if self.cluster.egress is not None:
-            self.cluster.egress.route(f"{NODE_IP}:{KUBELET_PORT}", self.vm.host_port(KUBELET_PORT))
+        if self.cluster.egress is not None:  # the apiserver names a node by hostname first, then by IP
+            for address in (self.node_name, NODE_IP):
+                self.cluster.egress.route(f"{address}:{KUBELET_PORT}", self.vm.host_port(KUBELET_PORT))
         if not self._configured:
             with phases.phase("node: configure"):
                 self._mount_files()

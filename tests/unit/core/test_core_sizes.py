@@ -9,6 +9,7 @@ from localcsi.core.sizes import (
     KiB,
     MiB,
     capacity_satisfied,
+    filesystem_floor,
     format_bytes,
     parse_quantity,
     resolve_capacity,
@@ -214,3 +215,17 @@ def test_expansion_over_the_limit_is_out_of_range() -> None:
 )
 def test_format_bytes(size: int, text: str) -> None:
     assert format_bytes(size) == text
+
+
+def test_xfs_is_raised_to_the_smallest_size_mkfs_xfs_accepts() -> None:
+    assert filesystem_floor(200 * MiB, 0, "xfs") == 300 * MiB
+    assert filesystem_floor(200 * MiB, GiB, "xfs") == 300 * MiB
+    assert filesystem_floor(2 * GiB, 0, "xfs") == 2 * GiB
+    assert filesystem_floor(200 * MiB, 0, "ext4") == 200 * MiB
+    assert filesystem_floor(200 * MiB, 0, None) == 200 * MiB, "a raw block volume has no file system floor"
+    assert filesystem_floor(0, 0, "xfs") == 0, "unset stays unset: the default size applies"
+
+
+def test_xfs_under_a_limit_below_its_floor_is_out_of_range() -> None:
+    with pytest.raises(OutOfRange, match="xfs file system needs at least 300 MiB"):
+        filesystem_floor(100 * MiB, 250 * MiB, "xfs")

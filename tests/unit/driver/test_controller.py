@@ -152,6 +152,15 @@ def test_volume_context_and_tags_carry_fstype_and_limits(driver: ControllerDrive
     assert volume_context(again) == volume_context(volume), "volume_context must never change"
 
 
+def test_a_small_xfs_volume_is_made_large_enough_for_mkfs_xfs(driver: ControllerDriver) -> None:
+    params = {"csi.storage.k8s.io/fstype": "xfs"}
+    volume = driver.create_volume(CreateVolumeRequest("pvc-1", (MOUNT,), required_bytes=200 * MiB, parameters=params))
+    assert volume.size_bytes == 300 * MiB
+    assert volume.requested_bytes == 200 * MiB, "the tags keep what was asked for"
+    again = driver.create_volume(CreateVolumeRequest("pvc-1", (MOUNT,), required_bytes=200 * MiB, parameters=params))
+    assert again.id == volume.id, "the retry finds the same volume"
+
+
 def test_a_block_only_volume_records_no_filesystem(driver: ControllerDriver) -> None:
     volume = driver.create_volume(CreateVolumeRequest("pvc-1", (BLOCK,)))
     assert (volume.fs_type, volume.access_type) == (None, "block")
