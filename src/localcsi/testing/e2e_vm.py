@@ -15,12 +15,14 @@ from pathlib import Path
 from kubernetes import client
 
 from localcsi.testing.cluster import KubeCluster
+from localcsi.testing.containerd_store import store_image
 from localcsi.testing.e2e_env import CHART, NAMESPACE, RELEASE, write_helm_values
 from localcsi.testing.extender import ExtenderProcess
 from localcsi.testing.files_disk import make_files_disk
 from localcsi.testing.guest_client import Result
+from localcsi.testing.images import image_archives
 from localcsi.testing.install import project_root
-from localcsi.testing.kube_node import IMAGES_DIR, KUBELET_PORT, KubeNode
+from localcsi.testing.kube_node import KUBELET_PORT, KubeNode
 from localcsi.testing.phases import Phases
 from localcsi.testing.scheduler import KubeScheduler
 from localcsi.testing.tools import tool_path
@@ -80,7 +82,7 @@ class VMEnvironment:
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> VMEnvironment:
         try:
-            files_disk = self._files_disk()
+            files_disk, image_store = self._disks()
             self.cluster.start()
             # The extender runs beside kube-scheduler, as in deploy/scheduler's static pod. It can only
             # start once the chart has made its RBAC; until then, `ignorable` lets pods be scheduled.
@@ -93,6 +95,7 @@ class VMEnvironment:
                 memory_mib=NODE_MEMORY_MIB,
                 host_loopback=True,
                 files_disk=files_disk,
+                backed_disks=[image_store],
                 port_forwards={KUBELET_PORT: 0},
             )
             self.vm = NodeVM(config, self.phases)
@@ -130,15 +133,16 @@ class VMEnvironment:
         return result.stdout
 
     # -- internals -----------------------------------------------------------------------------
-    def _files_disk(self) -> Path:
-        from localcsi.testing.images import image_archives  # noqa: PLC0415 - builds on first use
-
+    def _disks(self) -> tuple[Path, Path]:
+        """The files disk (the kubelet) and containerd's image store, built or taken from the cache."""
         with self.phases.phase("image archives"):
             archives = image_archives()
+        with self.phases.phase("containerd image store"):
+            image_store = store_image(archives)
         with self.phases.phase("files disk"):
             sources = {"kubelet": tool_path("kubelet")}
-            sources |= {f"{IMAGES_DIR}/{index:02d}.tar": path for index, path in enumerate(archives.values())}
-            return make_files_disk(self.workdir / "files.img", sources, self.workdir / "files")
+            files_disk = make_files_disk(self.workdir / "files.img", sources, self.workdir / "files")
+        return files_disk, image_store
 
     def _install_snapshot_crds(self) -> None:
         from localcsi.testing.snapshot_crds import snapshot_crd_paths  # noqa: PLC0415

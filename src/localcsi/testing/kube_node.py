@@ -1,11 +1,13 @@
 """A real Kubernetes node in the node VM: Debian's containerd, runc and CNI plugins, and the kubelet
 built from Go modules, joined to the test cluster's control plane on the host.
 
-The VM boots with `host_loopback` (the guest reaches the apiserver at HOST_LOOPBACK) and a files disk
-that carries the kubelet and the container image archives. There is no kube-proxy: the one rule it
-would write for the `kubernetes` Service (ClusterIP:443 -> the apiserver) is written here, so pods'
-in-cluster configuration works unchanged. Everything that must happen again after a reboot is in
-`boot()`; what persists on the root overlay (configuration, imported images) is done once.
+The VM boots with `host_loopback` (the guest reaches the apiserver at HOST_LOOPBACK), a files disk
+that carries the kubelet, and containerd's image store as its first backed disk (containerd_store.py):
+the images are imported on the host, where it is six times faster than under TCG.
+
+There is no kube-proxy: the one rule it would write for the `kubernetes` Service (ClusterIP:443 ->
+the apiserver) is written here, so pods' in-cluster configuration works unchanged. Everything that
+must happen again after a reboot is in `boot()`; the configuration on the root overlay is written once.
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ NODE_IP = "10.0.2.15"  # slirp's fixed guest address
 KUBELET_PORT = 10250
 POD_SUBNET = "10.244.0.0/24"
 FILES_MOUNT = "/mnt/files"
-# On the files disk: the kubelet binary at its root, image archives (docker-archive) in this folder.
-IMAGES_DIR = "images"
+CONTAINERD_ROOT = "/var/lib/containerd"
 KUBELET_BINARY = "/usr/local/bin/kubelet"
 PKI = "/etc/kubernetes/pki"
 KUBELET_KUBECONFIG = "/etc/kubernetes/kubelet.kubeconfig"
@@ -113,7 +114,6 @@ class KubeNode:
     cluster: KubeCluster
     node_name: str = NODE_NAME
     _configured: bool = field(default=False, init=False)
-    _images_imported: bool = field(default=False, init=False)
 
     def start(self, timeout: float = 180) -> KubeNode:
         """Configure the node once, then bring containerd and the kubelet up and wait for Ready."""
@@ -144,15 +144,12 @@ class KubeNode:
             # directory) is refused on a private mount.
             self.vm.check(["mount", "--make-rshared", "/"])
             self._service_rule()
+            self._mount_image_store()
         with phases.phase("node: containerd"):
             self.vm.guest.spawn(["containerd", "--config", CONTAINERD_CONFIG], log=CONTAINERD_LOG)
             wait_for(
                 "containerd", lambda: self.vm.run(["ctr", "version"], timeout=10).rc == 0, 60, 0.5, self._containerd_log
             )
-        if not self._images_imported:  # containerd keeps them on the root overlay across reboots
-            with phases.phase("node: import images"):
-                self._import_images()
-            self._images_imported = True
         with phases.phase("node: kubelet until Ready"):
             self.vm.guest.spawn(self._kubelet_argv(), log=KUBELET_LOG)
             wait_for(f"Node {self.node_name} Ready", self._ready, timeout, 1.0, self.kubelet_log)
@@ -227,12 +224,11 @@ class KubeNode:
             if self.vm.run(["iptables", "-t", "nat", "-C", chain, *rule]).rc != 0:
                 self.vm.check(["iptables", "-t", "nat", "-A", chain, *rule])
 
-    def _import_images(self) -> None:
-        listing = self.vm.check(["find", f"{FILES_MOUNT}/{IMAGES_DIR}", "-name", "*.tar"]).stdout.split()
-        if not listing:
-            raise GuestError(f"no image archives in {FILES_MOUNT}/{IMAGES_DIR} on the files disk")
-        for archive in sorted(listing):
-            self.vm.check(["ctr", "-n", "k8s.io", "images", "import", archive], timeout=600)
+    def _mount_image_store(self) -> None:
+        if self.vm.run(["mountpoint", "-q", CONTAINERD_ROOT]).rc == 0:
+            return
+        self.vm.check(["mkdir", "-p", CONTAINERD_ROOT])
+        self.vm.check(["mount", self.vm.backed_device(0), CONTAINERD_ROOT])
 
     def _ready(self) -> bool:
         core = client.CoreV1Api(self.cluster.api_client())

@@ -53,6 +53,9 @@ class VMConfig:
     # A read-only ext4 image attached after the data disks (see files_disk.py): how large files such as
     # binaries and container images get in, faster than the guest agent's base64 transfer.
     files_disk: Path | None = None
+    # Raw images each VM gets a copy-on-write qcow2 overlay of, attached after the data disks and before
+    # the files disk: cached disks a guest writes to, such as containerd's image store.
+    backed_disks: list[Path] = field(default_factory=list)
     boot_timeout: float = float(os.environ.get("LOCALCSI_BOOT_TIMEOUT", "240"))
 
 
@@ -137,11 +140,17 @@ class NodeVM:
         """Guest device paths of the data disks, in the order of config.disks_gib."""
         return [f"/dev/vd{chr(ord('b') + index)}" for index in range(len(self.config.disks_gib))]
 
+    def backed_device(self, index: int) -> str:
+        """Guest device path of VMConfig.backed_disks[index]."""
+        if not 0 <= index < len(self.config.backed_disks):
+            raise GuestError(f"this VM has {len(self.config.backed_disks)} backed disks, not {index + 1}")
+        return f"/dev/vd{chr(ord('b') + len(self.config.disks_gib) + index)}"
+
     def files_device(self) -> str:
         """Guest device path of the read-only files disk (VMConfig.files_disk)."""
         if self.config.files_disk is None:
             raise GuestError("this VM was booted without a files disk")
-        return f"/dev/vd{chr(ord('b') + len(self.config.disks_gib))}"
+        return f"/dev/vd{chr(ord('b') + len(self.config.disks_gib) + len(self.config.backed_disks))}"
 
     def host_port(self, guest_port: int) -> int:
         return self.forwarded[guest_port]
@@ -156,6 +165,11 @@ class NodeVM:
         for index, size in enumerate(self.config.disks_gib):
             with (self.workdir / f"data{index}.raw").open("wb") as disk:
                 disk.truncate(size * 1024**3)
+        for index, backing in enumerate(self.config.backed_disks):
+            overlay = self.workdir / f"backed{index}.qcow2"
+            subprocess.run(
+                ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(backing), str(overlay)], check=True
+            )
 
     def _netdev(self) -> str:
         rules = [f"hostfwd=tcp:127.0.0.1:{self.agent_port}-:{GUEST_AGENT_PORT}"]
@@ -173,6 +187,7 @@ class NodeVM:
         argv += ["-append", KERNEL_ARGS, "-serial", f"file:{self.workdir / 'console.log'}"]
         disks = [(self.workdir / "root.qcow2", "qcow2")]
         disks += [(self.workdir / f"data{i}.raw", "raw") for i in range(len(self.config.disks_gib))]
+        disks += [(self.workdir / f"backed{i}.qcow2", "qcow2") for i in range(len(self.config.backed_disks))]
         for path, fmt in disks:
             argv += ["-drive", f"file={path},if=virtio,format={fmt},discard=unmap"]
         if self.config.files_disk is not None:

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from localcsi.testing.guest_client import GuestError
+from localcsi.testing.vm import NodeVM, VMConfig
+
+
+def test_devices_follow_data_disks_then_backed_disks_then_the_files_disk() -> None:
+    vm = NodeVM(VMConfig(disks_gib=[1, 1], backed_disks=[Path("/s.img")], files_disk=Path("/f.img")))
+    try:
+        assert vm.data_disks() == ["/dev/vdb", "/dev/vdc"]
+        assert vm.backed_device(0) == "/dev/vdd"
+        assert vm.files_device() == "/dev/vde"
+        with pytest.raises(GuestError, match="1 backed disks"):
+            vm.backed_device(1)
+    finally:
+        vm.stop()
+
+
+def test_a_vm_without_a_files_disk_says_so() -> None:
+    vm = NodeVM(VMConfig(disks_gib=[1]))
+    try:
+        with pytest.raises(GuestError, match="without a files disk"):
+            vm.files_device()
+    finally:
+        vm.stop()
