@@ -143,6 +143,7 @@ EXPECTED: dict[str, tuple[Grant, ...]] = {
         Grant(PV, (*READ, "create", "delete", "patch")),
         Grant(PVC, (*READ, "update", "patch")),
         Grant(PVC_STATUS, ("patch",)),
+        Grant(POD, ("list", "watch")),
         Grant(STORAGE_CLASS, READ),
         Grant(NODE, READ),
         Grant(CSI_NODE, READ),
