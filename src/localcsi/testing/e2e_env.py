@@ -22,6 +22,10 @@ NAMESPACE = "localcsi-system"
 RELEASE = "localcsi"
 CHART = Path("deploy") / "helm" / "localcsi"
 POOL_VG = "localcsi-pool-0"
+# The chart's localcsi-lvm-thin class names this pool. Nothing in localcsi creates thin pools yet: an
+# operator makes one with lvcreate, as this harness does on every node.
+THIN_POOL = "pool0"
+THIN_POOL_SIZE = "2g"
 
 
 def helm_values(device: str) -> dict[str, Any]:
@@ -66,6 +70,15 @@ class E2EEnvironment(Protocol):
 
     def reboot(self, name: str) -> None:
         """Power the node off and on again, and return once it is Ready."""
+
+
+def ensure_thin_pool(env: E2EEnvironment) -> None:
+    """Make THIN_POOL in POOL_VG on every node that lacks it, as an operator would."""
+    for name in env.node_names:
+        node = env.node(name)
+        if node.run(["lvs", f"{POOL_VG}/{THIN_POOL}"]).rc != 0:
+            lvcreate = ["lvcreate", "--yes", "--type", "thin-pool", "--size", THIN_POOL_SIZE, "--name", THIN_POOL]
+            node.run([*lvcreate, POOL_VG]).check()
 
 
 def storage_ready(env: E2EEnvironment, storage_class: str = "localcsi-lvm") -> bool:
