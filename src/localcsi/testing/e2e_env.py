@@ -91,3 +91,17 @@ def storage_ready(env: E2EEnvironment, storage_class: str = "localcsi-lvm") -> b
         and parse_quantity(capacity.capacity) > 0
     }  # fmt: skip
     return set(env.node_names) <= published
+
+
+def storage_report(env: E2EEnvironment) -> str:
+    """What the nodes report and what the provisioner published: the context of a storage wait."""
+    custom = client.CustomObjectsApi(env.api)
+    lines = []
+    for nls in custom.list_cluster_custom_object("localcsi.io", "v1alpha1", "nodelocalstorages")["items"]:
+        status = nls.get("status") or {}
+        groups = (status.get("nodeStorageInfo") or {}).get("volumeGroups") or []
+        conditions = [f"{c['type']}={c['status']} ({c.get('message', '')})" for c in status.get("conditions") or []]
+        lines.append(f"NodeLocalStorage {nls['metadata']['name']}: VGs {[g['name'] for g in groups]}; {conditions}")
+    for capacity in client.StorageV1Api(env.api).list_csi_storage_capacity_for_all_namespaces().items:
+        lines.append(f"CSIStorageCapacity {capacity.storage_class_name}: {capacity.capacity}")
+    return "\n".join(lines) or "no NodeLocalStorage and no CSIStorageCapacity at all"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from localcsi.testing.e2e_env import E2EEnvironment, ensure_thin_pool, storage_ready
+from localcsi.testing.e2e_env import E2EEnvironment, ensure_thin_pool, storage_ready, storage_report
 from localcsi.testing.install import project_root
 from localcsi.testing.phases import Phases
 from localcsi.testing.waiting import wait_for
@@ -58,9 +58,11 @@ def e2e_env(pytestconfig: pytest.Config) -> Iterator[E2EEnvironment]:
 
 
 def _wait_for_storage(environment: E2EEnvironment, phases: Phases) -> None:
+    # The provisioner polls GetCapacity once a minute: a VG or pool made just after a poll shows a minute later.
+    report = lambda: storage_report(environment)  # noqa: E731
     with phases.phase("VG from the init config"):
-        wait_for("the init config's VG on every node", lambda: storage_ready(environment), 180, 2.0)
+        wait_for("the init config's VG on every node", lambda: storage_ready(environment), 300, 2.0, report)
     with phases.phase("thin pool and its capacity published"):
         ensure_thin_pool(environment)
         ready = lambda: storage_ready(environment, "localcsi-lvm-thin")  # noqa: E731
-        wait_for("a non-zero CSIStorageCapacity of the thin class on every node", ready, 180, 2.0)
+        wait_for("a non-zero CSIStorageCapacity of the thin class on every node", ready, 300, 2.0, report)
