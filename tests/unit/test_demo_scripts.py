@@ -1,0 +1,60 @@
+"""The shell entry points of the README's two commands: `bash hack/demo` and `bash .ci/run` both install
+through hack/install-deps. Checked without installing anything: syntax, and install-deps' arguments."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+INSTALL_DEPS = ROOT / "hack" / "install-deps"
+SCRIPTS = [ROOT / "hack" / "demo", INSTALL_DEPS, ROOT / ".ci" / "run"]
+BASH = shutil.which("bash") or "/bin/bash"
+
+
+def bash(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BASH, *args], capture_output=True, text=True, timeout=30, check=False)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_the_script_parses(script: Path) -> None:
+    result = bash("-n", str(script))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("script", [ROOT / "hack" / "demo", ROOT / ".ci" / "run"], ids=["demo", "ci"])
+def test_both_entry_points_install_through_install_deps_with_their_own_label(script: Path) -> None:
+    label = "demo" if script.name == "demo" else "ci"
+    assert f'bash hack/install-deps --prefix {label} --since "$started"' in script.read_text()
+
+
+def test_install_deps_help_lists_its_options() -> None:
+    result = bash(str(INSTALL_DEPS), "--help")
+    assert result.returncode == 0
+    assert "--prefix LABEL" in result.stdout
+    assert "--since EPOCH" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bogus"], "unknown argument: --bogus"),
+        (["--since", "yesterday"], "--since wants seconds since the epoch"),
+    ],
+)
+def test_install_deps_refuses_bad_arguments_before_installing_anything(args: list[str], message: str) -> None:
+    result = bash(str(INSTALL_DEPS), *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "apt-get" not in result.stdout
+
+
+def test_install_deps_wants_a_value_after_prefix() -> None:
+    result = bash(str(INSTALL_DEPS), "--prefix")
+    assert result.returncode != 0
+    assert "--prefix needs a label" in result.stderr
