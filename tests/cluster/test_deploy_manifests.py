@@ -5,9 +5,7 @@ and the hand-written manifests of deploy/scheduler."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -15,6 +13,7 @@ import yaml
 from kubernetes import client, dynamic
 
 from localcsi.testing.cluster import SYSTEM_NAMESPACE, KubeCluster
+from localcsi.testing.install import load_project_script
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CI_VALUES = DEPLOY / "helm" / "localcsi" / "ci"
@@ -28,15 +27,7 @@ SCHEDULER_MANIFESTS = sorted(
 FIELD_MANAGER = "localcsi-dry-run"
 
 
-def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deploy_generate", DEPLOY / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GENERATE = load_generator()
+GENERATE = load_project_script("deploy/generate.py")
 # namespace.create=true everywhere: the Namespace object is checked too (it exists, so it is an update).
 RENDERS: dict[str, tuple[str, ...]] = {
     "defaults": GENERATE.BASE_VALUES,

@@ -10,14 +10,13 @@ The e2e tier is required in CI: when a tool, qemu or the image build is missing,
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
 
 import pytest
 
 from localcsi.testing.e2e_env import E2EEnvironment, ensure_thin_pool, storage_ready, storage_report
-from localcsi.testing.install import project_root
+from localcsi.testing.install import load_project_script
 from localcsi.testing.phases import Phases
 from localcsi.testing.waiting import wait_for
 
@@ -25,12 +24,7 @@ ENVIRONMENTS = ("vm", "kind")
 
 
 def _kind_environment() -> E2EEnvironment:
-    path = project_root() / "e2e" / "kind_env.py"
-    spec = importlib.util.spec_from_file_location("localcsi_e2e_kind_env", path)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load the kind environment from {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_project_script("e2e/kind_env.py")
     environment: E2EEnvironment = module.KindEnvironment.from_environment()
     return environment
 

@@ -8,12 +8,14 @@ and no compiler needed in the guest.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 from localcsi.testing.build_lock import build_lock
 from localcsi.testing.image import cache_root
@@ -36,6 +38,18 @@ def project_root() -> Path:
         if (candidate / "pyproject.toml").is_file() and (candidate / "src" / "localcsi").is_dir():
             return candidate
     raise RuntimeError("cannot find the localcsi source tree: set LOCALCSI_PROJECT_ROOT")
+
+
+def load_project_script(relative_path: str) -> ModuleType:
+    """A Python file of the source tree that is not in the package (deploy/generate.py, e2e/kind_env.py),
+    loaded as a module by its path."""
+    path = project_root() / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem.replace("-", "_"), path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path} as a module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _pip(*args: str) -> None:

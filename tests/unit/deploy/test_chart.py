@@ -5,20 +5,19 @@ project's and the test suite's."""
 from __future__ import annotations
 
 import functools
-import importlib.util
 import re
 import subprocess
 import tomllib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
 from localcsi import __version__
+from localcsi.testing.install import load_project_script
 from localcsi.testing.tools import SIDECAR_IMAGES, tool_path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -46,15 +45,7 @@ SIDECAR_KEYS = {
 }
 
 
-def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deploy_generate", DEPLOY / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GENERATE = load_generator()
+GENERATE = load_project_script("deploy/generate.py")
 VARIANTS: dict[str, tuple[str, ...]] = {
     "defaults": (),
     "all-on": ("--values", str(CI_VALUES / "all-on-values.yaml")),

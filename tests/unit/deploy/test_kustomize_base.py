@@ -3,15 +3,14 @@ and kustomize builds from them exactly the objects helm renders."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import yaml
 
+from localcsi.testing.install import load_project_script
 from localcsi.testing.tools import TOOLS, tool_path
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
@@ -19,15 +18,7 @@ Object = dict[str, Any]
 Key = tuple[str, str, str]
 
 
-def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deploy_generate", DEPLOY / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GENERATE = load_generator()
+GENERATE = load_project_script("deploy/generate.py")
 
 
 def by_key(text: str) -> dict[Key, Object]:

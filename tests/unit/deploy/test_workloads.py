@@ -5,15 +5,14 @@ kubelet and the sidecars expect."""
 from __future__ import annotations
 
 import functools
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
 from localcsi import DRIVER_NAME, __version__, cli
+from localcsi.testing.install import load_project_script
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 CI_VALUES = DEPLOY / "helm" / "localcsi" / "ci"
@@ -29,15 +28,7 @@ UPSTREAM_IMAGES = (
 )
 
 
-def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deploy_generate", DEPLOY / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GENERATE = load_generator()
+GENERATE = load_project_script("deploy/generate.py")
 VARIANTS: dict[str, tuple[str, ...]] = {
     "defaults": (),
     "all-on": ("--values", str(CI_VALUES / "all-on-values.yaml")),
