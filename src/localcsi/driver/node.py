@@ -180,6 +180,10 @@ class NodeService:
         if info is None:
             self.fs.make_directory(target)
         self.fs.mount(device, target, mounted_type, flags)
+        if volume.source is not None and "ro" not in flags:
+            # A restore or clone made larger than its source holds the source's smaller filesystem, and
+            # the kubelet calls no NodeExpandVolume for it: grow it to the device (a no-op when it fills it).
+            self.fs.resize(mounted_type, device, target)
 
     def _filesystem(self, volume: Volume, device: str, wanted: str) -> str:
         """The filesystem to mount: the one on the device, or a new one if there is no signature at all."""

@@ -14,7 +14,7 @@ import pytest
 from localcsi.core.capabilities import AccessType, Capability
 from localcsi.core.errors import CoreError, FailedPrecondition
 from localcsi.core.model import LogicalVolume
-from localcsi.core.tags import LvKind, LvMetadata, encode_tags
+from localcsi.core.tags import LvKind, LvMetadata, Source, encode_tags
 from localcsi.driver.node import NodeService, PublishRequest
 from localcsi.fs.types import DeviceNumber, FsUsage, Mount, PathInfo, PathKind, Signature
 
@@ -45,8 +45,10 @@ def volume_lv(
     pool: str = "",
     tagged: bool = True,
     size: int = GIB,
+    source: Source | None = None,
 ) -> LogicalVolume:
-    tags = encode_tags(LvMetadata(LvKind.VOLUME, f"pvc-{name}", size, fs_type=fs_type, access_type=access))
+    meta = LvMetadata(LvKind.VOLUME, f"pvc-{name}", size, source=source, fs_type=fs_type, access_type=access)
+    tags = encode_tags(meta)
     return LogicalVolume(
         vg=VG,
         name=name,

@@ -20,6 +20,7 @@ from node_fakes import (
 
 from localcsi.core.capabilities import AccessType, Capability
 from localcsi.core.errors import CoreError
+from localcsi.core.tags import Source, SourceKind
 from localcsi.driver.node import PublishRequest
 from localcsi.fs.types import DeviceNumber, Signature
 
@@ -93,6 +94,28 @@ def test_an_existing_filesystem_is_mounted_as_it_is(requested: str) -> None:
     node.fs.paths[TARGET] = DIRECTORY
     node.publish(LV, capability=mount_cap(requested))
     assert node.fs.changes == [("mount", LV.device_path, TARGET, "xfs", ())]
+
+
+@pytest.mark.parametrize("fs_type", ["ext4", "xfs"])
+def test_a_restored_filesystem_is_grown_to_its_device_when_published(fs_type: str) -> None:
+    restored = volume_lv(source=Source(SourceKind.SNAPSHOT, "node-1/localcsi-vg/snap-aaaa"))
+    node = Node(restored)
+    node.fs.signatures[restored.device_path] = Signature(fs_type, "filesystem")
+    node.fs.paths[TARGET] = DIRECTORY
+    node.publish(restored, capability=mount_cap(fs_type))
+    assert node.fs.changes == [
+        ("mount", restored.device_path, TARGET, fs_type, ()),
+        ("resize", fs_type, restored.device_path, TARGET),
+    ]
+
+
+def test_a_restored_filesystem_mounted_read_only_is_not_grown() -> None:
+    restored = volume_lv(source=Source(SourceKind.VOLUME, "node-1/localcsi-vg/csi-bbbb"))
+    node = Node(restored)
+    node.fs.signatures[restored.device_path] = Signature("ext4", "filesystem")
+    node.fs.paths[TARGET] = DIRECTORY
+    node.publish(restored, capability=mount_cap(flags=("ro",)))
+    assert [change[0] for change in node.fs.changes] == ["mount"]
 
 
 @pytest.mark.parametrize(
