@@ -82,17 +82,30 @@ class Kube:
         return wait_for(f"VolumeSnapshot {name} readyToUse", ready, POD_TIMEOUT, 1.0, lambda: self.events(name))
 
     def pod(self, name: str, pvc: str, args: list[str], block: bool = False, restart: str = "Never") -> None:
+        """A workload pod with `pvc` at DATA (or BLOCK_DEVICE)."""
         mount: dict[str, Any] = (
             {"volumeDevices": [{"name": "data", "devicePath": BLOCK_DEVICE}]}
             if block
             else {"volumeMounts": [{"name": "data", "mountPath": DATA}]}
         )
+        volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": pvc}}]
+        self._create_pod(name, args, mount, volumes, restart)
+
+    def pod_with_claims(self, name: str, pvcs: list[str], args: list[str]) -> None:
+        """A workload pod with each claim mounted at DATA<index>."""
+        mounts = [{"name": f"data{index}", "mountPath": f"{DATA}{index}"} for index in range(len(pvcs))]
+        volumes = [{"name": f"data{i}", "persistentVolumeClaim": {"claimName": pvc}} for i, pvc in enumerate(pvcs)]
+        self._create_pod(name, args, {"volumeMounts": mounts}, volumes, "Never")
+
+    def _create_pod(
+        self, name: str, args: list[str], mounts: dict[str, Any], volumes: list[dict[str, Any]], restart: str
+    ) -> None:
         container = {
             "name": "workload",
             "image": self.workload_image(),
             "imagePullPolicy": "IfNotPresent",
             "command": ["python3", "-m", "localcsi.testing.workload", *args],
-            **mount,
+            **mounts,
         }
         body = {
             "apiVersion": "v1",
@@ -102,7 +115,7 @@ class Kube:
                 "restartPolicy": restart,
                 "terminationGracePeriodSeconds": 5,
                 "containers": [container],
-                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": pvc}}],
+                "volumes": volumes,
             },
         }
         self.core.create_namespaced_pod(self.namespace, body)

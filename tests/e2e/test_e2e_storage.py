@@ -6,7 +6,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from e2e_kube import namespace, unique
+import pytest
+from e2e_kube import MIB, Kube, namespace, unique
 from kubernetes import client
 from kubernetes.utils import parse_quantity
 
@@ -47,25 +48,46 @@ def test_csistoragecapacity_agrees_with_nodelocalstorage(e2e_env: E2EEnvironment
         wait_for(f"CSIStorageCapacity of localcsi-lvm on {node} equal to the VG's allocatable", agree, 240, 5.0)
 
 
-def test_a_pod_whose_volume_fits_nowhere_stays_pending_with_the_reason(e2e_env: E2EEnvironment) -> None:
+def _failed_scheduling(kube: Kube, pod: str, words: str) -> str:
+    def message() -> str | None:
+        events = kube.core.list_namespaced_event(kube.namespace, field_selector=f"involvedObject.name={pod}")
+        return next((e.message for e in events.items if e.reason == "FailedScheduling" and words in e.message), None)
+
+    found: str = wait_for(f"FailedScheduling for {pod} saying {words!r}", message, 180, 2.0, lambda: kube.events(pod))
+    return found
+
+
+def test_a_claim_larger_than_any_node_stays_pending(e2e_env: E2EEnvironment) -> None:
+    """kube-scheduler's volume binding compares the claim with CSIStorageCapacity: no node is left."""
     with namespace(e2e_env, "full") as kube:
-        claim = unique("huge")
+        claim, pod = unique("huge"), unique("pending")
         kube.pvc(claim, "localcsi-lvm", "500Gi")
-        pod = unique("pending")
         kube.pod(pod, claim, ["hold"])
-
-        # The extender names the claim; without it, kube-scheduler's volume binding compares each
-        # claim with CSIStorageCapacity.
-        expected = "localcsi" if e2e_env.scheduler_has_extender else "did not have enough free storage"
-
-        def failed_scheduling() -> str | None:
-            events = kube.core.list_namespaced_event(kube.namespace, field_selector=f"involvedObject.name={pod}")
-            messages = [e.message for e in events.items if e.reason == "FailedScheduling"]
-            return next((m for m in messages if expected in m), None)
-
-        message = wait_for(f"FailedScheduling for {pod} saying {expected!r}", failed_scheduling, 120, 2.0)
-        if e2e_env.scheduler_has_extender:
-            assert claim in message and "room" in message, message
+        _failed_scheduling(kube, pod, "did not have enough free storage")
         assert kube.core.read_namespaced_pod(pod, kube.namespace).status.phase == "Pending"
         status = kube.core.read_namespaced_persistent_volume_claim(claim, kube.namespace).status
         assert status.phase == "Pending", "no volume may be made for a pod that cannot be placed"
+
+
+def test_claims_that_fit_alone_but_not_together_stay_pending_with_the_extenders_reason(
+    e2e_env: E2EEnvironment,
+) -> None:
+    """Each claim passes CSIStorageCapacity on its own; only the extender sees that together they do not
+    fit (open-local #158 placed such pods and over-committed)."""
+    if not e2e_env.scheduler_has_extender:
+        pytest.skip("this environment's kube-scheduler has no extender (kind keeps its own configuration)")
+    node = e2e_env.node_names[0]
+    status = _pool_status(e2e_env, node)
+    assert status is not None
+    each = f"{int(status['allocatable']) * 6 // 10 // MIB}Mi"
+    with namespace(e2e_env, "pair") as kube:
+        first, second, pod = unique("first"), unique("second"), unique("pending")
+        kube.pvc(first, "localcsi-lvm", each)
+        kube.pvc(second, "localcsi-lvm", each)
+        kube.pod_with_claims(pod, [first, second], ["hold"])
+        message = _failed_scheduling(kube, pod, "localcsi")
+        assert "room" in message and first in message and second in message, message
+        assert kube.core.read_namespaced_pod(pod, kube.namespace).status.phase == "Pending"
+        for claim in (first, second):
+            phase = kube.core.read_namespaced_persistent_volume_claim(claim, kube.namespace).status.phase
+            assert phase == "Pending", f"{claim}: no volume may be made for a pod that cannot be placed"
