@@ -77,7 +77,9 @@ def ensure_thin_pool(env: E2EEnvironment) -> None:
     for name in env.node_names:
         node = env.node(name)
         if node.run(["lvs", f"{POOL_VG}/{THIN_POOL}"]).rc != 0:
-            lvcreate = ["lvcreate", "--yes", "--type", "thin-pool", "--size", THIN_POOL_SIZE, "--name", THIN_POOL]
+            # --zero y: the driver relies on the pool zeroing newly provisioned blocks (docs/controller.md).
+            lvcreate = ["lvcreate", "--yes", "--type", "thin-pool", "--zero", "y", "--size", THIN_POOL_SIZE]
+            lvcreate += ["--name", THIN_POOL]
             node.run([*lvcreate, POOL_VG]).check()
 
 
