@@ -28,7 +28,7 @@ from typing import Any
 from kubernetes import client
 
 from localcsi.k8s.resources import stream_events
-from localcsi.testing.e2e_env import POOL_VG, E2EEnvironment, storage_ready
+from localcsi.testing.e2e_env import POOL_VG, E2EEnvironment, storage_ready, storage_report
 from localcsi.testing.waiting import wait_for
 
 NAMESPACE = "bench-pod-start"
@@ -218,20 +218,6 @@ def run_rounds(rounds: dict[str, Callable[[int], float]], pods: int) -> dict[str
     return samples
 
 
-def storage_report(env: E2EEnvironment) -> Callable[[], str]:
-    """What a timed-out wait for capacity shows: the published capacities and localcsi's pods."""
-
-    def report() -> str:
-        capacities = client.StorageV1Api(env.api).list_csi_storage_capacity_for_all_namespaces().items
-        lines = [f"capacity {c.storage_class_name} {c.node_topology.match_labels} {c.capacity}" for c in capacities]
-        for pod in client.CoreV1Api(env.api).list_namespaced_pod("localcsi-system").items:
-            restarts = sum(s.restart_count for s in pod.status.container_statuses or [])
-            lines.append(f"pod {pod.metadata.name} {pod.status.phase}, {restarts} restarts")
-        return "\n".join(lines)
-
-    return report
-
-
 def benchmark(pods: int) -> tuple[dict[str, list[float]], float]:
     """The samples, and how long the environment took to start."""
     from localcsi.testing.e2e_vm import VMEnvironment  # noqa: PLC0415 - needs qemu and the Go tools
@@ -242,7 +228,11 @@ def benchmark(pods: int) -> tuple[dict[str, list[float]], float]:
     try:
         env.start()
         wait_for(
-            "a non-zero CSIStorageCapacity on every node", lambda: storage_ready(env), 300, 2.0, storage_report(env)
+            "a non-zero CSIStorageCapacity on every node",
+            lambda: storage_ready(env),
+            300,
+            2.0,
+            lambda: storage_report(env),
         )
         setup = time.monotonic() - started
         bench = Bench(env)

@@ -26,7 +26,7 @@ from typing import Any
 from demo_steps import Steps, summary_table
 from kubernetes import client
 
-from localcsi.testing.e2e_env import storage_ready
+from localcsi.testing.e2e_env import storage_ready, storage_report
 from localcsi.testing.e2e_vm import VMEnvironment
 from localcsi.testing.phases import Phases
 from localcsi.testing.waiting import wait_for
@@ -192,16 +192,6 @@ def localcsi_status(env: VMEnvironment) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"localcsi status exited {result.returncode}")
     return f"{len(result.stdout.splitlines()) - 1} VG row(s)"
-
-
-def storage_report(env: VMEnvironment) -> str:
-    """What a timed-out wait for capacity shows: the published capacities and the localcsi pods."""
-    capacities = client.StorageV1Api(env.api).list_csi_storage_capacity_for_all_namespaces().items
-    lines = [f"CSIStorageCapacity {c.metadata.name}: {c.storage_class_name} {c.capacity}" for c in capacities]
-    for pod in client.CoreV1Api(env.api).list_namespaced_pod("localcsi-system").items:
-        restarts = sum(status.restart_count for status in pod.status.container_statuses or [])
-        lines.append(f"pod {pod.metadata.name}: {pod.status.phase}, {restarts} restart(s)")
-    return "\n".join(lines)
 
 
 def lifecycle(steps: Steps, env: VMEnvironment) -> None:

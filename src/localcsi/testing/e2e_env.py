@@ -96,7 +96,8 @@ def storage_ready(env: E2EEnvironment, storage_class: str = "localcsi-lvm") -> b
 
 
 def storage_report(env: E2EEnvironment) -> str:
-    """What the nodes report and what the provisioner published: the context of a storage wait."""
+    """What the nodes report, what the provisioner published and how localcsi's pods fare: the context
+    of a storage wait that timed out."""
     custom = client.CustomObjectsApi(env.api)
     lines = []
     for nls in custom.list_cluster_custom_object("localcsi.io", "v1alpha1", "nodelocalstorages")["items"]:
@@ -106,4 +107,7 @@ def storage_report(env: E2EEnvironment) -> str:
         lines.append(f"NodeLocalStorage {nls['metadata']['name']}: VGs {[g['name'] for g in groups]}; {conditions}")
     for capacity in client.StorageV1Api(env.api).list_csi_storage_capacity_for_all_namespaces().items:
         lines.append(f"CSIStorageCapacity {capacity.storage_class_name}: {capacity.capacity}")
-    return "\n".join(lines) or "no NodeLocalStorage and no CSIStorageCapacity at all"
+    for pod in client.CoreV1Api(env.api).list_namespaced_pod(NAMESPACE).items:
+        restarts = sum(status.restart_count for status in pod.status.container_statuses or [])
+        lines.append(f"pod {pod.metadata.name}: {pod.status.phase}, {restarts} restart(s)")
+    return "\n".join(lines) or "no NodeLocalStorage, no CSIStorageCapacity and no localcsi pod at all"
