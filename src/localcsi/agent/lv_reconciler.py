@@ -34,7 +34,7 @@ from localcsi.core.errors import (
 from localcsi.core.ids import LvRef, parse_volume_id
 from localcsi.core.model import Volume
 from localcsi.driver import cluster_resources as res
-from localcsi.driver.backend import is_ready
+from localcsi.driver.backend import io_limits, is_ready
 from localcsi.driver.cluster_resources import FINALIZER, Phase, Resource, ResourceKind
 from localcsi.driver.local_backend import LocalLvmBackend
 from localcsi.k8s import errors as kube
@@ -212,6 +212,9 @@ class LogicalVolumeReconciler:
         if existing.size_bytes < plan.placement.size_bytes:
             self._status(obj, code=None, message=f"growing to {plan.placement.size_bytes} bytes")
             existing = self.backend.expand_volume(existing, plan.placement.size_bytes)
+        limits = io_limits(plan.tags())
+        if io_limits(existing.lv.tags) != limits:
+            existing = self.backend.set_io_limits(existing, limits)  # the node plugin applies them to pods
         self._ready(obj, existing)
 
     def _has(self, ref: LvRef) -> bool:

@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import TypeVar
 
 from localcsi.core.errors import InvalidArgument
+from localcsi.core.iolimits import IO_LIMIT_KEYS, NO_LIMITS, IoLimits, parse_io_limits
 from localcsi.core.names import validate_thin_pool_name, validate_vg_name
 from localcsi.core.sizes import KiB, parse_quantity
 
@@ -65,8 +66,7 @@ class VolumeParams:
     thin_pool: str | None = None  # set (defaulted) exactly when lvm_type is thin
     overprovisioning_ratio: Fraction = Fraction(1)  # thin only
     media_type: MediaType | None = None  # Device only
-    bps: int | None = None
-    iops: int | None = None
+    io_limits: IoLimits = NO_LIMITS
     fs_type: FsType | None = None  # None: not given; the capability or ext4 decides
 
 
@@ -133,7 +133,7 @@ def _fs_type(params: Mapping[str, str]) -> FsType | None:
 
 
 _LVM_ONLY = ("vgName", "lvmType", "stripes", "stripeSize", "thinPool", "overProvisioningRatio")
-_KNOWN_VOLUME_KEYS = frozenset({"volumeType", "mediaType", "bps", "iops", *_LVM_ONLY, *LEGACY_FSTYPE_KEYS})
+_KNOWN_VOLUME_KEYS = frozenset({"volumeType", "mediaType", *IO_LIMIT_KEYS, *_LVM_ONLY, *LEGACY_FSTYPE_KEYS})
 
 
 def _optional(params: Mapping[str, str], key: str, parse: Callable[[str, str], _V]) -> _V | None:
@@ -173,8 +173,7 @@ def parse_volume_params(params: Mapping[str, str]) -> VolumeParams:
         thin_pool=validate_thin_pool_name(params.get("thinPool") or DEFAULT_THIN_POOL) if is_thin else None,
         overprovisioning_ratio=_ratio("overProvisioningRatio", params.get("overProvisioningRatio", "1")),
         media_type=_optional(params, "mediaType", lambda k, v: _enum(MediaType, k, v)),
-        bps=_optional(params, "bps", _positive_quantity),
-        iops=_optional(params, "iops", _positive_quantity),
+        io_limits=parse_io_limits(params),
         fs_type=_fs_type(params),
     )
 

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from localcsi.core.health import Condition
 from localcsi.core.ids import LvRef
+from localcsi.core.iolimits import IO_LIMIT_KEYS, IoLimits, io_limits_from_fields
 from localcsi.core.model import Snapshot, ThinPool, Volume, VolumeGroup
 from localcsi.core.placement import Placement
 from localcsi.core.tags import OWNER_TAG, LvKind, LvMetadata, Source, SourceKind, encode_tags
@@ -26,13 +27,10 @@ _PREFIX = OWNER_TAG + "/"
 # On an LV whose content is still being written (restore, clone). Cleared as the last step, so an LV
 # carrying it is never presented as a ready volume; a retried CreateVolume finishes the work.
 CREATING_TAG = _PREFIX + "state=creating"
-BPS_KEY = "bps"
-IOPS_KEY = "iops"
 OVERPROVISIONING_KEY = "overprovisioning"
-# volume_context keys, for the node plugin (the same on every call: they come from tags).
+# volume_context keys, for the node plugin (the same on every call: they come from tags): fstype, and
+# each IO limit as localcsi.io/<key> (bps, readIops...).
 CONTEXT_FSTYPE = _PREFIX + "fstype"
-CONTEXT_BPS = _PREFIX + BPS_KEY
-CONTEXT_IOPS = _PREFIX + IOPS_KEY
 
 
 class Fill(StrEnum):
@@ -78,7 +76,7 @@ class VolumePlan:
     content: Content | None = None
     fs_type: str | None = None
     access_type: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)  # bps, iops, overprovisioning
+    extra: Mapping[str, str] = field(default_factory=dict)  # IO limits, overprovisioning
 
     @property
     def fill(self) -> Fill:
@@ -138,11 +136,27 @@ def volume_context(volume: Volume) -> dict[str, str]:
     context: dict[str, str] = {}
     if volume.fs_type:
         context[CONTEXT_FSTYPE] = volume.fs_type
-    for key, context_key in ((BPS_KEY, CONTEXT_BPS), (IOPS_KEY, CONTEXT_IOPS)):
-        value = tag_value(volume.lv.tags, key)
-        if value:
-            context[context_key] = value
+    for key, value in io_limits(volume.lv.tags).as_strings().items():
+        context[_PREFIX + key] = value
     return context
+
+
+def io_limits(tags: Sequence[str]) -> IoLimits:
+    """The IO limits recorded in an LV's tags (``localcsi.io/<key>=<value>``)."""
+    return io_limits_from_fields(
+        (key, tag_value(tags, key) or "") for key in IO_LIMIT_KEYS if tag_value(tags, key) is not None
+    )
+
+
+def io_limit_tags(limits: IoLimits) -> tuple[str, ...]:
+    return tuple(f"{_PREFIX}{key}={value}" for key, value in limits.as_strings().items())
+
+
+def io_limit_tag_changes(volume: Volume, limits: IoLimits) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The tags to add and to delete so that ``volume`` records ``limits``."""
+    old = set(io_limit_tags(io_limits(volume.lv.tags)))
+    new = set(io_limit_tags(limits))
+    return tuple(sorted(new - old)), tuple(sorted(old - new))
 
 
 class Backend(Protocol):
@@ -183,6 +197,10 @@ class Backend(Protocol):
         ...
 
     def expand_volume(self, volume: Volume, size_bytes: int) -> Volume: ...
+
+    def set_io_limits(self, volume: Volume, limits: IoLimits) -> Volume:
+        """Record the volume's new IO limits; the node plugin enforces them on its pods."""
+        ...
 
     def create_snapshot(self, plan: SnapshotPlan) -> Snapshot: ...
 

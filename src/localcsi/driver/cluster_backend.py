@@ -32,6 +32,7 @@ from localcsi.core.errors import (
 )
 from localcsi.core.health import Condition
 from localcsi.core.ids import LvRef
+from localcsi.core.iolimits import IoLimits
 from localcsi.core.model import Snapshot, Volume
 from localcsi.core.node_choice import most_free_first
 from localcsi.core.params import VolumeParams
@@ -323,24 +324,61 @@ class ClusterBackend:
 
     def expand_volume(self, volume: Volume, size_bytes: int) -> Volume:
         deadline = self._deadline()
-        obj = self.volumes_api.get(volume.ref.lv)
-        if obj is None:
-            raise NotFound(f"volume {volume.id} does not exist")
+        obj = self._existing(volume)
         stale: frozenset[str] = frozenset()
         if int(res.spec(obj)["size"]) < size_bytes:
             obj = self.volumes_api.patch(volume.ref.lv, {"spec": {"size": size_bytes}})
         elif res.status(obj).get("code"):
             stale = self._nudge(obj)  # the same expansion failed before: wait for the agent's next attempt
+
+        def grown(current: Resource) -> bool:
+            return int(res.status(current).get("currentSize") or 0) >= size_bytes
+
+        return self._wait_applied(obj, volume, grown, f"to grow to {size_bytes} bytes", deadline=deadline, stale=stale)
+
+    def set_io_limits(self, volume: Volume, limits: IoLimits) -> Volume:
+        deadline = self._deadline()
+        obj = self._existing(volume)
+        wanted = limits.as_strings()
+        if (res.spec(obj).get("ioLimits") or {}) != wanted:
+            obj = self.volumes_api.patch(volume.ref.lv, {"spec": {"ioLimits": wanted}})
+        generation = int(obj["metadata"].get("generation") or 0)
+
+        def applied(current: Resource) -> bool:
+            observed = int(res.status(current).get("observedGeneration") or 0)
+            return observed >= generation and not res.status(current).get("code")
+
+        changed = self._wait_applied(obj, volume, applied, f"to apply IO limits {limits.throttle()}", deadline=deadline)
+        log.info("volume %s IO limits now %s", volume.id, limits.throttle())
+        return changed
+
+    def _existing(self, volume: Volume) -> Resource:
+        obj = self.volumes_api.get(volume.ref.lv)
+        if obj is None:
+            raise NotFound(f"volume {volume.id} does not exist")
+        return obj
+
+    def _wait_applied(
+        self,
+        obj: Resource,
+        volume: Volume,
+        satisfied: Callable[[Resource], bool],
+        what: str,
+        *,
+        deadline: float,
+        stale: frozenset[str] = frozenset(),
+    ) -> Volume:
+        """Wait until the agent has carried out a change to a Ready volume's spec, or reported why not."""
         generation = int(obj["metadata"].get("generation") or 0)
         uid = res.uid(obj)
         same = Same(uid)
 
-        def grown(current: Resource | None, fresh: bool) -> bool:
+        def done(current: Resource | None, fresh: bool) -> bool:
             if same.gone(current, fresh):
-                raise NotFound(f"volume {volume.id} was deleted while it was being expanded")
+                raise NotFound(f"volume {volume.id} was deleted while waiting {what}")
             if current is None or res.uid(current) != uid:
                 return False
-            if int(res.status(current).get("currentSize") or 0) >= size_bytes:
+            if satisfied(current):
                 return True
             observed = int(res.status(current).get("observedGeneration") or 0)
             if observed >= generation and res.status(current).get("code") and _version(current) not in stale:
@@ -348,14 +386,14 @@ class ClusterBackend:
             return False
 
         try:
-            current = self._wait(volume.ref.lv, grown, deadline)
+            current = self._wait(volume.ref.lv, done, deadline)
         except TimedOut as timeout:
-            raise self._late(obj, timeout.last, f"to grow to {size_bytes} bytes") from None
+            raise self._late(obj, timeout.last, what) from None
         assert current is not None
-        expanded = self._volume(current)
-        if expanded is None:
+        changed = self._volume(current)
+        if changed is None:
             raise Internal(f"LogicalVolume {volume.ref.lv} no longer reads back as a volume")
-        return expanded
+        return changed
 
     def create_snapshot(self, plan: SnapshotPlan) -> Snapshot:
         deadline = self._deadline()

@@ -18,6 +18,7 @@ from typing import Any
 from localcsi import API_GROUP, API_VERSION
 from localcsi.core.errors import ALL_ERRORS, CoreError, Internal
 from localcsi.core.ids import LvRef, make_ref, parse_snapshot_id, parse_volume_id
+from localcsi.core.iolimits import IO_LIMIT_KEYS
 from localcsi.core.model import LogicalVolume, Snapshot, Volume, snapshot_from_lv, volume_from_lv
 from localcsi.core.params import LvmType
 from localcsi.core.placement import Placement
@@ -89,8 +90,12 @@ def volume_resource(plan: VolumePlan) -> Resource:
         "accessType": plan.access_type,
     }
     spec |= {key: value for key, value in optional.items() if value is not None}
-    if plan.extra:
-        spec["parameters"] = dict(plan.extra)
+    parameters = {key: value for key, value in plan.extra.items() if key not in IO_LIMIT_KEYS}
+    limits = {key: value for key, value in plan.extra.items() if key in IO_LIMIT_KEYS}
+    if parameters:
+        spec["parameters"] = parameters
+    if limits:
+        spec["ioLimits"] = limits  # the one mutable part: ControllerModifyVolume patches it
     if plan.content is not None:
         content = plan.content
         spec["source"] = {
@@ -202,7 +207,10 @@ def volume_plan(obj: Resource) -> VolumePlan:
         content=_content(source) if source else None,
         fs_type=data.get("fsType"),
         access_type=data.get("accessType"),
-        extra={str(key): str(value) for key, value in (data.get("parameters") or {}).items()},
+        extra={
+            str(key): str(value)
+            for key, value in ((data.get("parameters") or {}) | (data.get("ioLimits") or {})).items()
+        },
     )
 
 

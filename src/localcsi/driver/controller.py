@@ -9,6 +9,7 @@ then describe the same request, or the answer is ALREADY_EXISTS. Work is carried
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from localcsi.core.capabilities import (
@@ -28,6 +29,7 @@ from localcsi.core.errors import (
     ResourceExhausted,
 )
 from localcsi.core.ids import make_ref, parse_volume_id
+from localcsi.core.iolimits import IoLimits, parse_mutable_parameters
 from localcsi.core.model import Volume
 from localcsi.core.names import validate_csi_name, volume_lv_name
 from localcsi.core.node_choice import most_free_first
@@ -36,13 +38,12 @@ from localcsi.core.params import LvmType, VolumeParams, VolumeType, parse_volume
 from localcsi.core.placement import Capacity, Placement, capacity, place
 from localcsi.core.sizes import capacity_satisfied, filesystem_floor, resolve_capacity_from_source, resolve_expansion
 from localcsi.driver.backend import (
-    BPS_KEY,
-    IOPS_KEY,
     OVERPROVISIONING_KEY,
     Backend,
     Content,
     Fill,
     VolumePlan,
+    io_limits,
     is_ready,
     overprovisioning_ratio,
 )
@@ -59,6 +60,7 @@ class _Shape:
     params: VolumeParams
     fs_type: str | None
     access_type: str | None
+    io_limits: IoLimits  # the class's, with the VolumeAttributesClass's (mutable_parameters) on top
 
 
 def _check_range(required_bytes: int, limit_bytes: int) -> None:
@@ -84,15 +86,14 @@ def _shape(request: CreateVolumeRequest) -> _Shape:
     blocks = any(cap.access_type is AccessType.BLOCK for cap in request.capabilities)
     fs_type = str(effective_fs_type(request.capabilities, params)) if mounts else None
     access = None if mounts and blocks else (AccessType.MOUNT if mounts else AccessType.BLOCK)
-    return _Shape(params, fs_type, str(access) if access else None)
+    limits = params.io_limits.merged(parse_mutable_parameters(request.mutable_parameters))
+    return _Shape(params, fs_type, str(access) if access else None, limits)
 
 
-def _extra(params: VolumeParams) -> dict[str, str]:
-    extra: dict[str, str] = {}
-    if params.bps is not None:
-        extra[BPS_KEY] = str(params.bps)
-    if params.iops is not None:
-        extra[IOPS_KEY] = str(params.iops)
+def _extra(shape: _Shape) -> dict[str, str]:
+    """Tags beyond the standard ones: IO limits and the thin overprovisioning ratio."""
+    params = shape.params
+    extra = shape.io_limits.as_strings()
     if params.lvm_type is LvmType.THIN and params.overprovisioning_ratio != 1:
         extra[OVERPROVISIONING_KEY] = str(params.overprovisioning_ratio)
     return extra
@@ -203,7 +204,7 @@ class ControllerDriver:
                 content=content,
                 fs_type=shape.fs_type,
                 access_type=shape.access_type,
-                extra=_extra(params),
+                extra=_extra(shape),
             )
         raise ResourceExhausted("; ".join(reasons) or "no node to place the volume on")
 
@@ -243,7 +244,7 @@ class ControllerDriver:
         fill = Fill.THIN_SNAPSHOT if existing.lv.origin == origin.ref.lv else Fill.BLOCK_COPY
         content = Content(origin.source, origin.ref, fill, origin.thin, origin.size_bytes)
         plan = VolumePlan(existing.ref, request.name, placement, request.required_bytes, content,
-                          shape.fs_type, shape.access_type, _extra(shape.params))  # fmt: skip
+                          shape.fs_type, shape.access_type, _extra(shape))  # fmt: skip
         return self.backend.create_volume(plan)
 
     # -- DeleteVolume, ControllerExpandVolume --------------------------------------------------
@@ -288,6 +289,19 @@ class ControllerDriver:
                 f"thin pool {pool.vg}/{pool.name} has {max(room, 0)} bytes of virtual room at "
                 f"overprovisioning ratio {float(ratio):g}; growing {volume.id} needs {growth}"
             )
+
+    def modify_volume(self, volume_id: str, mutable_parameters: Mapping[str, str]) -> Volume:
+        """ControllerModifyVolume: only IO limits are mutable; keys not given are left as they are."""
+        if not volume_id:
+            raise InvalidArgument("volume_id is required")
+        changes = parse_mutable_parameters(mutable_parameters)
+        ref = parse_volume_id(volume_id)
+        with self.locks.hold(exclusive=[ref.lv]):
+            volume = self._ready_volume(volume_id)
+            limits = io_limits(volume.lv.tags).merged(changes)
+            if limits == io_limits(volume.lv.tags):
+                return volume
+            return self.backend.set_io_limits(volume, limits)
 
     # -- reads ---------------------------------------------------------------------------------
 

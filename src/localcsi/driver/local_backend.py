@@ -20,6 +20,7 @@ from fractions import Fraction
 from localcsi.core.errors import Aborted, AlreadyExists, FailedPrecondition, Internal, ResourceExhausted
 from localcsi.core.health import Condition, volume_condition
 from localcsi.core.ids import LvRef
+from localcsi.core.iolimits import IoLimits
 from localcsi.core.model import LogicalVolume, Snapshot, Volume, snapshot_from_lv, thin_pools, volume_from_lv
 from localcsi.core.names import VOLUME_LV_PREFIX
 from localcsi.core.params import LvmType
@@ -33,6 +34,7 @@ from localcsi.driver.backend import (
     NodeStorage,
     SnapshotPlan,
     VolumePlan,
+    io_limit_tag_changes,
 )
 from localcsi.driver.blockdev import BlockDevices, LocalBlockDevices
 from localcsi.driver.lvm_state import LvmTool, StateView, created_lv
@@ -313,6 +315,21 @@ class LocalLvmBackend:
             raise Internal(f"{volume.id} no longer reads back as a volume after lvextend")
         log.info("volume %s expanded to %s", volume.id, format_bytes(expanded.size_bytes))
         return expanded
+
+    def set_io_limits(self, volume: Volume, limits: IoLimits) -> Volume:
+        add, delete = io_limit_tag_changes(volume, limits)
+        if not add and not delete:
+            return volume
+        vg, name = volume.ref.vg, volume.ref.lv
+        try:
+            self.lvm.change_tags(vg, name, add=add, delete=delete)
+        finally:
+            self.view.changed()
+        changed = self._volume(self._fresh_lv(vg, name))
+        if changed is None:
+            raise Internal(f"{volume.id} no longer reads back as a volume after lvchange")
+        log.info("volume %s IO limits now %s", volume.id, limits.throttle())
+        return changed
 
     # -- snapshots ---------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ class CreateVolumeRequest:
     parameters: Mapping[str, str] = field(default_factory=dict)
     source: Source | None = None
     topology: TopologyRequirement | None = None
+    mutable_parameters: Mapping[str, str] = field(default_factory=dict)  # from a VolumeAttributesClass
 
 
 @dataclass(frozen=True)

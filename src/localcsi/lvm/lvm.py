@@ -150,3 +150,7 @@ class Lvm:
 
     def del_tags(self, vg: str, name: str, tags: Sequence[str]) -> None:
         self._run(commands.tags_argv(vg, name, delete=tags))
+
+    def change_tags(self, vg: str, name: str, *, add: Sequence[str], delete: Sequence[str]) -> None:
+        """Swap tags in one ``lvchange``: lvm2 commits both in one metadata update."""
+        self._run(commands.tags_argv(vg, name, add=add, delete=delete))

@@ -46,6 +46,7 @@ CAPABILITIES = (
     Rpc.GET_CAPACITY,
     Rpc.GET_VOLUME,
     Rpc.VOLUME_CONDITION,
+    Rpc.MODIFY_VOLUME,
 )
 ContentSource = csi_pb2.VolumeContentSource
 
@@ -140,6 +141,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 parameters=dict(request.parameters),
                 source=_source(request),
                 topology=_topology(request),
+                mutable_parameters=dict(request.mutable_parameters),
             )
         )
         return csi_pb2.CreateVolumeResponse(volume=volume_proto(volume))
@@ -283,7 +285,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     def ControllerModifyVolume(
         self, request: csi_pb2.ControllerModifyVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.ControllerModifyVolumeResponse:
-        raise Unimplemented("ControllerModifyVolume is not supported")
+        self.driver.modify_volume(request.volume_id, dict(request.mutable_parameters))
+        return csi_pb2.ControllerModifyVolumeResponse()
 
 
 def build_controller_servicer(config: PluginConfig) -> ControllerServicer:

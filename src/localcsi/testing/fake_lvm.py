@@ -135,6 +135,14 @@ class FakeLvm:
         lv = self.lvs[(vg, name)]
         self.lvs[(vg, name)] = replace(lv, tags=tuple(t for t in lv.tags if t not in tags))
 
+    def change_tags(self, vg: str, name: str, *, add: Sequence[str], delete: Sequence[str]) -> None:
+        self.calls.append(("change_tags", vg, name, *add, "--", *delete))
+        if (vg, name) not in self.lvs:
+            raise NotFound(f"Logical volume {name} not found in volume group {vg}.")
+        lv = self.lvs[(vg, name)]
+        kept = tuple(t for t in lv.tags if t not in delete)
+        self.lvs[(vg, name)] = replace(lv, tags=(*kept, *(t for t in add if t not in kept)))
+
 
 class FakeDevices:
     """Records wipes and copies into the same call log as FakeLvm."""

@@ -3,6 +3,7 @@ from fractions import Fraction
 import pytest
 
 from localcsi.core.errors import InvalidArgument
+from localcsi.core.iolimits import IoLimits
 from localcsi.core.params import (
     DEFAULT_SNAPSHOT_SIZE,
     DEFAULT_THIN_POOL,
@@ -46,8 +47,7 @@ def test_a_full_striping_storage_class() -> None:
         stripes=3,
         stripe_size_bytes=64 * KiB,
         fs_type=FsType.XFS,
-        bps=MiB,
-        iops=1024,
+        io_limits=IoLimits((("bps", MiB), ("iops", 1024))),
     )
 
 
@@ -118,7 +118,8 @@ def test_unknown_parameters_are_refused_by_name(params: dict[str, str], named: s
         ({"vgName": "vg;reboot"}, "volume group name"),
         ({"vgName": "-vg"}, "volume group name"),
         ({"bps": "-1"}, "bps.*negative"),
-        ({"bps": "0"}, "bps='0' must be above 0"),
+        ({"readBps": "lots"}, "readBps.*not a quantity"),
+        ({"writeIops": str(2**64)}, "writeIops.*out of range"),
         ({"iops": "fast"}, "iops.*not a quantity"),
         ({"csi.storage.k8s.io/fstype": "btrfs"}, "fstype='btrfs'.*ext4, xfs"),
         ({"volumeType": "Device", "mediaType": "tape"}, "mediaType='tape'.*ssd, hdd"),

@@ -12,6 +12,7 @@ from localcsi.core.capabilities import AccessType, Capability
 from localcsi.core.errors import FailedPrecondition, ResourceExhausted
 from localcsi.core.health import HEALTHY, Condition
 from localcsi.core.ids import LvRef
+from localcsi.core.iolimits import IoLimits
 from localcsi.core.model import (
     LogicalVolume,
     PhysicalVolume,
@@ -24,7 +25,14 @@ from localcsi.core.model import (
 )
 from localcsi.core.params import LvmType
 from localcsi.core.sizes import GiB, MiB
-from localcsi.driver.backend import CREATING_TAG, Fill, NodeStorage, SnapshotPlan, VolumePlan
+from localcsi.driver.backend import (
+    CREATING_TAG,
+    Fill,
+    NodeStorage,
+    SnapshotPlan,
+    VolumePlan,
+    io_limit_tag_changes,
+)
 from localcsi.testing.fake_lvm import LAYOUT, Killed
 
 NODE = "node-1"
@@ -148,6 +156,13 @@ class FakeBackend:
     def expand_volume(self, volume: Volume, size_bytes: int) -> Volume:
         key = (volume.ref.vg, volume.ref.lv)
         self.lvs[key] = replace(self.lvs[key], size_bytes=size_bytes)
+        return self._volume(*key)
+
+    def set_io_limits(self, volume: Volume, limits: IoLimits) -> Volume:
+        key = (volume.ref.vg, volume.ref.lv)
+        add, delete = io_limit_tag_changes(volume, limits)
+        kept = tuple(tag for tag in self.lvs[key].tags if tag not in delete)
+        self.lvs[key] = replace(self.lvs[key], tags=(*kept, *add))
         return self._volume(*key)
 
     def create_snapshot(self, plan: SnapshotPlan) -> Snapshot:

@@ -24,7 +24,7 @@ from localcsi.core.names import volume_lv_name
 from localcsi.core.params import LvmType
 from localcsi.core.sizes import GiB, MiB
 from localcsi.core.tags import Source, SourceKind
-from localcsi.driver.backend import CONTEXT_BPS, CONTEXT_FSTYPE, CREATING_TAG, Fill, volume_context
+from localcsi.driver.backend import CONTEXT_FSTYPE, CREATING_TAG, Fill, volume_context
 from localcsi.driver.controller import ControllerDriver
 from localcsi.driver.requests import CapacityRequest, CreateVolumeRequest, ExpandVolumeRequest
 from localcsi.driver.topology import TopologyRequirement
@@ -147,7 +147,7 @@ def test_volume_context_and_tags_carry_fstype_and_limits(driver: ControllerDrive
     params = {"csi.storage.k8s.io/fstype": "xfs", "bps": "1Mi", "iops": "100", "csi.storage.k8s.io/pvc/name": "x"}
     volume = driver.create_volume(CreateVolumeRequest("pvc-1", (MOUNT,), parameters=params))
     assert volume.size_bytes == GiB, "without a capacity range the default is 1 GiB"
-    assert volume_context(volume) == {CONTEXT_FSTYPE: "xfs", CONTEXT_BPS: "1048576", "localcsi.io/iops": "100"}
+    assert volume_context(volume) == {CONTEXT_FSTYPE: "xfs", "localcsi.io/bps": "1048576", "localcsi.io/iops": "100"}
     again = driver.get_volume(volume.id)
     assert volume_context(again) == volume_context(volume), "volume_context must never change"
 

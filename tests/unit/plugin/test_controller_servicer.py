@@ -73,6 +73,7 @@ def test_capabilities_are_exactly_what_is_implemented(servicer: ControllerServic
     assert kinds == {
         Rpc.CREATE_DELETE_VOLUME, Rpc.CREATE_DELETE_SNAPSHOT, Rpc.LIST_SNAPSHOTS, Rpc.LIST_VOLUMES,
         Rpc.CLONE_VOLUME, Rpc.EXPAND_VOLUME, Rpc.GET_CAPACITY, Rpc.GET_VOLUME, Rpc.VOLUME_CONDITION,
+        Rpc.MODIFY_VOLUME,
     }  # fmt: skip
 
 
@@ -232,12 +233,41 @@ def test_expand_volume(servicer: ControllerServicer) -> None:
     assert fails(servicer.ControllerExpandVolume, no_id)[0] == Code.INVALID_ARGUMENT
 
 
+def test_modify_volume_changes_limits_and_refuses_what_csi_sanity_probes(
+    servicer: ControllerServicer, backend: FakeBackend
+) -> None:
+    created = call(servicer.CreateVolume, create_request(parameters={"bps": "1Mi"}, mutable_parameters={"iops": "50"}))
+    volume_id = created.volume.volume_id
+    fstype = {"localcsi.io/fstype": "ext4"}
+    assert dict(created.volume.volume_context) == fstype | {"localcsi.io/bps": str(MiB), "localcsi.io/iops": "50"}
+    call(servicer.ControllerModifyVolume, csi_pb2.ControllerModifyVolumeRequest(
+        volume_id=volume_id, mutable_parameters={"iops": "0", "writeBps": "2Mi"}))  # fmt: skip
+    reply = call(servicer.ControllerGetVolume, csi_pb2.ControllerGetVolumeRequest(volume_id=volume_id))
+    assert dict(reply.volume.volume_context) == fstype | {
+        "localcsi.io/bps": str(MiB), "localcsi.io/iops": "0", "localcsi.io/writeBps": str(2 * MiB),
+    }  # fmt: skip
+    before = dict(backend.lvs)
+    refusals = [
+        (csi_pb2.ControllerModifyVolumeRequest(mutable_parameters={"iops": "5"}), Code.INVALID_ARGUMENT),
+        (csi_pb2.ControllerModifyVolumeRequest(volume_id="no-such-volume", mutable_parameters={"iops": "5"}),
+         Code.NOT_FOUND),
+        (csi_pb2.ControllerModifyVolumeRequest(volume_id=volume_id, mutable_parameters={"XXX_FakeKey": "x"}),
+         Code.INVALID_ARGUMENT),
+        (csi_pb2.ControllerModifyVolumeRequest(volume_id=volume_id, mutable_parameters={"bps": "-1"}),
+         Code.INVALID_ARGUMENT),
+    ]  # fmt: skip
+    for request, code in refusals:
+        assert fails(servicer.ControllerModifyVolume, request)[0] == code, request
+    assert backend.lvs == before, "a refused modify changes nothing"
+    bad_create = create_request("pvc-2", mutable_parameters={"XXX_FakeKey": "x"})
+    assert fails(servicer.CreateVolume, bad_create)[0] == Code.INVALID_ARGUMENT
+
+
 @pytest.mark.parametrize(
     ("method", "request_"),
     [
         ("ControllerPublishVolume", csi_pb2.ControllerPublishVolumeRequest(volume_id="v", node_id="n")),
         ("ControllerUnpublishVolume", csi_pb2.ControllerUnpublishVolumeRequest(volume_id="v")),
-        ("ControllerModifyVolume", csi_pb2.ControllerModifyVolumeRequest(volume_id="v")),
         ("GetSnapshot", csi_pb2.GetSnapshotRequest(snapshot_id="s")),
     ],
 )
