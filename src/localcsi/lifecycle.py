@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from types import FrameType, TracebackType
 from typing import Final, Self
@@ -24,6 +25,26 @@ log = logging.getLogger(__name__)
 HANDLED_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 SignalHandler = Callable[[int, FrameType | None], object] | int | None
 _STOP_WATCHER: Final = 0  # no signal has number 0
+POLL_SECONDS: Final = 0.1  # how often a sleep checks a stop flag that is not an Event
+
+
+def stop_sleeper(should_exit: Callable[[], bool]) -> Callable[[float], bool]:
+    """A sleep that ends as soon as ``should_exit()`` turns True; it returns ``should_exit()``.
+
+    Given an Event's own ``is_set`` (as ``lifecycle.should_exit.is_set``), the sleep is that Event's
+    ``wait``, so it wakes the instant the Event is set; any other flag is polled every POLL_SECONDS.
+    """
+    event = getattr(should_exit, "__self__", None)
+    if isinstance(event, threading.Event) and should_exit == event.is_set:
+        return event.wait
+
+    def sleep(seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not should_exit() and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, POLL_SECONDS))
+        return should_exit()
+
+    return sleep
 
 
 def hard_exit(status: int) -> None:

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 COMPONENT: Final = "localcsi-controller"
 RETRY_SECONDS: Final = 1.0
-SYNC_POLL_SECONDS: Final = 0.5
+# How often a wait checks whether this replica still leads (or is shutting down).
+LEADING_POLL_SECONDS: Final = 0.1
 # Coalesce a burst of events (a node joining touches it several times) into one pass.
 SETTLE_SECONDS: Final = 0.1
 StillLeading = Callable[[], bool]
@@ -61,7 +62,8 @@ class Controller:
     def _wait_synced(self, still_leading: StillLeading) -> bool:
         pending = list(self._informers())
         while pending and still_leading():
-            pending = [informer for informer in pending if not informer.wait_synced(SYNC_POLL_SECONDS)]
+            pending[0].wait_synced(LEADING_POLL_SECONDS)
+            pending = [informer for informer in pending if not informer.wait_synced(0)]
         return not pending
 
     def work(self, still_leading: StillLeading) -> None:
@@ -80,13 +82,11 @@ class Controller:
         log.info("stopped reconciling")
 
     def _wait_for_change(self, seconds: float, still_leading: StillLeading) -> None:
-        waited = 0.0
-        while waited < seconds and still_leading():
-            step = min(SYNC_POLL_SECONDS, seconds - waited)
-            if self._changed.wait(step):
+        deadline = time.monotonic() + seconds
+        while still_leading() and (left := deadline - time.monotonic()) > 0:
+            if self._changed.wait(min(left, LEADING_POLL_SECONDS)):
                 time.sleep(SETTLE_SECONDS)
                 return
-            waited += step
 
 
 def run(args: argparse.Namespace) -> int:

@@ -56,16 +56,14 @@ def run(args: argparse.Namespace) -> int:
             "extender serving",
             extra=fields(url=server.url, strategy=extender.strategy.value, kinds=[w.kind for w in watched]),
         )
-        frozen = False
-        while not lifecycle.wait(RESYNC_SECONDS if frozen else SYNC_POLL_SECONDS):
-            if frozen:
+        synced = False
+        while not lifecycle.wait(RESYNC_SECONDS if synced else SYNC_POLL_SECONDS):
+            if synced:
                 resync(extender, watched)
             elif all_synced(watched):
                 log.info("informer caches synced", extra=fields(**extender.ready_summary()))
-            else:
-                continue
-            settle_garbage_collector()
-            frozen = True
+                settle_garbage_collector()  # once: a freeze per resync would keep cyclic garbage forever
+                synced = True
         server.stop()
         log.info("stopped")
     return 0

@@ -1,17 +1,29 @@
-"""List and watch one kind into a local cache, relisting when the watch's resource version expires."""
+"""List and watch one kind into a local cache, the way a client-go informer does.
+
+A watch that ends, cleanly (the server's timeout) or with an error, is opened again after a jittered,
+exponentially growing pause (``Backoff``), so an apiserver that drops watches at once is not hammered;
+a watch that stayed open for HEALTHY_SECONDS resets the pause. Errors and an expired resource version
+(410 Gone) lead to a relist, which reports what changed since the cache was last current: ADDED for a
+new object, MODIFIED for a new resourceVersion, DELETED for one gone, nothing for one unchanged. Every
+pause ends at once when shutdown is requested.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, cast
 
 from kubernetes import client
 
 from localcsi.k8s.errors import Gone, KubeError, translated
 from localcsi.k8s.resources import CustomResources, Object, WatchEvent, stream_events
+from localcsi.lifecycle import stop_sleeper
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +32,10 @@ WatchFn = Callable[[str, int], Iterator[WatchEvent]]
 Handler = Callable[[str, Object], None]
 
 WATCH_SECONDS = 300
-RETRY_SECONDS = 2.0
+HEALTHY_SECONDS = 30.0  # a watch open this long resets the backoff
+# client-go's reflector backs off from 800 ms up to 30 s.
+FIRST_BACKOFF_SECONDS = 0.8
+MAX_BACKOFF_SECONDS = 30.0
 
 
 def object_key(obj: Object) -> str:
@@ -29,13 +44,54 @@ def object_key(obj: Object) -> str:
     return f"{namespace}/{meta['name']}" if namespace else str(meta["name"])
 
 
+def _resource_version(obj: Object) -> str:
+    return str(obj.get("metadata", {}).get("resourceVersion") or "")
+
+
+def _changed(old: Object, new: Object) -> bool:
+    """As client-go: a new resourceVersion is a change; without versions, compare the objects."""
+    old_version, new_version = _resource_version(old), _resource_version(new)
+    if old_version and new_version:
+        return old_version != new_version
+    return old != new
+
+
+@dataclass
+class Backoff:
+    """Pauses between attempts: the n-th in a row is between half and all of ``first * 2**(n-1)``,
+    never more than ``maximum`` (equal jitter: replicas restarted together spread out)."""
+
+    first: float = FIRST_BACKOFF_SECONDS
+    maximum: float = MAX_BACKOFF_SECONDS
+    draw: Callable[[], float] = random.random  # uniform in [0, 1)
+    attempts: int = 0
+
+    def next(self) -> float:
+        ceiling = min(self.maximum, self.first * 2.0 ** min(self.attempts, 30))
+        self.attempts += 1
+        return ceiling / 2 * (1 + self.draw())
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
 class Informer:
     """A cache of one kind kept current by list+watch; handlers run on the informer's thread."""
 
-    def __init__(self, list_fn: ListFn, watch_fn: WatchFn, key: Callable[[Object], str] = object_key) -> None:
+    def __init__(
+        self,
+        list_fn: ListFn,
+        watch_fn: WatchFn,
+        key: Callable[[Object], str] = object_key,
+        *,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._list = list_fn
         self._watch = watch_fn
         self._key = key
+        self._backoff = backoff or Backoff()
+        self._clock = clock
         self._cache: dict[str, Object] = {}
         self._lock = threading.Lock()
         self._handlers: list[Handler] = []
@@ -61,34 +117,43 @@ class Informer:
         return thread
 
     def run(self, should_exit: Callable[[], bool]) -> None:
+        """List, then watch from the list's version, until ``should_exit()``; pass an Event's ``is_set``
+        so that a pause between attempts ends the moment the Event is set."""
+        sleep = stop_sleeper(should_exit)
         resource_version = ""
         while not should_exit():
+            opened = self._clock()
             try:
                 if not resource_version:
                     resource_version = self._relist()
+                    opened = self._clock()
                 resource_version = self._follow(resource_version, should_exit)
             except Gone:
                 resource_version = ""
             except (KubeError, OSError, ValueError) as error:  # apiserver restarts, network blips
                 log.warning("informer: %s; retrying", error)
                 resource_version = ""
-                threading.Event().wait(RETRY_SECONDS)
             except Exception:
                 log.exception("informer: unexpected error; retrying")
                 resource_version = ""
-                threading.Event().wait(RETRY_SECONDS)
+            if self._clock() - opened >= HEALTHY_SECONDS:
+                self._backoff.reset()
+            sleep(self._backoff.next())
 
     def _relist(self) -> str:
         items, resource_version = self._list()
         fresh = {self._key(item): item for item in items}
         with self._lock:
-            gone = [obj for key, obj in self._cache.items() if key not in fresh]
-            changed = [obj for key, obj in fresh.items() if self._cache.get(key) != obj]
+            old = self._cache
             self._cache = fresh
-        for obj in gone:
-            self._notify("DELETED", obj)
-        for obj in changed:
-            self._notify("ADDED", obj)
+        events = [("DELETED", obj) for key, obj in old.items() if key not in fresh]
+        for key, obj in fresh.items():
+            if key not in old:
+                events.append(("ADDED", obj))
+            elif _changed(old[key], obj):
+                events.append(("MODIFIED", obj))
+        for event_type, obj in events:
+            self._notify(event_type, obj)
         self._synced.set()
         return resource_version
 

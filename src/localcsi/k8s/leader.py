@@ -35,6 +35,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from localcsi.k8s.errors import KubeError, translated
+from localcsi.lifecycle import stop_sleeper
 from localcsi.logs import fields
 
 log = logging.getLogger(__name__)
@@ -246,7 +247,7 @@ class LeaderElector:
         thread; it must return soon after ``is_leading()`` turns False, and is started again when this
         replica leads again. Returns True on a clean shutdown; False if the work raised (the lease is then
         released, so the other replica takes over) or would not stop."""
-        pause = wait or _polling_wait(should_exit)
+        pause = wait or stop_sleeper(should_exit)
         worker: _Worker | None = None
         clean = True
         while not should_exit():
@@ -290,12 +291,3 @@ class _Worker:
         except Exception:
             log.exception("the leader's work failed; stepping down")
             self.failed = True
-
-
-def _polling_wait(should_exit: Callable[[], bool]) -> Callable[[float], None]:
-    def pause(seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not should_exit() and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.1))
-
-    return pause

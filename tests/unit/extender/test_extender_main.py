@@ -4,6 +4,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import urllib.request
 from typing import Any
 
@@ -71,6 +72,60 @@ def test_settling_the_collector_freezes_what_exists_and_collects_the_young_less_
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def run_until(monkeypatch: pytest.MonkeyPatch, resync_seconds: float, resyncs_before_sigterm: int) -> dict[str, Any]:
+    """main.run with no informers (synced at once) until some resyncs have run, then SIGTERM: what happened."""
+    seen: dict[str, Any] = {"settled": 0, "resyncs": 0}
+    enough = threading.Event()
+
+    def settle() -> None:
+        seen["settled"] += 1
+        if resyncs_before_sigterm == 0:
+            enough.set()
+
+    def resync(extender: Extender, watched: list[Watched]) -> int:
+        seen["resyncs"] += 1
+        if seen["resyncs"] >= resyncs_before_sigterm:
+            enough.set()
+        return 0
+
+    monkeypatch.setattr(main, "api_client", lambda kubeconfig: object())
+    monkeypatch.setattr(main, "start_informers", lambda api, extender, should_exit: [])
+    monkeypatch.setattr(main, "settle_garbage_collector", settle)
+    monkeypatch.setattr(main, "resync", resync)
+    monkeypatch.setattr(main, "SYNC_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(main, "RESYNC_SECONDS", resync_seconds)
+
+    def terminate() -> None:
+        enough.wait(10)
+        time.sleep(0.2)  # in the wait for the next resync
+        seen["asked"] = time.monotonic()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate)
+    killer.start()
+    args = argparse.Namespace(
+        listen=f"127.0.0.1:{free_port()}", kubeconfig=None, strategy="binpack", reservation_ttl=60
+    )
+    seen["code"] = main.run(args)
+    seen["stop_seconds"] = time.monotonic() - seen["asked"]
+    killer.join()
+    return seen
+
+
+def test_the_collector_is_settled_once_however_many_resyncs_follow(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = run_until(monkeypatch, resync_seconds=0.01, resyncs_before_sigterm=5)
+    assert seen["code"] == 0
+    assert seen["resyncs"] >= 5
+    assert seen["settled"] == 1
+
+
+def test_shutdown_ends_the_wait_for_the_next_resync_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = run_until(monkeypatch, resync_seconds=3600, resyncs_before_sigterm=0)
+    assert seen["code"] == 0
+    assert seen["resyncs"] == 0
+    assert seen["stop_seconds"] < 2  # the server's own stop included; the resync was an hour away
 
 
 def test_a_client_that_cannot_be_built_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,5 @@
 import copy
+import functools
 import re
 import threading
 from collections.abc import Callable
@@ -338,3 +339,25 @@ def test_run_restarts_work_after_leadership_comes_back(store: FakeLeases) -> Non
 
     assert a.run(work, lambda: phase[0] == "done", pause) is True
     assert len(starts) == 2, "work started once per term of leadership"
+
+
+@pytest.mark.parametrize("flag", ["event", "callable"])
+def test_run_returns_promptly_on_shutdown_in_the_middle_of_a_renew_pause(store: FakeLeases, flag: str) -> None:
+    stop, working = threading.Event(), threading.Event()
+
+    def work(still_leading: Callable[[], bool]) -> None:
+        while still_leading():
+            working.set()
+            threading.Event().wait(0.01)
+
+    a = LeaderElector(store, "a", Timings())  # renews every 5 s: shutdown comes in the pause
+    should_exit = stop.is_set if flag == "event" else functools.partial(threading.Event.is_set, stop)
+    runner = threading.Thread(target=lambda: a.run(work, should_exit))
+    runner.start()
+    assert working.wait(5)
+    asked = datetime.now(UTC)
+    stop.set()
+    runner.join(5)
+    assert not runner.is_alive()
+    assert datetime.now(UTC) - asked < timedelta(seconds=0.5)
+    assert store.lease is not None and store.lease["spec"]["holderIdentity"] == "", "released on the way out"
