@@ -2,6 +2,8 @@
 
 In a container, ``nsenter=True`` runs the host's binaries in PID 1's namespaces, so lvm2 sees the
 host's /run/lock/lvm, udev and device nodes instead of a diverging copy inside the container.
+
+Every command's duration and failure is counted by program name (``localcsi.metrics.commands``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from localcsi.core.errors import Internal, Unavailable
+from localcsi.metrics.commands import COMMANDS, Outcome
 
 NSENTER_PREFIX = ("nsenter", "--target", "1", "--mount", "--uts", "--ipc", "--net", "--pid", "--")
 # LC_ALL=C keeps lvm2's messages in English, which error translation matches on. lvm2 warns about
@@ -106,14 +109,17 @@ class SubprocessRunner:
                 start_new_session=True,
             )
         except OSError as exc:
+            COMMANDS.observe(full, time.monotonic() - started, Outcome.EXEC)
             raise CommandFailed(full, 127, f"cannot execute {full[0]}: {exc.strerror or exc}") from exc
         try:
             stdout, stderr = proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             proc.communicate()
+            COMMANDS.observe(full, time.monotonic() - started, Outcome.TIMEOUT)
             raise CommandTimedOut(full, limit) from None
         result = CommandResult(full, proc.returncode, stdout or "", stderr or "", time.monotonic() - started)
+        COMMANDS.observe(full, result.seconds, Outcome.OK if result.returncode == 0 else Outcome.EXIT)
         if result.returncode != 0:
             raise CommandFailed(full, result.returncode, result.stderr, result.stdout)
         return result

@@ -1,8 +1,10 @@
 """`localcsi plugin`: build the Config from the command line, serve until told to stop.
 
 Besides the CSI gRPC server, the process may serve the kubelet's plugin registration
-(``--registration-dir``) and an HTTP ``/healthz`` (``--health-address``). They stop in reverse
-order of starting: registration first, so that the kubelet lets go before the CSI socket goes.
+(``--registration-dir``), an HTTP ``/healthz`` (``--health-address``) and Prometheus ``/metrics``
+with ``/healthz`` beside it (``--metrics-address``; one server when both name the same address).
+They stop in reverse order of starting: registration first, so that the kubelet lets go before the
+CSI socket goes.
 """
 
 from __future__ import annotations
@@ -40,12 +42,13 @@ def config_from_args(args: argparse.Namespace) -> PluginConfig:
     )
 
 
-def _start_health(config: PluginConfig, running: contextlib.ExitStack) -> None:
-    from localcsi.plugin.health import endpoint_health_server  # noqa: PLC0415 - only with --health-address
+def _start_http(config: PluginConfig, running: contextlib.ExitStack) -> None:
+    """/healthz on --health-address, /metrics and /healthz on --metrics-address."""
+    from localcsi.metrics.http import serve  # noqa: PLC0415 - only with one of the two flags
+    from localcsi.plugin.health import endpoint_prober  # noqa: PLC0415
 
-    health = endpoint_health_server(config.health_address, config.endpoint)
-    health.start()
-    running.callback(health.stop)
+    prober = endpoint_prober(config.endpoint)
+    serve(running, health_address=config.health_address, metrics_address=config.metrics_address, prober=prober)
 
 
 def _start_registration(config: PluginConfig, lifecycle: Lifecycle, running: contextlib.ExitStack) -> list[str]:
@@ -76,8 +79,8 @@ def serve(config: PluginConfig) -> int:
             config.endpoint,
             extra=fields(mode=config.mode.value, endpoint=config.endpoint, node_id=config.node_id),
         )
-        if config.health_address:
-            _start_health(config, running)
+        if config.health_address or config.metrics_address:
+            _start_http(config, running)
         if config.registers_with_kubelet:
             rejections = _start_registration(config, lifecycle, running)
         lifecycle.wait()

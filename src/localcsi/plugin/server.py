@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 
 from localcsi.csi import services
+from localcsi.metrics.rpc import RpcMetricsInterceptor
 from localcsi.plugin.config import PluginConfig
 from localcsi.plugin.identity import IdentityServicer
 
@@ -70,7 +71,11 @@ def bind(server: grpc.Server, config: PluginConfig) -> None:
 
 
 def build_server(config: PluginConfig) -> grpc.Server:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="csi"))
+    # Every call is timed and counted by gRPC code (localcsi.metrics.rpc), whatever the servicer.
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="csi"),
+        interceptors=[RpcMetricsInterceptor()],
+    )
     services.add_identity(IdentityServicer(config), server)
     if config.serves_controller:
         from localcsi.plugin.controller import build_controller_servicer  # noqa: PLC0415
