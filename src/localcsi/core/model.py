@@ -3,14 +3,35 @@ read back from it. All frozen; built by the lvm adapter, consumed by placement a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
+from typing import Final
 
 from localcsi.core.ids import LvRef, make_ref
 from localcsi.core.names import SNAPSHOT_LV_PREFIX, VOLUME_LV_PREFIX
 from localcsi.core.params import LvmType
 from localcsi.core.tags import LvKind, LvMetadata, Source, SourceKind, decode_tags
+
+# lvm2's segment types for an LV of each LvmType, as `lvs -o lv_layout` reports them.
+LAYOUTS: Final[Mapping[LvmType, tuple[str, ...]]] = MappingProxyType(
+    {
+        LvmType.LINEAR: ("linear",),
+        LvmType.STRIPING: ("striped",),
+        LvmType.RAID1: ("raid", "raid1"),
+        LvmType.THIN: ("thin", "sparse"),
+    }
+)
+# lv_attr of an LV of each LvmType that lvcreate just made (active, not open).
+NEW_ATTRS: Final[Mapping[LvmType, str]] = MappingProxyType(
+    {
+        LvmType.LINEAR: "-wi-a-----",
+        LvmType.STRIPING: "-wi-a-----",
+        LvmType.RAID1: "rwi-a-r---",
+        LvmType.THIN: "Vwi-a-tz--",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -124,14 +145,10 @@ class LogicalVolume:
 
     @property
     def lvm_type(self) -> LvmType | None:
-        if "thin" in self.layout and "sparse" in self.layout:
-            return LvmType.THIN
-        if "raid1" in self.layout:
-            return LvmType.RAID1
-        if "striped" in self.layout:
-            return LvmType.STRIPING
-        if "linear" in self.layout:
-            return LvmType.LINEAR
+        """The LvmType whose segment types (LAYOUTS) this LV shows; None for a pool or anything else."""
+        for lvm_type in (LvmType.THIN, LvmType.RAID1, LvmType.STRIPING, LvmType.LINEAR):  # the most specific first
+            if all(segment in self.layout for segment in LAYOUTS[lvm_type]):
+                return lvm_type
         return None
 
     @property

@@ -19,7 +19,7 @@ from localcsi import API_GROUP, API_VERSION
 from localcsi.core.errors import ALL_ERRORS, CoreError, Internal
 from localcsi.core.ids import LvRef, make_ref, parse_snapshot_id, parse_volume_id
 from localcsi.core.iolimits import IO_LIMIT_KEYS
-from localcsi.core.model import LogicalVolume, Snapshot, Volume, snapshot_from_lv, volume_from_lv
+from localcsi.core.model import LAYOUTS, NEW_ATTRS, LogicalVolume, Snapshot, Volume, snapshot_from_lv, volume_from_lv
 from localcsi.core.params import LvmType
 from localcsi.core.placement import Placement
 from localcsi.core.tags import LvKind, LvMetadata, Source, SourceKind, encode_tags
@@ -227,14 +227,6 @@ def source_volume_id(obj: Resource) -> str:
 
 # -- resource -> the core's Volume and Snapshot (controller side) ----------------------------------
 
-_ATTR = {LvmType.THIN: "Vwi-a-tz--", LvmType.RAID1: "rwi-a-r---"}
-_LAYOUT = {
-    LvmType.LINEAR: ("linear",),
-    LvmType.STRIPING: ("striped",),
-    LvmType.RAID1: ("raid", "raid1"),
-    LvmType.THIN: ("thin", "sparse"),
-}
-
 
 def _created(obj: Resource) -> datetime | None:
     text = obj["metadata"].get("creationTimestamp")
@@ -259,8 +251,8 @@ def resource_volume(obj: Resource) -> Volume | None:
         vg=plan.ref.vg,
         name=plan.ref.lv,
         size_bytes=_current_size(obj),
-        attr=_ATTR.get(lvm_type, "-wi-a-----"),
-        layout=_LAYOUT[lvm_type],
+        attr=NEW_ATTRS[lvm_type],
+        layout=LAYOUTS[lvm_type],
         tags=tags,
         pool_lv=plan.placement.thin_pool or "",
         origin=origin,
@@ -301,7 +293,7 @@ def resource_snapshot(obj: Resource) -> Snapshot | None:
         name=at.lv,
         size_bytes=_current_size(obj) or int(data.get("cowSize") or data["size"]),
         attr=attr,
-        layout=_LAYOUT[LvmType.THIN] if thin else ("linear",),
+        layout=LAYOUTS[LvmType.THIN] if thin else ("linear",),
         tags=encode_tags(meta),
         pool_lv=str(data.get("thinPool") or ""),
         origin=parse_volume_id(source.id).lv,

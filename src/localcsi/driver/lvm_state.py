@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from localcsi.core.model import LogicalVolume, VolumeGroup
+from localcsi.core.model import LAYOUTS, NEW_ATTRS, LogicalVolume, VolumeGroup
 from localcsi.core.params import LvmType
 from localcsi.core.placement import RAID1_LEGS, Placement
 from localcsi.lvm.commands import LvSpec
@@ -136,23 +136,14 @@ def _allocate(vg: VolumeGroup, placement: Placement) -> VolumeGroup:
     return replace(vg, free_bytes=max(0, vg.free_bytes - sum(taken.values())), pvs=pvs)
 
 
-_LAYOUTS = {
-    LvmType.LINEAR: ("linear",),
-    LvmType.STRIPING: ("striped",),
-    LvmType.RAID1: ("raid", "raid1"),
-    LvmType.THIN: ("thin", "sparse"),
-}
-
-
 def created_lv(vg: str, name: str, placement: Placement, tags: tuple[str, ...]) -> LogicalVolume:
     """The row ``lvs`` shows for an empty LV that lvcreate just made for ``placement``."""
-    attr = {LvmType.THIN: "Vwi-a-tz--", LvmType.RAID1: "rwi-a-r---"}.get(placement.lvm_type, "-wi-a-----")
     return LogicalVolume(
         vg=vg,
         name=name,
         size_bytes=placement.size_bytes,
-        attr=attr,
-        layout=_LAYOUTS[placement.lvm_type],
+        attr=NEW_ATTRS[placement.lvm_type],
+        layout=LAYOUTS[placement.lvm_type],
         tags=tags,
         pool_lv=placement.thin_pool or "",
         created=datetime.now(tz=UTC),

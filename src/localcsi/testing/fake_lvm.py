@@ -10,20 +10,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from localcsi.core.errors import AlreadyExists, FailedPrecondition, NotFound
-from localcsi.core.model import LogicalVolume, PhysicalVolume, VolumeGroup
+from localcsi.core.model import LAYOUTS, LogicalVolume, PhysicalVolume, VolumeGroup
 from localcsi.core.params import LvmType
 from localcsi.core.sizes import GiB, MiB
 from localcsi.lvm.commands import LvSpec
 from localcsi.lvm.lvm import LvmState
 
 EXTENT = 4 * MiB
-# lvm2's segment types for each LvmType, as `lvs -o segtype` reports them.
-LAYOUT = {
-    LvmType.LINEAR: ("linear",),
-    LvmType.STRIPING: ("striped",),
-    LvmType.RAID1: ("raid", "raid1"),
-    LvmType.THIN: ("thin", "sparse"),
-}
 
 
 class Killed(Exception):
@@ -73,7 +66,7 @@ class FakeLvm:
                 spec.name,
                 spec.size_bytes,
                 "Vwi-a-tz--" if thin else "-wi-a-----",
-                layout=LAYOUT[spec.lvm_type],
+                layout=LAYOUTS[spec.lvm_type],
                 tags=tuple(spec.tags),
                 pool_lv=spec.thin_pool or "",
             )

@@ -4,7 +4,15 @@ import pytest
 from core_factories import lv, vg
 
 from localcsi.core.errors import Internal
-from localcsi.core.model import PhysicalVolume, VolumeGroup, snapshot_from_lv, thin_pools, volume_from_lv
+from localcsi.core.model import (
+    LAYOUTS,
+    NEW_ATTRS,
+    PhysicalVolume,
+    VolumeGroup,
+    snapshot_from_lv,
+    thin_pools,
+    volume_from_lv,
+)
 from localcsi.core.names import snapshot_lv_name, volume_lv_name
 from localcsi.core.params import LvmType
 from localcsi.core.sizes import GiB
@@ -54,6 +62,14 @@ def test_lv_attr_flags(attr: str, flags: set[str]) -> None:
 )
 def test_lvm_type_comes_from_the_layout(layout: tuple[str, ...], lvm_type: LvmType | None) -> None:
     assert lv(layout=layout).lvm_type is lvm_type
+
+
+@pytest.mark.parametrize("lvm_type", list(LvmType))
+def test_a_new_lv_of_each_type_reads_back_as_that_type(lvm_type: LvmType) -> None:
+    new = lv(layout=LAYOUTS[lvm_type], attr=NEW_ATTRS[lvm_type])
+    assert new.lvm_type is lvm_type
+    assert new.is_active and not new.is_open
+    assert new.is_thin_volume is (lvm_type is LvmType.THIN)
 
 
 def test_health_flag_is_the_ninth_attr_character() -> None:

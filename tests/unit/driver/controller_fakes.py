@@ -14,6 +14,7 @@ from localcsi.core.health import HEALTHY, Condition
 from localcsi.core.ids import LvRef
 from localcsi.core.iolimits import IoLimits
 from localcsi.core.model import (
+    LAYOUTS,
     LogicalVolume,
     PhysicalVolume,
     Snapshot,
@@ -33,7 +34,7 @@ from localcsi.driver.backend import (
     VolumePlan,
     io_limit_tag_changes,
 )
-from localcsi.testing.fake_lvm import LAYOUT, Killed
+from localcsi.testing.fake_lvm import Killed
 
 NODE = "node-1"
 EXTENT = 4 * MiB
@@ -135,7 +136,7 @@ class FakeBackend:
                 name=plan.ref.lv,
                 size_bytes=plan.placement.size_bytes,
                 attr="Vwi-a-tz--" if thin else "-wi-a-----",
-                layout=LAYOUT[plan.placement.lvm_type],
+                layout=LAYOUTS[plan.placement.lvm_type],
                 tags=(*plan.tags(), CREATING_TAG) if plan.content else plan.tags(),
                 pool_lv=plan.placement.thin_pool or "",
                 origin=origin,
@@ -173,7 +174,7 @@ class FakeBackend:
             name=plan.ref.lv,
             size_bytes=origin.size_bytes if thin else plan.cow_bytes or 0,
             attr="Vwi-a-tz--" if thin else "swi-a-s---",
-            layout=LAYOUT[LvmType.THIN] if thin else ("linear",),
+            layout=LAYOUTS[LvmType.THIN] if thin else ("linear",),
             tags=plan.tags(),
             pool_lv=origin.pool_lv,
             origin=origin.name,
