@@ -194,9 +194,19 @@ class NodeCapacity:
         object.__setattr__(self, "single_vg_free", only[1])
 
 
-def _best_fit(free: Mapping[str, int], charge: int) -> str | None:
-    fitting = [(room - charge, name) for name, room in free.items() if room >= charge]
-    return min(fitting)[1] if fitting else None
+def best_fit(room: dict[str, int], charge: int) -> str | None:
+    """The VG left with the least room after taking ``charge``, ties by name; its room is reduced.
+    None when no VG has room. The one best fit: for committed volumes here, for a pod's volumes in
+    scheduling_fit, and (in array form, over many nodes at once) scheduling_fit._best_fit_rows."""
+    best: str | None = None
+    best_left = 0
+    for name, free in room.items():
+        left = free - charge
+        if left >= 0 and (best is None or left < best_left or (left == best_left and name < best)):
+            best, best_left = name, left
+    if best is not None:
+        room[best] = best_left
+    return best
 
 
 def _disk_matches(disk: DiskReport, kind: VolumeType, size_bytes: int, media: MediaType | None) -> bool:
@@ -224,9 +234,8 @@ def node_capacity(report: NodeReport, usages: Iterable[Usage]) -> NodeCapacity:
             vg_free[usage.vg] -= usage.charge_bytes
     # Committed volumes whose VG the provisioner has yet to choose: assume its best-fit choice.
     for usage in sorted(unplaced, key=lambda u: (-u.charge_bytes, u.key)):
-        chosen = _best_fit(vg_free, usage.charge_bytes) or max(vg_free, key=lambda n: (vg_free[n], n), default=None)
-        if chosen is not None:
-            vg_free[chosen] -= usage.charge_bytes
+        if best_fit(vg_free, usage.charge_bytes) is None and vg_free:  # fits nowhere: count it on the roomiest
+            vg_free[max(vg_free, key=lambda n: (vg_free[n], n))] -= usage.charge_bytes
     usable_disks = sorted((d for d in report.disks if d.problem is None), key=lambda d: (d.size_bytes, d.name))
     free_disks = [d for d in usable_disks if d.name not in disks_taken]
     for usage in sorted(unplaced_exclusive, key=lambda u: (-u.size_bytes, u.key)):

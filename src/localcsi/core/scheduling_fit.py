@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from localcsi.core.capacity_table import NO_ROW, CapacityTable, HeldGroups
-from localcsi.core.scheduling import NodeCapacity, PodDemand, VolumeRequest
+from localcsi.core.scheduling import NodeCapacity, PodDemand, VolumeRequest, best_fit
 from localcsi.core.scheduling_charges import HELD_NOTE, Assignment, Charge, Held, assignment
 from localcsi.core.scheduling_disks import fit_exclusive
 from localcsi.core.sizes import format_bytes
@@ -75,44 +75,12 @@ def _fit_named(
     return None
 
 
-def best_fit(room: dict[str, int], charge: int) -> str | None:
-    """The VG left with the least room after taking ``charge``, ties by name; its room is reduced.
-    None when no VG has room."""
-    best: str | None = None
-    best_left = 0
-    for name, free in room.items():
-        left = free - charge
-        if left >= 0 and (best is None or left < best_left or (left == best_left and name < best)):
-            best, best_left = name, left
-    if best is not None:
-        room[best] = best_left
-    return best
-
-
-def _best_fit_all(vg_free: Mapping[str, int], charges: Sequence[int]) -> tuple[str, ...] | None:
-    """``best_fit`` for each charge in turn (largest first) without changing ``vg_free``: the VG of
-    each, or None when one does not fit. Kept free of calls: it runs per node per filter."""
-    room = dict(vg_free)
-    choice: list[str] = []
-    for charge in charges:
-        best: str | None = None
-        best_left = 0
-        for name, free in room.items():
-            left = free - charge
-            if left >= 0 and (best is None or left < best_left or (left == best_left and name < best)):
-                best, best_left = name, left
-        if best is None:
-            return None
-        room[best] = best_left
-        choice.append(best)
-    return tuple(choice)
-
-
 def _best_fit_rows(
     room: npt.NDArray[np.int64], known: npt.NDArray[np.bool_], charges: Sequence[int]
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
-    """``_best_fit_all`` on every row of ``room`` (free bytes per column, changed in place) at once:
-    whether all charges fit each row (False where not ``known``), and the column each charge takes."""
+    """``best_fit`` of each charge in turn on every row of ``room`` (free bytes per column, changed in
+    place) at once: whether all charges fit each row (False where not ``known``), and the column each
+    charge takes. Ties go to the first column, the smallest name, as in ``best_fit``."""
     everyone = np.arange(len(room))
     choice = np.zeros((len(room), len(charges)), dtype=np.int64)
     fits = known
@@ -198,9 +166,14 @@ class Fitter:
             if free >= self._lvm_bytes:
                 return self._assignment((vg,) * len(self._charges))
             return self._fit(cap, held)  # for the reason
-        room = {n: f - held_vg.get(n, 0) for n, f in vg_free.items()} if held_vg is not None else vg_free
-        choice = _best_fit_all(room, self._charges)
-        return self._fit(cap, held) if choice is None else self._assignment(choice)
+        room = {n: f - held_vg.get(n, 0) for n, f in vg_free.items()} if held_vg is not None else dict(vg_free)
+        choice: list[str] = []
+        for charge in self._charges:
+            vg = best_fit(room, charge)
+            if vg is None:
+                return self._fit(cap, held)  # for the reason
+            choice.append(vg)
+        return self._assignment(tuple(choice))
 
     def fit_many(
         self,

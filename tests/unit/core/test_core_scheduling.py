@@ -12,6 +12,7 @@ from localcsi.core.scheduling import (
     Usage,
     VgReport,
     VolumeRequest,
+    best_fit,
     lvm_charge,
     node_capacity,
     volume_request,
@@ -78,6 +79,15 @@ def test_capacity_subtracts_volumes_the_report_does_not_include_yet() -> None:
 def test_usages_on_vgs_the_report_does_not_have_are_ignored() -> None:
     cap = node_capacity(_report(VgReport("vg0", 10 * GiB, 10 * GiB)), [Usage("csi-x", GiB, "elsewhere")])
     assert cap.vg_free == {"vg0": 10 * GiB}
+
+
+def test_best_fit_takes_the_vg_left_with_least_room_ties_by_name() -> None:
+    room = {"c": 9, "b": 5, "a": 5}
+    assert best_fit(room, 4) == "a"  # b and a both left with 1: the smaller name
+    assert room == {"c": 9, "b": 5, "a": 1}
+    assert best_fit(room, 6) == "c"
+    assert best_fit(room, 6) is None
+    assert room == {"c": 3, "b": 5, "a": 1}  # a charge that fits nowhere changes nothing
 
 
 def test_committed_volumes_without_a_vg_take_the_best_fitting_vg() -> None:

@@ -16,13 +16,13 @@ from localcsi.core.scheduling import (
     PodDemand,
     VgReport,
     VolumeRequest,
+    best_fit,
     node_capacity,
 )
 from localcsi.core.scheduling_charges import Assignment
 from localcsi.core.scheduling_fit import (
     NO_REPORT,
     Fitter,
-    _best_fit_all,
     _best_fit_rows,
     _same_rows,
     fit,
@@ -283,7 +283,9 @@ def test_best_fit_rows_is_best_fit_on_each_row(rooms: list[dict[str, int]], char
     rows = table.rows_of([c.node for c in caps])
     fits, choice = _best_fit_rows(table.room(rows, []), rows != NO_ROW, charged)
     for i, capacity in enumerate(caps):
-        expected = _best_fit_all(capacity.vg_free, charged)
+        room = dict(capacity.vg_free)
+        each = [best_fit(room, charge) for charge in charged]
+        expected = None if None in each else each
         assert bool(fits[i]) == (expected is not None), capacity.vg_free
         if expected is not None:
-            assert [table.vg_names[column] for column in choice[i].tolist()] == list(expected), capacity.vg_free
+            assert [table.vg_names[column] for column in choice[i].tolist()] == expected, capacity.vg_free
