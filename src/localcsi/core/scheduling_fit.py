@@ -169,10 +169,10 @@ class Fitter:
         room = {n: f - held_vg.get(n, 0) for n, f in vg_free.items()} if held_vg is not None else dict(vg_free)
         choice: list[str] = []
         for charge in self._charges:
-            vg = best_fit(room, charge)
-            if vg is None:
+            chosen = best_fit(room, charge)
+            if chosen is None:
                 return self._fit(cap, held)  # for the reason
-            choice.append(vg)
+            choice.append(chosen)
         return self._assignment(tuple(choice))
 
     def fit_many(
