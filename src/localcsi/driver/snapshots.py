@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from localcsi.core.errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound
 from localcsi.core.ids import LvRef, make_ref, parse_snapshot_id, parse_volume_id
+from localcsi.core.locks import OperationLocks
 from localcsi.core.model import Snapshot
 from localcsi.core.names import snapshot_lv_name, validate_csi_name
 from localcsi.core.pagination import Page, decode_token, paginate
@@ -19,7 +20,6 @@ from localcsi.core.params import parse_snapshot_params
 from localcsi.core.snapshots import cow_bytes
 from localcsi.core.tags import Source, SourceKind
 from localcsi.driver.backend import Backend, SnapshotPlan, deleting_snapshot, is_ready
-from localcsi.driver.locks import VolumeLocks
 from localcsi.driver.requests import ListSnapshotsRequest
 
 
@@ -62,7 +62,7 @@ def check_page_request(max_entries: int, starting_token: str) -> None:
 
 
 class SnapshotDriver:
-    def __init__(self, backend: Backend, locks: VolumeLocks) -> None:
+    def __init__(self, backend: Backend, locks: OperationLocks) -> None:
         self.backend = backend
         self.locks = locks
 

@@ -42,6 +42,36 @@ def test_repeated_keys_in_one_call_are_one_key() -> None:
     assert not locks.is_held("a")
 
 
+def test_exclusive_holds_conflict_with_everything() -> None:
+    locks = OperationLocks()
+    with locks.hold(exclusive=["a"]):
+        for attempt in ({"exclusive": ["a"]}, {"shared": ["a"]}, {"exclusive": ["b", "a"]}):
+            with pytest.raises(Aborted, match="'a'"), locks.hold(**attempt):
+                pass
+        assert not locks.is_held("b"), "a refused hold must not keep any of its keys"
+    assert not locks.is_held("a")
+
+
+def test_shared_holds_stack_and_block_exclusive_ones() -> None:
+    locks = OperationLocks()
+    with locks.hold(shared=["src"]), locks.hold("dst1", shared=["src"]):
+        with pytest.raises(Aborted), locks.hold(exclusive=["src"]):
+            pass
+        with pytest.raises(Aborted), locks.hold("src"):
+            pass
+        assert locks.is_held("src")
+    assert not locks.is_held("src") and not locks.is_held("dst1")
+    with locks.hold(exclusive=["src"]):
+        pass
+
+
+def test_a_key_both_exclusive_and_shared_in_one_call_is_exclusive() -> None:
+    locks = OperationLocks()
+    with locks.hold("a", shared=["a"]), pytest.raises(Aborted), locks.hold(shared=["a"]):
+        pass
+    assert not locks.is_held("a")
+
+
 def test_exactly_one_of_many_concurrent_callers_wins() -> None:
     locks = OperationLocks()
     start = threading.Barrier(16)
