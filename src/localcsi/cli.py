@@ -96,6 +96,11 @@ def _add_kubeconfig(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", metavar="PATH", help=help_text)
 
 
+def _add_metrics_address(parser: argparse.ArgumentParser) -> None:
+    help_text = "serve Prometheus GET /metrics, with GET /healthz beside it, there (default: empty, disabled)"
+    parser.add_argument("--metrics-address", type=_optional_host_port, default="", metavar="HOST:PORT", help=help_text)
+
+
 def _add_lvm_nsenter(parser: argparse.ArgumentParser) -> None:
     help_text = "run the host's lvm via nsenter into PID 1's mount namespace (in a container)"
     parser.add_argument("--lvm-nsenter", action="store_true", help=help_text)
@@ -133,13 +138,7 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="volume limit per node reported to Kubernetes; 0 = unlimited (default)",
     )
-    add(
-        "--metrics-address",
-        type=_optional_host_port,
-        default="",
-        metavar="HOST:PORT",
-        help="serve Prometheus metrics there (default: empty, disabled)",
-    )
+    _add_metrics_address(parser)
     add(
         "--vg-pattern",
         action="append",
@@ -214,6 +213,7 @@ def _add_agent_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="remove orphaned LVs after --orphan-gc-grace; without it they are only reported as Events",
     )
+    _add_metrics_address(parser)
 
 
 def _add_controller_flags(parser: argparse.ArgumentParser) -> None:
@@ -244,6 +244,7 @@ def _add_controller_flags(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="reconcile everything this often, besides on every change (default: %(default)s)",
     )
+    _add_metrics_address(parser)
 
 
 def _add_extender_flags(parser: argparse.ArgumentParser) -> None:

@@ -152,6 +152,8 @@ def test_help_does_not_import_heavy_dependencies() -> None:
         ["plugin", "--registration-dir", "relative/dir", "--kubelet-registration-path", "/k/csi.sock"],
         ["plugin", "--registration-dir", "/registry", "--kubelet-registration-path", "unix:///k/csi.sock"],
         ["agent", "--resync-seconds", "0"],
+        ["agent", "--metrics-address", "9810"],
+        ["controller", "--metrics-address", "[::]"],
         ["extender", "--listen", "127.0.0.1:70000"],
         ["--log-level", "trace", "status"],
     ],
@@ -297,3 +299,9 @@ def test_plugin_registration_flags_must_go_together(
     err = capsys.readouterr().err
     assert err.startswith("usage: localcsi plugin ")
     assert err.endswith(f"localcsi plugin: error: {problem}\n")
+
+
+@pytest.mark.parametrize("command", ["agent", "controller"])
+def test_agent_and_controller_take_a_metrics_address(command: str) -> None:
+    assert cli.parse_args([command]).metrics_address == ""
+    assert cli.parse_args([command, "--metrics-address", ":9810"]).metrics_address == ":9810"

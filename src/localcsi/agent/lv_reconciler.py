@@ -42,6 +42,7 @@ from localcsi.k8s.informer import Informer
 from localcsi.k8s.resources import LOGICAL_VOLUME, CustomResources
 from localcsi.lvm.lvm import Lvm
 from localcsi.lvm.runner import CommandRunner, SubprocessRunner
+from localcsi.metrics.volumes import VOLUMES
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +131,17 @@ class LogicalVolumeReconciler:
             try:
                 self.reconcile(name)
             except _Retry:
+                VOLUMES.reconciled(self.node, "retry")
                 self.queue.add(name, delay=self.backoff.failed(name))
             except kube.Conflict:
+                VOLUMES.reconciled(self.node, "conflict")
                 self.queue.add(name, delay=self.backoff.first)  # changed meanwhile: read it again
             except Exception:
+                VOLUMES.reconciled(self.node, "error")
                 log.exception("reconciling LogicalVolume %s failed unexpectedly", name)
                 self.queue.add(name, delay=self.backoff.failed(name))
             else:
+                VOLUMES.reconciled(self.node, "ok")
                 self.backoff.succeeded(name)
             finally:
                 self.queue.done(name)
@@ -189,6 +194,7 @@ class LogicalVolumeReconciler:
             raise _Retry from error
         log.warning("LogicalVolume %s failed: %s: %s", res.name(obj), code, error.message)
         self._status(obj, phase=Phase.FAILED, code=code, message=error.message, observedGeneration=generation)
+        VOLUMES.failed(self.node, obj, code)
 
     # -- volumes -----------------------------------------------------------------------------
 
@@ -225,6 +231,7 @@ class LogicalVolumeReconciler:
         lv = self.backend.lvm.get_lv(volume.ref.vg, volume.ref.lv)  # the real size, from lvs itself
         if lv is None:
             raise Internal(f"{volume.ref.vg}/{volume.ref.lv} was just made but lvs does not show it")
+        was_ready = res.phase(obj) is Phase.READY
         self._status(
             obj,
             phase=Phase.READY,
@@ -235,6 +242,8 @@ class LogicalVolumeReconciler:
             observedGeneration=obj["metadata"].get("generation"),
             conditions=[self._health(obj, lv)],
         )
+        if not was_ready:
+            VOLUMES.ready(self.node, obj)  # provisioning time: creation to this first Ready
 
     def _health(self, obj: Resource, lv: Any) -> dict[str, Any]:
         pool = self.backend.view.lv(lv.vg, lv.pool_lv) if lv.pool_lv else None
@@ -286,6 +295,7 @@ class LogicalVolumeReconciler:
             observedGeneration=obj["metadata"].get("generation"),
             conditions=[health_condition(obj, lv or snapshot.lv, None)],
         )
+        VOLUMES.ready(self.node, obj)  # only reached from a phase that was not Ready
 
     # -- deletion ----------------------------------------------------------------------------
 

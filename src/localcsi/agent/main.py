@@ -5,23 +5,29 @@ reconciler in a thread. After that it runs a cycle every ``--resync-seconds``, a
 NodeLocalStorage's spec changes (a watch on that one resource, by field selector). SIGTERM or
 SIGINT ends the loop; a second signal forces the exit. Exit status: 0 after a signal, 1 when the
 reconciler stopped on its own or the agent could not start.
+
+With ``--metrics-address`` it serves ``/metrics`` from each cycle's snapshot (``localcsi.metrics.agent``:
+a scrape runs no command) and ``/healthz``, which fails once no cycle has discovered storage for three
+resync periods.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import client
+from prometheus_client import REGISTRY
 
 from localcsi.agent.cycle import Agent
 from localcsi.agent.lv_reconciler import LogicalVolumeReconciler
 from localcsi.agent.orphans import OrphanTracker
 from localcsi.agent.status import StatusPublisher
+from localcsi.core.nodestorage import parse_spec
 from localcsi.driver.cluster_resources import node_selector
 from localcsi.k8s.client import api_client
 from localcsi.k8s.events import EventRecorder
@@ -30,6 +36,9 @@ from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, CustomRes
 from localcsi.lifecycle import Lifecycle
 from localcsi.logs import fields
 from localcsi.lvm.runner import SubprocessRunner
+from localcsi.metrics import http
+from localcsi.metrics.agent import AgentCollector
+from localcsi.metrics.volumes import PhaseCollector
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +80,8 @@ def managed_vgs(informer: Informer, node: str) -> Callable[[str], bool]:
     return allowed
 
 
-def _start_reconciler(
-    api: client.ApiClient, node: str, runner: SubprocessRunner, lifecycle: Lifecycle, vg_allowed: Callable[[str], bool]
-) -> threading.Thread:
+def _start_reconciler(reconciler: LogicalVolumeReconciler, lifecycle: Lifecycle) -> threading.Thread:
     """The LogicalVolume reconciler in a thread; if it stops, the agent stops too."""
-    reconciler = LogicalVolumeReconciler(api, node, runner, lifecycle, vg_allowed=vg_allowed)
 
     def run() -> None:
         try:
@@ -90,6 +96,25 @@ def _start_reconciler(
     thread = threading.Thread(target=run, name="lv-reconciler", daemon=True)
     thread.start()
     return thread
+
+
+def _cycle(agent: Agent, metrics: AgentCollector, nls: dict[str, Any] | None) -> None:
+    """One cycle, its result recorded for /metrics; a failure is logged and counted, never raised."""
+    try:
+        result = agent.cycle(nls)
+    except Exception:
+        metrics.failed()
+        log.exception("agent cycle failed; retrying at the next one")
+        return
+    spec = parse_spec((nls or {}).get("spec") or {}) if nls is not None else None
+    metrics.record(
+        result.inventory,
+        spec,
+        seconds=result.seconds,
+        commands=result.commands,
+        lvm_commands=result.lvm_commands,
+        orphans=result.orphans,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,20 +145,22 @@ def run(args: argparse.Namespace) -> int:
         "agent starting",
         extra=fields(node=node, resync_seconds=args.resync_seconds, orphan_gc=collect, orphan_gc_grace=grace),
     )
-    with Lifecycle() as lifecycle:
+    metrics = AgentCollector(node, float(args.resync_seconds))
+    with Lifecycle() as lifecycle, contextlib.ExitStack() as serving:
+        reconciler = LogicalVolumeReconciler(api, node, runner, lifecycle, vg_allowed=managed_vgs(informer, node))
+        if args.metrics_address:
+            REGISTRY.register(PhaseCollector(node, reconciler.informer.cache))
+            http.serve(serving, metrics_address=args.metrics_address, prober=metrics.stale_reason)
         informer.start(lifecycle.should_exit.is_set, name="nls-informer")
         if not informer.wait_synced(SYNC_TIMEOUT):
             log.warning("NodeLocalStorage %s not listed within %.0fs; going on without it", node, SYNC_TIMEOUT)
         agent.activate(informer.get(node))
-        reconciler = None
+        started = None
         while not lifecycle.should_exit.is_set():
             changes.wake.clear()
-            try:
-                agent.cycle(informer.get(node))
-            except Exception:
-                log.exception("agent cycle failed; retrying at the next one")
-            if reconciler is None:
-                reconciler = _start_reconciler(api, node, runner, lifecycle, managed_vgs(informer, node))
+            _cycle(agent, metrics, informer.get(node))
+            if started is None:
+                started = _start_reconciler(reconciler, lifecycle)
             _sleep(lifecycle, changes.wake, float(args.resync_seconds))
         stopped_by_signal = lifecycle.received_signal is not None
     log.info("agent stopped", extra=fields(node=node))

@@ -1,12 +1,15 @@
 """``localcsi controller``: informers on Nodes, init configs and NodeLocalStorages; reconcile while leading.
 
 Every replica keeps its caches warm, so a new leader acts as soon as it holds the Lease; only the
-leader writes. A reconcile runs on every change and at least every ``--resync-seconds``.
+leader writes. A reconcile runs on every change and at least every ``--resync-seconds``. With
+``--metrics-address`` every replica serves ``/metrics`` (leadership, reconciles: localcsi.metrics.controller)
+and ``/healthz``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import threading
 import time
@@ -23,6 +26,8 @@ from localcsi.k8s.leader import KubeLeaseStore, LeaderElector, default_identity
 from localcsi.k8s.resources import NODE_LOCAL_STORAGE, NODE_LOCAL_STORAGE_INIT_CONFIG, CustomResources, Object
 from localcsi.lifecycle import Lifecycle
 from localcsi.logs import fields
+from localcsi.metrics import http
+from localcsi.metrics.controller import CONTROLLER
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +73,28 @@ class Controller:
 
     def work(self, still_leading: StillLeading) -> None:
         """Reconcile until ``still_leading()`` is False; the leader election's worker."""
+        CONTROLLER.leader.set(1)
+        try:
+            self._work(still_leading)
+        finally:
+            CONTROLLER.leader.set(0)
+
+    def _work(self, still_leading: StillLeading) -> None:
         if not self._wait_synced(still_leading):
             return
         log.info("caches synced; reconciling")
         while still_leading():
             self._changed.clear()
+            started = time.monotonic()
             outcome = self.reconciler.reconcile(
                 self.nodes.cache(), self.configs.cache(), self.storages.cache(), still_leading
+            )
+            CONTROLLER.reconciled(
+                seconds=time.monotonic() - started,
+                writes=outcome.writes,
+                errors=outcome.errors,
+                retry=outcome.retry,
+                stopped=outcome.stopped,
             )
             if outcome.stopped:
                 break
@@ -99,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         "controller starting",
         extra=fields(identity=identity, init_config=config_name, leader_elect=args.leader_elect),
     )
-    with Lifecycle() as lifecycle:
+    with Lifecycle() as lifecycle, contextlib.ExitStack() as serving:
+        http.serve(serving, metrics_address=args.metrics_address)
         should_exit = lifecycle.should_exit.is_set
         controller.start_informers(should_exit)
         if not args.leader_elect:

@@ -220,6 +220,7 @@ _PAST: Final = {"create": "created", "update": "updated", "delete": "deleted"}
 @dataclass
 class Outcome:
     writes: int = 0
+    errors: int = 0  # writes the apiserver refused (lost races are only a retry)
     retry: bool = False  # something failed in a way worth retrying soon (lost race, apiserver blip)
     stopped: bool = False  # leadership ended part way through
 
@@ -267,6 +268,7 @@ class Reconciler:
             except (KubeError, OSError) as error:
                 log.warning("could not %s NodeLocalStorage %s: %s", action, name, error, extra=fields(node=name))
                 failures[name] = f"{action} NodeLocalStorage {name}: {error}"
+                outcome.errors += 1
                 outcome.retry = True
             else:
                 outcome.writes += 1

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from localcsi.agent.lv_reconciler import LogicalVolumeReconciler, _Retry
 from localcsi.core.capabilities import AccessType, Capability
@@ -333,3 +334,22 @@ def test_a_refused_expansion_keeps_the_volume_ready_and_reports_why_until_it_suc
     agent.reconcile(name)
     status = res.status(obj(resources, name))
     assert "code" not in status and status["currentSize"] == 3 * GiB
+
+
+def test_provisioning_is_timed_once_and_failures_counted_for_metrics(
+    agent: LogicalVolumeReconciler, resources: FakeResources, lvm: FakeLvm
+) -> None:
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"node": NODE, **labels}) or 0.0
+
+    timed = sample("localcsi_logicalvolume_provisioning_seconds_count", kind="Volume")
+    failed = sample("localcsi_logicalvolume_failures_total", kind="Volume", code="InvalidArgument")
+    stranger = plan("someone-else")
+    lvm.add(LogicalVolume(VG, volume_lv_name("pvc-2"), GiB, "-wi-a-----", layout=("linear",), tags=stranger.tags()))
+    name = create(resources, plan())
+    agent.reconcile(name)
+    agent.reconcile(name)  # already Ready: not timed again
+    assert sample("localcsi_logicalvolume_provisioning_seconds_count", kind="Volume") == timed + 1
+    agent.reconcile(create(resources, plan("pvc-2")))
+    assert sample("localcsi_logicalvolume_failures_total", kind="Volume", code="InvalidArgument") == failed + 1
+    assert sample("localcsi_logicalvolume_provisioning_seconds_count", kind="Volume") == timed + 1

@@ -257,7 +257,7 @@ def test_lost_race_is_retried_without_a_failure_condition() -> None:
     world.storages.objects["a"]["spec"]["listConfig"] = {}
     world.storages.fail[("replace", "a")] = Conflict(409, "Conflict", "modified")
     outcome = world.reconcile()
-    assert outcome.retry and outcome.writes == 0
+    assert outcome.retry and outcome.writes == 0 and outcome.errors == 0
     assert world.configs.statuses["localcsi"]["conditions"][0]["status"] == "True"
 
 
@@ -267,7 +267,7 @@ def test_rejected_write_is_reported_in_ready_and_an_event() -> None:
     world.config_objects = {"localcsi": init_config()}
     world.storages.fail[("create", "b")] = Invalid(422, "Invalid", "spec.nodeName: Invalid value")
     outcome = world.reconcile()
-    assert outcome.retry
+    assert outcome.retry and (outcome.writes, outcome.errors) == (1, 1)
     status = world.configs.statuses["localcsi"]
     assert status["nodes"] == 1
     ready = status["conditions"][0]
