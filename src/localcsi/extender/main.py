@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
                 log.info("informer caches synced", extra=fields(**extender.ready_summary()))
                 settle_garbage_collector()  # once: a freeze per resync would keep cyclic garbage forever
                 synced = True
+            else:
+                continue
+            server.metrics.synced()  # the view now agrees with the informers: /metrics' cache sync age
         server.stop()
         log.info("stopped")
     return 0

@@ -14,12 +14,13 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 from localcsi.extender.protocol import ProtocolError, encode_filter_result, encode_ranks, parse_args
 from localcsi.extender.service import Extender
@@ -34,8 +35,16 @@ _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
 
 
 class Metrics:
-    def __init__(self, extender: Extender, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        extender: Extender,
+        registry: CollectorRegistry | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.registry = registry or CollectorRegistry()
+        self._monotonic = monotonic
+        self._synced_at: float | None = None
+        self._started = monotonic()
         self.requests = Counter(
             "localcsi_extender_requests",
             "Extender HTTP requests by verb and status code.",
@@ -61,6 +70,38 @@ class Metrics:
         holds.set_function(lambda: extender.ready_summary()["reserved_pod_nodes"])
         nodes = Gauge("localcsi_extender_nodes", "Nodes with a storage report.", registry=self.registry)
         nodes.set_function(lambda: extender.ready_summary()["nodes"])
+        age = Gauge(
+            "localcsi_extender_cache_sync_age_seconds",
+            "Seconds since the view was last converged with the informers' caches (since start until the first sync).",
+            registry=self.registry,
+        )
+        age.set_function(self.sync_age)
+        self.registry.register(_ReservationCounters(extender))
+
+    def synced(self) -> None:
+        """The view was just converged with the informers (first sync, or a periodic resync)."""
+        self._synced_at = self._monotonic()
+
+    def sync_age(self) -> float:
+        return self._monotonic() - (self._started if self._synced_at is None else self._synced_at)
+
+
+class _ReservationCounters:
+    """The extender's own counts as Prometheus counters, read under its lock at scrape time."""
+
+    def __init__(self, extender: Extender) -> None:
+        self.extender = extender
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        summary = self.extender.ready_summary()
+        yield CounterMetricFamily(
+            "localcsi_extender_reservations", "Pods given a reservation by filter.", value=summary["reservations_made"]
+        )
+        yield CounterMetricFamily(
+            "localcsi_extender_reservations_expired",
+            "Reservations released because nothing committed the pod within --reservation-ttl.",
+            value=summary["reservations_expired"],
+        )
 
 
 class ExtenderServer(ThreadingHTTPServer):

@@ -59,6 +59,9 @@ class Extender:
         self.strategy = strategy
         self.lock = threading.RLock()
         self.ledger = ReservationLedger(clock, ttl_seconds)
+        # Since start, for /metrics: pods given a reservation by filter, and reservations that expired.
+        self.reservations_made = 0
+        self.reservations_expired = 0
         self.view = ClusterView(
             on_commit=self._committed, on_pod_done=self._pod_done, on_node_gone=self.ledger.drop_node
         )
@@ -79,6 +82,7 @@ class Extender:
         label = pod_label(pod)
         with self.lock:
             for expired in self.ledger.expire():
+                self.reservations_expired += 1
                 log.info("reservation expired: the scheduler never committed it", extra=fields(pod=expired))
             self.ledger.release_pod(uid)  # a new attempt replaces the last one
             demand, notes = pod_demand(pod, self.view)
@@ -93,6 +97,7 @@ class Extender:
             )
             outcome = FilterOutcome(passed, failed, counted=True)
             ledger.reserve(uid, label, holds)
+            self.reservations_made += 1 if ledger.pod_nodes(uid) else 0
         self._log_filter(label, demand, outcome)
         return outcome
 
@@ -126,6 +131,8 @@ class Extender:
                 "nodes": len(self.view.nodes()),
                 "reserved_pods": self.ledger.pod_count,
                 "reserved_pod_nodes": self.ledger.hold_count,
+                "reservations_made": self.reservations_made,
+                "reservations_expired": self.reservations_expired,
             }
 
     def _pod_done(self, uid: str) -> None:

@@ -140,6 +140,8 @@ def test_holds_of_a_pod_the_scheduler_gave_up_on_expire() -> None:
     extender.filter(first, NODES)
     clock.now += 31
     assert extender.filter(second, NODES).passed == NODES
+    summary = extender.ready_summary()
+    assert (summary["reservations_made"], summary["reservations_expired"], summary["reserved_pods"]) == (2, 1, 1)
 
 
 def test_a_restarted_extender_rebuilds_commitments_from_the_pvcs() -> None:
