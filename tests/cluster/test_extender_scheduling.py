@@ -11,6 +11,7 @@ authorizes it.
 from __future__ import annotations
 
 import functools
+import re
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -193,14 +194,28 @@ def test_pods_get_a_node_that_holds_all_their_volumes(
         assert 'localcsi_extender_requests_total{code="200",verb="filter"}' in response.read().decode()
 
 
+def placed(cluster: KubeCluster, namespace: str) -> int:
+    return sum(1 for node in selected_nodes(cluster, namespace).values() if node)
+
+
 def race(kube_cluster: KubeCluster, namespace: str, group: str, during: Callable[[], None] | None = None) -> int:
-    """30 pods of one 10 GiB PVC created at once against 10 nodes of 20 GiB: room for 20."""
+    """30 pods of one 10 GiB PVC created at once against 10 nodes of 20 GiB: room for 20. ``during``
+    runs beside the creation, so it can act while the first pods are being scheduled."""
     core(kube_cluster)  # built before the threads share it
-    with ThreadPoolExecutor(10) as pool:
+    with ThreadPoolExecutor(11) as pool:
+        beside = pool.submit(during) if during is not None else None
         list(pool.map(lambda i: create_pod(kube_cluster, namespace, f"p{i}", group, [10]), range(30)))
-    if during is not None:
-        during()
-    return settle(lambda: sum(1 for node in selected_nodes(kube_cluster, namespace).values() if node), 8, 120)
+        if beside is not None:
+            beside.result()
+    return settle(lambda: placed(kube_cluster, namespace), 8, 120)
+
+
+def filters_answered(extender: ExtenderProcess) -> float:
+    """The filter requests this extender process answered with 200, from its /metrics."""
+    with urllib.request.urlopen(f"{extender.url}/metrics", timeout=5) as response:  # noqa: S310 (http on loopback)
+        text = response.read().decode()
+    found = re.search(r'^localcsi_extender_requests_total\{code="200",verb="filter"\} (\S+)$', text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
 
 
 def test_thirty_pods_racing_for_room_for_twenty(
@@ -208,10 +223,10 @@ def test_thirty_pods_racing_for_room_for_twenty(
 ) -> None:
     make_nodes(kube_cluster, "race", {f"race-{i}": 20 for i in range(10)})
     namespace = make_namespace(kube_cluster, "extender-race")
-    placed = race(kube_cluster, namespace, "race")
+    total = race(kube_cluster, namespace, "race")
     per_node = committed_gib(kube_cluster, namespace)
     assert max(per_node.values()) <= 20, per_node
-    assert placed == 20, f"{placed} placed\n{extender.log()}"
+    assert total == 20, f"{total} placed\n{extender.log()}"
     waiting = [pod_of(c) for c, node in selected_nodes(kube_cluster, namespace).items() if not node]
     assert len(waiting) == 10
     wait_for(
@@ -226,7 +241,7 @@ def test_thirty_pods_racing_for_room_for_twenty(
     core(kube_cluster).patch_node("race-0", {"metadata": {"labels": {"extender-test.localcsi.io/grown": "yes"}}})
     wait_for(
         "4 more pods placed on the grown node",
-        lambda: sum(1 for node in selected_nodes(kube_cluster, namespace).values() if node) == 24,
+        lambda: placed(kube_cluster, namespace) == 24,
         90,
         context=extender.log,
     )
@@ -239,17 +254,32 @@ def test_an_extender_restart_during_the_race_over_commits_nothing(
     make_nodes(kube_cluster, "restart", {f"restart-{i}": 20 for i in range(10)})
     namespace = make_namespace(kube_cluster, "extender-restart")
     replacement = ExtenderProcess(kube_cluster, extender.port)
+    at_kill: list[int] = []
 
     def restart() -> None:
-        time.sleep(0.5)
+        # the race is under way once the first pod is placed: kill the extender right then
+        wait_for("the first pod placed", lambda: placed(kube_cluster, namespace), 60, 0.05, context=extender.log)
         extender.kill()
+        at_kill.append(placed(kube_cluster, namespace))
         replacement.start()
 
-    placed = race(kube_cluster, namespace, "restart", during=restart)
-    extender.proc = replacement.proc  # the module fixture stops whichever runs now
+    try:
+        race(kube_cluster, namespace, "restart", during=restart)
+        # pods refused while no extender answered wait out kube-scheduler's backoff (up to 10 s)
+        wait_for("20 pods placed", lambda: placed(kube_cluster, namespace) >= 20, 90, context=replacement.log)
+        total = settle(lambda: placed(kube_cluster, namespace), 8, 60)
+    finally:
+        if replacement.proc is not None:
+            extender.proc = replacement.proc  # the module fixture stops whichever runs now
     per_node = committed_gib(kube_cluster, namespace)
     assert max(per_node.values()) <= 20, per_node
-    assert placed == 20, f"{placed} placed\n{replacement.log()}"
+    assert total == 20, f"{total} placed\n{replacement.log()}"
+    # the race was in flight at the kill: some pods placed, not yet all of the 20 that fit ...
+    assert 0 < at_kill[0] < 20, f"{at_kill[0]} placed when the extender died"
+    # ... and the replacement carried it on: pods placed after the kill, through its own filter
+    assert total > at_kill[0]
+    assert filters_answered(replacement) > 0, replacement.log()
+    print(f"\n{at_kill[0]} of 20 placed at the kill, {total} after the restart")
 
 
 def test_a_missing_storage_class_does_not_block_other_pods(
