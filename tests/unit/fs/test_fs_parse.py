@@ -139,3 +139,50 @@ def test_device_size() -> None:
     assert parse_size("67108864\n") == 64 * 1024**2
     with pytest.raises(Internal, match="blockdev"):
         parse_size("big")
+
+
+# -- parse_findmnt_all (appended with its tests) ----------------------------------------------------
+
+from localcsi.fs.parse import parse_findmnt_all  # noqa: E402
+
+
+def test_findmnt_all_lists_every_row_in_order() -> None:
+    rows = [
+        {"target": "/", "source": "/dev/vda1", "fstype": "ext4", "options": "rw,relatime", "maj:min": "252:1"},
+        {"target": "/t", "source": "/dev/mapper/vg-a", "fstype": "xfs", "options": "ro", "maj:min": "253:10"},
+        {"target": "/t", "source": "udev[/dm-1]", "fstype": "devtmpfs", "options": None, "maj:min": "0:5"},
+    ]
+    assert parse_findmnt_all(json.dumps({"filesystems": rows})) == [
+        Mount("/", "/dev/vda1", "ext4", ("rw", "relatime"), DeviceNumber(252, 1)),
+        Mount("/t", "/dev/mapper/vg-a", "xfs", ("ro",), DeviceNumber(253, 10)),
+        Mount("/t", "udev[/dm-1]", "devtmpfs", (), DeviceNumber(0, 5)),
+    ]
+
+
+def test_findmnt_all_of_the_real_sample() -> None:
+    assert parse_findmnt_all(FINDMNT_FS) == [
+        Mount("/t/fs", "/dev/mapper/localcsi--t-a", "ext4", ("rw", "noatime"), DeviceNumber(253, 0))
+    ]
+
+
+def test_findmnt_all_without_rows_is_an_empty_list() -> None:
+    assert parse_findmnt_all('{"filesystems": []}') == []
+
+
+@pytest.mark.parametrize(
+    "stdout",
+    [
+        "",
+        "not json",
+        '{"filesystems": [',
+        "[]",
+        '{"other": []}',
+        '{"filesystems": null}',
+        '{"filesystems": [{"target": "/t"}]}',
+        '{"filesystems": [{"target": "/t", "source": "s", "fstype": "x", "options": "rw", "maj:min": "253"}]}',
+        '{"filesystems": [{"target": "/t", "source": "s", "fstype": "x", "options": "rw", "maj:min": "a:b"}]}',
+    ],
+)
+def test_malformed_findmnt_all_output_is_internal(stdout: str) -> None:
+    with pytest.raises(Internal, match="findmnt"):
+        parse_findmnt_all(stdout)

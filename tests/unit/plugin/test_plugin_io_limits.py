@@ -1,0 +1,79 @@
+"""The IO limits resync loop: it runs resync over and over, outlives a failed pass, and stops at once."""
+
+import logging
+import threading
+
+import pytest
+
+from localcsi.driver.pod_limits import PodIoLimits
+from localcsi.plugin.io_limits import IoLimitResync
+
+pytestmark = pytest.mark.unit
+
+WAIT = 10.0  # a bound for a hung loop, not a timing assertion
+
+
+class CountingLimits(PodIoLimits):
+    """A PodIoLimits whose resync counts its passes, fails the ones asked to, and signals when enough ran."""
+
+    def __init__(self, *, failing: frozenset[int] = frozenset(), enough: int = 3) -> None:
+        self.passes = 0
+        self.failing = failing
+        self.enough = enough
+        self.reached = threading.Event()
+
+    def resync(self) -> int:
+        self.passes += 1
+        if self.passes >= self.enough:
+            self.reached.set()
+        if self.passes in self.failing:
+            raise RuntimeError(f"pass {self.passes} broke")
+        return 0
+
+
+def test_the_loop_resyncs_repeatedly() -> None:
+    limits = CountingLimits(enough=3)
+    resync = IoLimitResync(limits, interval=0.001)
+    resync.start()
+    try:
+        assert limits.reached.wait(WAIT)
+    finally:
+        resync.stop()
+    assert limits.passes >= 3
+    assert not resync._thread.is_alive()
+
+
+def test_a_failed_pass_is_logged_and_the_loop_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    limits = CountingLimits(failing=frozenset({1}), enough=3)
+    resync = IoLimitResync(limits, interval=0.001)
+    with caplog.at_level(logging.ERROR, logger="localcsi.plugin.io_limits"):
+        resync.start()
+        try:
+            assert limits.reached.wait(WAIT)
+        finally:
+            resync.stop()
+    assert limits.passes >= 3
+    failures = [record for record in caplog.records if record.getMessage() == "IO limits resync failed"]
+    assert len(failures) == 1
+    assert failures[0].exc_info is not None and "pass 1 broke" in str(failures[0].exc_info[1])
+    assert not resync._thread.is_alive()
+
+
+def test_stop_ends_the_thread_in_the_middle_of_a_long_interval() -> None:
+    limits = CountingLimits()
+    resync = IoLimitResync(limits, interval=3600)
+    resync.start()
+    assert resync._thread.is_alive()
+    resync.stop(timeout=WAIT)
+    assert not resync._thread.is_alive()
+    assert limits.passes == 0  # the first pass comes after one interval
+
+
+def test_stop_before_start_is_harmless_and_the_loop_then_never_runs() -> None:
+    limits = CountingLimits(enough=1)
+    resync = IoLimitResync(limits, interval=0.001)
+    resync.stop()
+    resync.start()
+    resync._thread.join(WAIT)
+    assert not resync._thread.is_alive()
+    assert limits.passes == 0
