@@ -26,6 +26,9 @@ PARAMETER_SETS = {
     "thin": {"vgName": THIN_VG, "lvmType": "thin", "thinPool": THIN_POOL},
 }
 
+# What csi-sanity's ModifyVolume tests and "create volume with a volume attribute class" set: IO limits.
+MUTABLE_PARAMETERS = {"readBps": "8Mi", "writeIops": "500"}
+
 # csi-sanity test name (regex) -> why skipping it is right for this driver. Any other skip fails.
 EXPLAINED_SKIPS: dict[str, str] = {
     # Local volumes need no attach step: no PUBLISH_UNPUBLISH_VOLUME capability, so csi-sanity
@@ -38,9 +41,6 @@ EXPLAINED_SKIPS: dict[str, str] = {
     r"NodeUnstageVolume ": "no staging: NodePublish mounts directly",
     # Single-writer is what is advertised; SINGLE_NODE_MULTI_WRITER is not (docs/node.md).
     r"with single node multi writer capability": "SINGLE_NODE_MULTI_WRITER not advertised",
-    # VolumeAttributesClass / ControllerModifyVolume (alpha in CSI 1.12) are not implemented.
-    r"ModifyVolume \[Controller Server\]": "ControllerModifyVolume not implemented",
-    r"volume attribute class": "ControllerModifyVolume not implemented",
     # GetSnapshot (alpha in CSI 1.12): not advertised; ListSnapshots with a snapshot id serves it.
     r"GetSnapshot \[Controller Server\]": "GetSnapshot (alpha) not implemented",
     # Volume group snapshots: no GroupController service.
@@ -78,14 +78,17 @@ def test_csi_sanity(sanity_plugin: GuestPlugin, vm_phases: Phases, parameter_set
     vm = sanity_plugin.vm
     run = f"{parameter_set}-{access_type}"
     params_file = f"/tmp/sanity-{run}.yaml"
+    mutable_file = f"/tmp/sanity-{run}-mutable.yaml"
     junit = f"/tmp/sanity-{run}.xml"
     vm.guest.put(params_file, json.dumps(PARAMETER_SETS[parameter_set]).encode())  # JSON is YAML
+    vm.guest.put(mutable_file, json.dumps(MUTABLE_PARAMETERS).encode())
     argv = [
         SANITY,
         f"--csi.endpoint={UNIX_ENDPOINT.removeprefix('unix://')}",
         f"--csi.testvolumesize={GIB}",
         f"--csi.testvolumeexpandsize={2 * GIB}",
         f"--csi.testvolumeparameters={params_file}",
+        f"--csi.testvolumemutableparameters={mutable_file}",
         f"--csi.testvolumeaccesstype={access_type}",
         f"--csi.mountdir=/tmp/sanity-{run}-target",
         f"--csi.stagingdir=/tmp/sanity-{run}-staging",

@@ -173,6 +173,22 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="serve GET /healthz there, which calls our own Identity Probe (default: empty, disabled)",
     )
+    add(
+        "--cgroup-root",
+        type=_optional_absolute_path,
+        default="/sys/fs/cgroup",
+        metavar="DIR",
+        help="the host's cgroup filesystem, where pods' IO limits are set (node and standalone modes; "
+        "default: %(default)s)",
+    )
+    add(
+        "--io-limits-resync-seconds",
+        type=_int_at_least(1),
+        default=10,
+        metavar="N",
+        help="re-apply IO limits to running pods every N seconds: modified limits and cgroup v1 containers "
+        "started after the publish get them (default: %(default)s)",
+    )
 
 
 def _plugin_flag_problem(args: argparse.Namespace) -> str | None:

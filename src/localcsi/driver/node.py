@@ -7,9 +7,10 @@ no signature at all; an existing filesystem is used as it is and never reformatt
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,6 +22,7 @@ from localcsi.core.ids import LvRef, parse_volume_id
 from localcsi.core.locks import OperationLocks
 from localcsi.core.model import LogicalVolume, Volume, volume_from_lv
 from localcsi.core.params import FsType
+from localcsi.driver.pod_limits import PodIoLimits
 from localcsi.fs.mounts import WantedMount, mount_differences
 from localcsi.fs.paths import validate_mount_flags, validate_path
 from localcsi.fs.types import DeviceNumber, FilesystemOps, FsUsage, Mount, PathKind
@@ -42,6 +44,7 @@ class PublishRequest:
     target_path: str
     capability: Capability | None
     readonly: bool = False
+    volume_context: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -116,12 +119,14 @@ class NodeService:
         *,
         max_volumes_per_node: int = 0,
         vg_allowed: Callable[[str], bool] = lambda _vg: True,
+        io_limits: PodIoLimits | None = None,
     ) -> None:
         self.node_id = node_id
         self.fs = fs
         self.lvm = lvm
         self.max_volumes_per_node = max_volumes_per_node
         self.vg_allowed = vg_allowed
+        self.io_limits = io_limits
         self.locks = OperationLocks()
 
     def info(self) -> NodeInfo:
@@ -160,6 +165,8 @@ class NodeService:
                 self._publish_filesystem(volume, target, wanted.fs_type, flags)
             if wanted.readonly and "ro" not in flags:
                 self._make_read_only(target)
+            if self.io_limits is not None:
+                self.io_limits.published(volume.lv, target, request.volume_context)
         log.info("published %s at %s as %s", volume_id, target, wanted)
 
     def _check_access_type(self, volume: Volume, block: bool) -> None:
@@ -227,7 +234,9 @@ class NodeService:
         _required(volume_id, "volume_id")
         target = validate_path(_required(target_path, "target_path"), "target_path")
         ref = parse_volume_id(volume_id)
-        with self.locks.hold(volume_id, f"target:{target}"):
+        # The IO limits resync must not see the mount and re-apply a limit this call lifts.
+        limits_held = self.io_limits.lock if self.io_limits is not None else contextlib.nullcontext()
+        with self.locks.hold(volume_id, f"target:{target}"), limits_held:
             lv = self._existing_lv(ref)
             for _ in range(MAX_STACKED_MOUNTS):
                 published = self._published(lv, target, vanished=ref)
@@ -240,6 +249,8 @@ class NodeService:
                 self.fs.unmount(target)
             else:
                 raise Internal(f"{target} is still mounted after {MAX_STACKED_MOUNTS} unmounts")
+            if self.io_limits is not None:
+                self.io_limits.unpublished(lv, target)
             self._remove_target(target)
         log.info("unpublished %s from %s", volume_id, target)
 

@@ -7,7 +7,14 @@ from collections.abc import Sequence
 
 from localcsi.core.errors import FailedPrecondition
 from localcsi.fs import commands
-from localcsi.fs.parse import parse_blkid_export, parse_findmnt, parse_size, parse_stat, parse_statfs
+from localcsi.fs.parse import (
+    parse_blkid_export,
+    parse_findmnt,
+    parse_findmnt_all,
+    parse_size,
+    parse_stat,
+    parse_statfs,
+)
 from localcsi.fs.types import FsUsage, Mount, PathInfo, PathKind, Signature
 from localcsi.lvm.runner import CommandFailed, CommandRunner
 
@@ -48,6 +55,10 @@ class Filesystems:
             if failure.returncode == FINDMNT_NOT_FOUND:
                 return None
             raise
+
+    def list_mounts(self) -> list[Mount]:
+        """Every mount in the mount namespace lvm2 and mount run in, in mount order."""
+        return parse_findmnt_all(self._run(commands.all_mounts_argv()))
 
     def probe(self, device: str) -> Signature | None:
         """Any signature blkid finds on ``device``: a filesystem, a partition table, swap, an LVM PV..."""

@@ -60,6 +60,10 @@ def findmnt_argv(target: str) -> list[str]:
     ]
 
 
+def all_mounts_argv() -> list[str]:
+    return ["findmnt", "--json", "--list", "--output", FINDMNT_COLUMNS]
+
+
 def stat_argv(path: str, *, follow: bool = False) -> list[str]:
     # Without -L a symlink shows as one; a node bind-mounted over a file shows as the node.
     return ["stat", *(["-L"] if follow else []), "-c", STAT_FORMAT, validate_path(path, "path")]

@@ -43,19 +43,26 @@ def parse_blkid_export(stdout: str) -> Signature:
 
 def parse_findmnt(stdout: str) -> Mount | None:
     """``findmnt --json --list`` output: the last (topmost) mount listed, or None for no rows."""
+    mounts = parse_findmnt_all(stdout)
+    return mounts[-1] if mounts else None
+
+
+def parse_findmnt_all(stdout: str) -> list[Mount]:
+    """``findmnt --json --list`` output: every mount listed, in order."""
     try:
-        rows = json.loads(stdout)["filesystems"]
-        if not rows:
-            return None
-        row = rows[-1]
-        major, minor = str(row["maj:min"]).split(":")
-        return Mount(
-            target=str(row["target"]),
-            source=str(row["source"]),
-            fs_type=str(row["fstype"]),
-            options=tuple(option for option in str(row["options"] or "").split(",") if option),
-            device=DeviceNumber(int(major), int(minor)),
-        )
+        mounts = []
+        for row in json.loads(stdout)["filesystems"]:
+            major, minor = str(row["maj:min"]).split(":")
+            mounts.append(
+                Mount(
+                    target=str(row["target"]),
+                    source=str(row["source"]),
+                    fs_type=str(row["fstype"]),
+                    options=tuple(option for option in str(row["options"] or "").split(",") if option),
+                    device=DeviceNumber(int(major), int(minor)),
+                )
+            )
+        return mounts
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         raise _malformed("findmnt", stdout) from None
 

@@ -33,6 +33,9 @@ class PluginConfig:
     kubelet_registration_path: str = ""
     # HOST:PORT of the HTTP /healthz that probes our own Identity service; "": off.
     health_address: str = ""
+    # The host's cgroup filesystem (a hostPath in the DaemonSet), where pods' IO limits are set.
+    cgroup_root: str = "/sys/fs/cgroup"
+    io_limits_resync_seconds: float = 10.0
     # Only VGs whose name matches one of these are ever used: never touch a VG not given to us.
     vg_patterns: tuple[str, ...] = DEFAULT_VG_PATTERNS
     # How long a controller call may wait on the node (cluster mode) before DEADLINE_EXCEEDED.

@@ -13,9 +13,11 @@ import argparse
 import contextlib
 import logging
 
+from localcsi.driver.pod_limits import PodIoLimits
 from localcsi.lifecycle import Lifecycle
 from localcsi.logs import fields
 from localcsi.plugin.config import DEFAULT_VG_PATTERNS, Mode, PluginConfig
+from localcsi.plugin.io_limits import IoLimitResync, pod_io_limits
 from localcsi.plugin.server import build_server
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ def config_from_args(args: argparse.Namespace) -> PluginConfig:
         health_address=args.health_address,
         vg_patterns=tuple(args.vg_patterns or DEFAULT_VG_PATTERNS),
         kubeconfig=args.kubeconfig,
+        cgroup_root=args.cgroup_root,
+        io_limits_resync_seconds=float(args.io_limits_resync_seconds),
     )
 
 
@@ -67,10 +71,17 @@ def _start_registration(config: PluginConfig, lifecycle: Lifecycle, running: con
     return rejections
 
 
+def _start_io_limit_resync(limits: PodIoLimits, config: PluginConfig, running: contextlib.ExitStack) -> None:
+    resync = IoLimitResync(limits, config.io_limits_resync_seconds)
+    resync.start()
+    running.callback(resync.stop)
+
+
 def serve(config: PluginConfig) -> int:
     rejections: list[str] = []
     with Lifecycle() as lifecycle, contextlib.ExitStack() as running:
-        server = build_server(config)
+        limits = pod_io_limits(config, events=True) if config.serves_node else None
+        server = build_server(config, io_limits=limits)
         server.start()
         running.callback(lambda: server.stop(grace=SHUTDOWN_GRACE_SECONDS).wait())
         log.info(
@@ -81,6 +92,8 @@ def serve(config: PluginConfig) -> int:
         )
         if config.health_address or config.metrics_address:
             _start_http(config, running)
+        if limits is not None:
+            _start_io_limit_resync(limits, config, running)
         if config.registers_with_kubelet:
             rejections = _start_registration(config, lifecycle, running)
         lifecycle.wait()

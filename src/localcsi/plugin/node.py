@@ -11,11 +11,13 @@ from localcsi.core.capabilities import AccessType, Capability
 from localcsi.core.errors import CoreError
 from localcsi.csi import csi_pb2, csi_pb2_grpc
 from localcsi.driver.node import ExpandRequest, NodeService, PublishRequest
+from localcsi.driver.pod_limits import PodIoLimits
 from localcsi.fs.adapter import Filesystems
 from localcsi.lvm.lvm import Lvm
 from localcsi.lvm.runner import SubprocessRunner
 from localcsi.plugin.config import PluginConfig
 from localcsi.plugin.errors import translate_errors
+from localcsi.plugin.io_limits import pod_io_limits
 
 Rpc = csi_pb2.NodeServiceCapability.RPC
 Usage = csi_pb2.VolumeUsage
@@ -65,6 +67,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                 target_path=request.target_path,
                 capability=capability_from_proto(request),
                 readonly=request.readonly,
+                volume_context=dict(request.volume_context),
             )
         )
         return csi_pb2.NodePublishVolumeResponse()
@@ -125,7 +128,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         )
 
 
-def build_node_servicer(config: PluginConfig) -> NodeServicer:
+def build_node_servicer(config: PluginConfig, io_limits: PodIoLimits | None = None) -> NodeServicer:
     """The Node service on real adapters; lvm2 and mount run in PID 1's namespaces with lvm_nsenter."""
     runner = SubprocessRunner(nsenter=config.lvm_nsenter)
     service = NodeService(
@@ -134,5 +137,6 @@ def build_node_servicer(config: PluginConfig) -> NodeServicer:
         Lvm(runner),
         max_volumes_per_node=config.max_volumes_per_node,
         vg_allowed=config.vg_allowed,
+        io_limits=io_limits or pod_io_limits(config, events=True),
     )
     return NodeServicer(service)

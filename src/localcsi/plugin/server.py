@@ -7,6 +7,7 @@ import os
 import stat
 from concurrent import futures
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -14,6 +15,9 @@ from localcsi.csi import services
 from localcsi.metrics.rpc import RpcMetricsInterceptor
 from localcsi.plugin.config import PluginConfig
 from localcsi.plugin.identity import IdentityServicer
+
+if TYPE_CHECKING:
+    from localcsi.driver.pod_limits import PodIoLimits
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,8 @@ def bind(server: grpc.Server, config: PluginConfig) -> None:
         path.chmod(OWNER_AND_GROUP)
 
 
-def build_server(config: PluginConfig) -> grpc.Server:
+def build_server(config: PluginConfig, *, io_limits: PodIoLimits | None = None) -> grpc.Server:
+    """``io_limits``: the pods' IO limits the Node service enforces (shared with the plugin's resync)."""
     # Every call is timed and counted by gRPC code (localcsi.metrics.rpc), whatever the servicer.
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="csi"),
@@ -84,6 +89,6 @@ def build_server(config: PluginConfig) -> grpc.Server:
     if config.serves_node:
         from localcsi.plugin.node import build_node_servicer  # noqa: PLC0415
 
-        services.add_node(build_node_servicer(config), server)
+        services.add_node(build_node_servicer(config, io_limits), server)
     bind(server, config)
     return server

@@ -57,6 +57,8 @@ class VMConfig:
     # the files disk: cached disks a guest writes to, such as containerd's image store.
     backed_disks: list[Path] = field(default_factory=list)
     boot_timeout: float = float(os.environ.get("LOCALCSI_BOOT_TIMEOUT", "240"))
+    # "v2", or "v1" for the legacy per-controller hierarchies; read at each boot, so a reboot can switch.
+    cgroup_version: str = "v2"
 
 
 class NodeVM:
@@ -184,7 +186,8 @@ class NodeVM:
         argv = ["qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
         argv += [*accel.qemu_args, "-m", str(self.config.memory_mib), "-smp", str(self.config.cpus)]
         argv += ["-kernel", str(self._image.kernel), "-initrd", str(self._image.initrd)]
-        argv += ["-append", KERNEL_ARGS, "-serial", f"file:{self.workdir / 'console.log'}"]
+        kernel_args = KERNEL_ARGS + (" localcsi.cgroup=v1" if self.config.cgroup_version == "v1" else "")
+        argv += ["-append", kernel_args, "-serial", f"file:{self.workdir / 'console.log'}"]
         disks = [(self.workdir / "root.qcow2", "qcow2")]
         disks += [(self.workdir / f"data{i}.raw", "raw") for i in range(len(self.config.disks_gib))]
         disks += [(self.workdir / f"backed{i}.qcow2", "qcow2") for i in range(len(self.config.backed_disks))]

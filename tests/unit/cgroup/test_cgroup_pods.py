@@ -2,7 +2,15 @@
 
 import pytest
 
-from localcsi.cgroup.pods import QOS_CLASSES, candidate_dirs, cgroupfs_name, is_pod_dir_name, pod_uid, systemd_name
+from localcsi.cgroup.pods import (
+    QOS_CLASSES,
+    candidate_dirs,
+    cgroupfs_name,
+    is_pod_dir_name,
+    is_pod_uid,
+    pod_uid,
+    systemd_name,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -118,3 +126,22 @@ def test_the_pods_own_directory_names(name: str) -> None:
 )
 def test_other_directory_names_are_not_the_pods(name: str) -> None:
     assert not is_pod_dir_name(name, UID)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/var/lib/kubelet/pods/0b6f3c1e-8f7a-4f4e-9f5e-2a6d1c3b4e5f/volumes/kubernetes.io~csi/../mount",
+        "/var/lib/kubelet/plugins/kubernetes.io/csi/volumeDevices/publish/../0b6f3c1e-8f7a-4f4e-9f5e-2a6d1c3b4e5f",
+        "var/lib/kubelet/pods/0b6f3c1e-8f7a-4f4e-9f5e-2a6d1c3b4e5f/volumes/kubernetes.io~csi/pv/mount",
+        "/x/../pods/0b6f3c1e-8f7a-4f4e-9f5e-2a6d1c3b4e5f/volumes/kubernetes.io~csi/pv/mount",
+    ],
+)
+def test_dot_components_and_relative_targets_name_no_pod(target: str) -> None:
+    assert pod_uid(target) is None
+
+
+def test_is_pod_uid_takes_only_a_uuid() -> None:
+    assert is_pod_uid("0b6f3c1e-8f7a-4f4e-9f5e-2a6d1c3b4e5f")
+    assert not is_pod_uid("../../etc")
+    assert not is_pod_uid("0b6f3c1e-8f7a-4f4e-9f5e-2a6d1c3b4e5f/..")

@@ -113,6 +113,9 @@ class FakeFilesystems:
         stack = self.mounts.get(mount_point)
         return stack[-1] if stack else None
 
+    def list_mounts(self) -> list[Mount]:
+        return [mount for stack in self.mounts.values() for mount in stack]
+
     def probe(self, device: str) -> Signature | None:
         return self.signatures.get(device)
 

@@ -1,0 +1,1 @@
+"""The cgroup adapter: pod cgroups and their IO limits."""

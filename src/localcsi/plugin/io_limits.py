@@ -1,0 +1,72 @@
+"""Pods' IO limits on real adapters: the cgroup filesystem, findmnt and lvs, and Events on the pod.
+
+``IoLimitResync`` re-applies every published volume's limits every ``--io-limits-resync-seconds``
+(see ``driver/pod_limits.py`` for why a resync is needed at all).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from localcsi.cgroup.throttle import Cgroups
+from localcsi.driver.pod_limits import PodIoLimits, PodRef, Reporter
+from localcsi.fs.adapter import Filesystems
+from localcsi.lvm.lvm import Lvm
+from localcsi.lvm.runner import SubprocessRunner
+from localcsi.plugin.config import PluginConfig
+
+log = logging.getLogger(__name__)
+
+EVENT_COMPONENT = "localcsi-plugin"
+
+
+def _event_reporter(node_id: str) -> Reporter | None:
+    """Events on the pod through the in-cluster API, when the plugin runs in a pod; else None."""
+    if not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    from localcsi.k8s.client import api_client  # noqa: PLC0415 - standalone runs need no kubernetes
+    from localcsi.k8s.events import EventRecorder  # noqa: PLC0415
+
+    recorder = EventRecorder(api_client(None), EVENT_COMPONENT, node_id)
+
+    def report(pod: PodRef, reason: str, message: str) -> None:
+        if pod.name and pod.namespace:
+            involved = {"apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid}}  # fmt: skip
+            recorder.record(involved, "Warning", reason, message)
+
+    return report
+
+
+def pod_io_limits(config: PluginConfig, *, events: bool = False) -> PodIoLimits:
+    runner = SubprocessRunner(nsenter=config.lvm_nsenter)
+    limits = PodIoLimits(Cgroups(config.cgroup_root), Filesystems(runner), Lvm(runner))
+    reporter = _event_reporter(config.node_id) if events else None
+    if reporter is not None:
+        limits.report = reporter
+    return limits
+
+
+class IoLimitResync:
+    def __init__(self, limits: PodIoLimits, interval: float) -> None:
+        self.limits = limits
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.run, name="io-limits-resync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.limits.resync()
+            except Exception:  # a failed pass is logged and retried on the next one; the loop must live on
+                log.exception("IO limits resync failed")
