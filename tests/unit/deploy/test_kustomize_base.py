@@ -85,4 +85,12 @@ def test_every_file_of_the_generated_folders_says_it_is_generated() -> None:
         for path in sorted((DEPLOY / folder).iterdir()):
             assert path.suffix == ".yaml" and path.read_text().startswith(GENERATE.HEADER), path
     hand_written = {path.relative_to(DEPLOY).parts[0] for path in DEPLOY.rglob("*.yaml")} - set(GENERATE.GENERATED_DIRS)
-    assert hand_written == {"helm", "scheduler", "kustomization.yaml"}
+    assert hand_written == {"helm", "scheduler", "kustomization.yaml", "prometheus"}
+    # deploy/prometheus: the rules, a generated copy of the chart's, and their promtool unit tests.
+    assert sorted(path.name for path in (DEPLOY / "prometheus").iterdir()) == [
+        "localcsi-rules.test.yaml",
+        "localcsi-rules.yaml",
+    ]
+    for source, copy in GENERATE.COPIES.items():
+        header = GENERATE.copy_header(source) if copy.endswith(".yaml") else ""
+        assert (DEPLOY / copy).read_text() == header + (DEPLOY / "helm" / "localcsi" / source).read_text(), copy

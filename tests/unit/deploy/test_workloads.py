@@ -147,7 +147,7 @@ def test_the_plugin_registers_itself_where_the_kubelet_looks(variant: str) -> No
     probe = plugin["livenessProbe"]["httpGet"]
     assert probe["path"] == "/healthz" and ports[probe["port"]] == health_port
     assert plugin["securityContext"] == {"privileged": True}
-    assert args.metrics_address == "", "the node plugin serves no metrics yet"
+    assert ports["metrics"] == int(args.metrics_address.rpartition(":")[2]) != health_port
     agent = cli.parse_args(containers["agent"]["args"])
     assert args.lvm_nsenter == agent.lvm_nsenter == spec["hostPID"]  # nsenter into PID 1 needs the host's PIDs
 

@@ -23,3 +23,13 @@ securityContext:
   readOnlyRootFilesystem: true
   capabilities: {drop: ["ALL"]}
 {{- end }}
+
+{{/* prometheus.io/* scrape annotations of a pod template (monitoring.podAnnotations): dict "root" $ "port" N */}}
+{{- define "localcsi.scrapeAnnotations" -}}
+{{- if .root.Values.monitoring.podAnnotations -}}
+annotations:
+  prometheus.io/scrape: "true"
+  prometheus.io/port: {{ .port | quote }}
+  prometheus.io/path: /metrics
+{{- end }}
+{{- end }}
