@@ -58,5 +58,5 @@ class KindEnvironment:
     def scheduler_has_extender(self) -> bool:
         return False  # kind's kube-scheduler keeps its own configuration: CSIStorageCapacity only
 
-    def reboot(self, name: str) -> None:
+    def reboot(self, name: str, cgroup_version: str | None = None) -> None:
         raise NotImplementedError("kind nodes are containers: a reboot is proven on the node VM only")

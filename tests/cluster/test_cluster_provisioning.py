@@ -177,6 +177,36 @@ def test_create_makes_a_logicalvolume_and_an_lv_and_delete_removes_both(
     assert name not in guest_lvs(node)
 
 
+def test_modify_volume_reaches_the_lv_tags_through_the_agent(
+    controller: Any, agent: GuestReconciler, lvs_api: CustomResources, node: NodeVM
+) -> None:
+    request = create_volume("pvc-limited", 64 * MIB, {"bps": "1Mi"})
+    request.mutable_parameters.update({"readIops": "40"})
+    volume = create(controller, request)
+    name = volume_lv_name("pvc-limited")
+    tags = guest_lvs(node)[name]["lv_tags"].split(",")
+    assert {"localcsi.io/bps=1048576", "localcsi.io/readIops=40"} <= set(tags)
+    modify = csi_pb2.ControllerModifyVolumeRequest(
+        volume_id=volume.volume_id, mutable_parameters={"readIops": "0", "writeBps": "2Mi"}
+    )
+    controller.ControllerModifyVolume(modify, timeout=60)
+    obj = lvs_api.get(name)
+    assert obj is not None
+    assert obj["spec"]["ioLimits"] == {"bps": "1048576", "readIops": "0", "writeBps": "2097152"}
+    tags = guest_lvs(node)[name]["lv_tags"].split(",")
+    limits = sorted(tag for tag in tags if tag.split("=")[0].rpartition("/")[2] in ("bps", "readIops", "writeBps"))
+    assert limits == ["localcsi.io/bps=1048576", "localcsi.io/readIops=0", "localcsi.io/writeBps=2097152"], (
+        "ControllerModifyVolume returned before the agent changed the LV's tags"
+    )
+    with pytest.raises(grpc.RpcError) as refused:
+        controller.ControllerModifyVolume(
+            csi_pb2.ControllerModifyVolumeRequest(volume_id=volume.volume_id, mutable_parameters={"vgName": "x"}),
+            timeout=30,
+        )
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id), timeout=60)
+
+
 def test_kill_9_of_the_agent_during_a_restore_converges_to_exactly_one_lv(
     controller: Any, agent: GuestReconciler, lvs_api: CustomResources, node: NodeVM
 ) -> None:

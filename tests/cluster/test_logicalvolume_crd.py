@@ -39,7 +39,7 @@ def valid(name: str | None = None, **spec: Any) -> Object:
     csi_name = name or f"pvc-{uuid.uuid4()}"
     plan = VolumePlan(make_ref("node-1", "localcsi-a", volume_lv_name(csi_name)), csi_name,
                       Placement("localcsi-a", GIB, LvmType.LINEAR), GIB, None, "ext4", "mount",
-                      {"bps": "1048576", "overprovisioning": "3/2"})  # fmt: skip
+                      {"bps": "1048576", "readIops": "0", "overprovisioning": "3/2"})  # fmt: skip
     body = res.volume_resource(plan)
     body["spec"] |= spec
     return body
@@ -60,11 +60,16 @@ INVALID: dict[str, tuple[Callable[[Object], None], str]] = {
     "thin without a pool": (lambda s: s.update(lvmType="thin"), "a thin volume needs thinPool"),
     "stripes on linear": (lambda s: s.update(stripes=2), "stripes and stripeSize are only for lvmType striping"),
     "one stripe": (lambda s: s.update(lvmType="striping", stripes=1), "spec.stripes"),
-    "unknown parameter": (lambda s: s.update(parameters={"foo": "1"}), "only bps, iops and overprovisioning"),
-    "quantity parameter": (lambda s: s.update(parameters={"bps": "1Mi"}), "spec.parameters.bps"),
-    "too many parameters": (
-        lambda s: s.update(parameters={"bps": "1", "iops": "2", "overprovisioning": "3", "x": "4"}),
-        "spec.parameters",
+    "unknown parameter": (lambda s: s.update(parameters={"foo": "1"}), "only overprovisioning is allowed"),
+    "a limit among parameters": (lambda s: s.update(parameters={"bps": "1"}), "only overprovisioning is allowed"),
+    "quantity parameter": (lambda s: s.update(parameters={"overprovisioning": "1.5"}), "spec.parameters"),
+    "unknown IO limit": (lambda s: s.update(ioLimits={"foo": "1"}), "only bps, iops, readBps, writeBps"),
+    "quantity IO limit": (lambda s: s.update(ioLimits={"bps": "1Mi"}), "spec.ioLimits.bps"),
+    "too many IO limits": (
+        lambda s: s.update(
+            ioLimits={k: "1" for k in ("bps", "iops", "readBps", "writeBps", "readIops", "writeIops", "x")}
+        ),
+        "spec.ioLimits",
     ),
     "bad VG name": (lambda s: s.update(vgName="-vg"), "must be an LVM VolumeGroup name"),
     "bad node name": (lambda s: s.update(nodeName="node 1"), "spec.nodeName"),
@@ -113,7 +118,7 @@ def test_a_volume_resource_is_stored_unchanged_and_the_name_must_match_the_kind(
         ({"nodeName": "node-2"}, "nodeName, vgName, kind and csiName are immutable"),
         ({"csiName": "other"}, "nodeName, vgName, kind and csiName are immutable"),
         ({"lvmType": "raid1"}, "lvmType and thinPool are immutable"),
-        ({"parameters": {"bps": "1"}}, "parameters are immutable"),
+        ({"parameters": {"overprovisioning": "2"}}, "parameters are immutable"),
         ({"fsType": "xfs"}, "fsType and accessType are immutable"),
         ({"requiredBytes": 1}, "requiredBytes is immutable"),
     ],
@@ -125,6 +130,8 @@ def test_the_spec_is_immutable_but_size_may_grow(controller: CustomResources, ch
         controller.patch(name, {"spec": change})
     grown = controller.patch(name, {"spec": {"size": 2 * GIB}})
     assert grown["spec"]["size"] == 2 * GIB and grown["metadata"]["generation"] == 2
+    limited = controller.patch(name, {"spec": {"ioLimits": {"bps": "0", "writeIops": "30"}}})
+    assert limited["spec"]["ioLimits"] == {"bps": "0", "readIops": "0", "writeIops": "30"}, "IO limits are mutable"
 
 
 def test_the_agent_writes_status_and_finalizers_but_creates_nothing(

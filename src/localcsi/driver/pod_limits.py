@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,6 +27,8 @@ from localcsi.fs.types import DeviceNumber, FilesystemOps, PathKind
 
 log = logging.getLogger(__name__)
 
+V1_CONTAINER_WATCH_SECONDS = 60.0
+V1_CONTAINER_WATCH_INTERVAL = 0.5
 POD_UID_KEY = "csi.storage.k8s.io/pod.uid"  # podInfoOnMount: the kubelet names the pod it publishes for
 POD_NAME_KEY = "csi.storage.k8s.io/pod.name"
 POD_NAMESPACE_KEY = "csi.storage.k8s.io/pod.namespace"
@@ -74,6 +77,8 @@ class PodIoLimits:
         self.report = report
         # Held by a resync pass and by an unpublish: a pass never re-applies a limit an unpublish lifts.
         self.lock = threading.Lock()
+        self._watched: set[tuple[str, int, int]] = set()  # (pod UID, major, minor) of v1 container watches
+        self._closed = threading.Event()
 
     def published(self, lv: LogicalVolume, target: str, volume_context: Mapping[str, str]) -> None:
         throttle = io_limits(lv.tags).throttle()
@@ -84,41 +89,71 @@ class PodIoLimits:
             log.warning("IO limits %s of %s/%s not applied: %s is not a kubelet pod path and names no pod",
                         throttle, lv.vg, lv.name, target)  # fmt: skip
             return
-        self._enforce(pod, lv, throttle, report=True)
+        cgroup = self._enforce(pod, lv, throttle, report=True)
+        if cgroup is not None and cgroup.version is CgroupVersion.V1:
+            self._watch_new_containers(cgroup, lv, throttle)
+
+    def _watch_new_containers(self, cgroup: PodCgroup, lv: LogicalVolume, throttle: Throttle) -> None:
+        """Under cgroup v1 the pod's containers get cgroups of their own after the publish, and the flat
+        v1 throttle does not reach them: re-apply often for a while, so that they start limited (the
+        resync covers containers started later)."""
+        assert lv.kernel_major is not None and lv.kernel_minor is not None
+        key = (cgroup.uid, lv.kernel_major, lv.kernel_minor)
+        self._watched.add(key)
+
+        def watch() -> None:
+            deadline = time.monotonic() + V1_CONTAINER_WATCH_SECONDS
+            while time.monotonic() < deadline and not self._closed.wait(V1_CONTAINER_WATCH_INTERVAL):
+                with self.lock:
+                    if key not in self._watched:
+                        return  # unpublished meanwhile: its limit was lifted
+                    try:
+                        self.cgroups.apply(cgroup, key[1], key[2], throttle)
+                    except CgroupError:
+                        return  # the pod is gone
+            self._watched.discard(key)
+
+        threading.Thread(target=watch, name=f"io-limits-{cgroup.uid[:8]}", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop the container watches (at shutdown)."""
+        self._closed.set()
 
     def unpublished(self, lv: LogicalVolume | None, target: str) -> None:
-        """Lift the volume's limit from the pod (when its cgroup still exists)."""
+        """Lift the volume's limit from the pod (when its cgroup still exists). Called with ``lock`` held."""
         uid = pod_uid(target)
         if lv is None or uid is None or lv.kernel_major is None or lv.kernel_minor is None:
             return
+        self._watched.discard((uid, lv.kernel_major, lv.kernel_minor))
         if io_limits(lv.tags).throttle().unlimited:
             return
         self._enforce(PodRef(uid), lv, Throttle(), report=False)
 
-    def _enforce(self, pod: PodRef, lv: LogicalVolume, throttle: Throttle, *, report: bool) -> bool:
-        """Make the pod's limit for the LV's device ``throttle``; False when that could not be done."""
+    def _enforce(self, pod: PodRef, lv: LogicalVolume, throttle: Throttle, *, report: bool) -> PodCgroup | None:
+        """Make the pod's limit for the LV's device ``throttle``; the pod's cgroup, or None when that
+        could not be done (or the pod is gone)."""
         if lv.kernel_major is None or lv.kernel_minor is None:
-            return False
+            return None
         who = f"pod {pod.namespace}/{pod.name}" if pod.name else f"pod {pod.uid}"
         try:
             cgroup = self.cgroups.find_pod(pod.uid)
             if cgroup is None:
                 if throttle.unlimited:
-                    return True  # the pod is gone, and its limits with it
+                    return None  # the pod is gone, and its limits with it
                 raise CgroupError(f"no cgroup of {who} was found under the cgroup root")
             # v2 limits sit on the pod's cgroup alone; under v1 containers started since need them too.
             current = self.cgroups.read(cgroup, lv.kernel_major, lv.kernel_minor)
             if current == throttle and (cgroup.version is CgroupVersion.V2 or throttle.unlimited):
-                return True
+                return cgroup
             self.cgroups.apply(cgroup, lv.kernel_major, lv.kernel_minor, throttle)
         except CgroupError as error:
             message = f"IO limits {throttle} of volume {lv.vg}/{lv.name} are not in force for {who}: {error}"
             log.warning("%s", message)
             if report:
                 self.report(pod, "IOLimitNotApplied", message)
-            return False
+            return None
         log.info("IO limits of %s/%s on %s (%s): %s", lv.vg, lv.name, who, cgroup.version, throttle)
-        return True
+        return cgroup
 
     def resync(self) -> int:
         """Re-apply the tags' limits to every pod with one of our volumes published; returns how many
@@ -146,6 +181,6 @@ class PodIoLimits:
             if lv is None or uid is None:
                 continue
             throttle = io_limits(lv.tags).throttle()
-            if self._enforce(PodRef(uid), lv, throttle, report=False) and not throttle.unlimited:
+            if self._enforce(PodRef(uid), lv, throttle, report=False) is not None and not throttle.unlimited:
                 limited += 1
         return limited

@@ -75,6 +75,7 @@ def _start_io_limit_resync(limits: PodIoLimits, config: PluginConfig, running: c
     resync = IoLimitResync(limits, config.io_limits_resync_seconds)
     resync.start()
     running.callback(resync.stop)
+    running.callback(limits.close)
 
 
 def serve(config: PluginConfig) -> int:

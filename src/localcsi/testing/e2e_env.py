@@ -68,8 +68,15 @@ class E2EEnvironment(Protocol):
     def scheduler_has_extender(self) -> bool:
         """Whether kube-scheduler asks localcsi's extender (else CSIStorageCapacity alone guides it)."""
 
-    def reboot(self, name: str) -> None:
-        """Power the node off and on again, and return once it is Ready."""
+    def reboot(self, name: str, cgroup_version: str | None = None) -> None:
+        """Power the node off and on again, and return once it is Ready; ``cgroup_version`` ("v1" or
+        "v2") boots it with that cgroup hierarchy from then on."""
+
+
+def cgroup_version(env: E2EEnvironment, name: str) -> str:
+    """The cgroup hierarchy a node runs: "v2" when /sys/fs/cgroup is cgroup2, else "v1"."""
+    mounted = env.node(name).run(["stat", "-f", "-c", "%T", "/sys/fs/cgroup"]).check().stdout.strip()
+    return "v2" if mounted == "cgroup2fs" else "v1"
 
 
 def ensure_thin_pool(env: E2EEnvironment) -> None:

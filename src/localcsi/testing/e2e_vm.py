@@ -75,8 +75,10 @@ class VMEnvironment:
     def scheduler_has_extender(self) -> bool:
         return True
 
-    def reboot(self, name: str) -> None:
-        assert self.kube_node is not None and name in self.node_names
+    def reboot(self, name: str, cgroup_version: str | None = None) -> None:
+        assert self.kube_node is not None and self.vm is not None and name in self.node_names
+        if cgroup_version is not None:
+            self.vm.config.cgroup_version = cgroup_version
         self.kube_node.reboot()
 
     # -- lifecycle -----------------------------------------------------------------------------

@@ -1,0 +1,157 @@
+"""Per-volume IO limits measured inside pods, on a cgroup v2 node and (rebooted) on a cgroup v1 node.
+
+One pod holds a filesystem volume (write bytes/s and read IOPS limited) and a block volume (read
+bytes/s and write IOPS limited) and measures all four with direct IO, round after round. While it
+runs, a VolumeAttributesClass raises the filesystem volume's write limit: its last rounds must follow
+the new limit. A pod on unlimited volumes of the same VG, measured the same way, must be at least 3x
+faster. Every rate is checked within ±10 % of its limit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from e2e_kube import BLOCK_DEVICE, DATA, Kube, namespace, unique
+from kubernetes import client
+
+from localcsi.testing.e2e_env import POOL_VG, E2EEnvironment, cgroup_version
+from localcsi.testing.waiting import wait_for
+
+MIB = 1024 * 1024
+TOLERANCE = 0.10
+FASTER = 3
+ROUNDS = 5
+SECONDS = 3.0
+FS_LIMITS = {"writeBps": "1Mi", "readIops": "40"}
+BLOCK_LIMITS = {"readBps": "1Mi", "writeIops": "40"}
+RAISED = {"writeBps": "2Mi"}
+VAC_GROUP, VAC_VERSION = "storage.k8s.io", "v1beta1"
+SPECS = {
+    "write-bps": f"{DATA}0/rate",
+    "read-iops": f"{DATA}0/rate",
+    "read-bps": BLOCK_DEVICE,
+    "write-iops": BLOCK_DEVICE,
+}
+EXPECTED = {"write-bps": MIB, "read-iops": 40, "read-bps": MIB, "write-iops": 40}
+
+
+@pytest.fixture(scope="module")
+def node(e2e_env: E2EEnvironment) -> Iterator[str]:
+    """The node the pods run on; booted back with cgroup v2 afterwards if a test switched it to v1."""
+    name = e2e_env.node_names[0]
+    yield name
+    if e2e_env.can_reboot and cgroup_version(e2e_env, name) != "v2":
+        e2e_env.reboot(name, "v2")
+
+
+def _classes(kube: Kube, suffix: str) -> dict[str, str]:
+    storage = client.StorageV1Api(kube.env.api)
+    names = {}
+    for kind, limits in (("fs", FS_LIMITS), ("block", BLOCK_LIMITS), ("free", {})):
+        name = f"io-{kind}-{suffix}"
+        storage.create_storage_class({
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": name},
+            "provisioner": "localcsi.io", "volumeBindingMode": "WaitForFirstConsumer",
+            "parameters": {"vgName": POOL_VG, **limits},
+        })  # fmt: skip
+        names[kind] = name
+    return names
+
+
+def _measuring_pod(kube: Kube, name: str, fs_claim: str, block_claim: str) -> None:
+    specs = [f"{kind}:{path}" for kind, path in SPECS.items()]
+    container: dict[str, Any] = {
+        "name": "workload",
+        "image": kube.workload_image(),
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", "-m", "localcsi.testing.workload", "measure", str(ROUNDS), str(SECONDS), *specs],
+        "volumeMounts": [{"name": "fs", "mountPath": f"{DATA}0"}],
+        "volumeDevices": [{"name": "block", "devicePath": BLOCK_DEVICE}],
+    }
+    kube.core.create_namespaced_pod(kube.namespace, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never", "terminationGracePeriodSeconds": 5, "containers": [container],
+            "volumes": [
+                {"name": "fs", "persistentVolumeClaim": {"claimName": fs_claim}},
+                {"name": "block", "persistentVolumeClaim": {"claimName": block_claim}},
+            ],
+        },
+    })  # fmt: skip
+
+
+def _rates(kube: Kube, name: str) -> dict[str, list[float]]:
+    pod = kube.wait_pod_phase(name, ("Succeeded",))
+    report = json.loads(kube.termination_message(pod))
+    kube.delete_pod(name)
+    return {spec.partition(":")[0]: rates for spec, rates in report.items()}
+
+
+def _raise_write_limit(kube: Kube, claim: str, suffix: str) -> None:
+    vac = f"io-raised-{suffix}"
+    body = {
+        "apiVersion": f"{VAC_GROUP}/{VAC_VERSION}", "kind": "VolumeAttributesClass", "metadata": {"name": vac},
+        "driverName": "localcsi.io", "parameters": RAISED,
+    }  # fmt: skip
+    client.CustomObjectsApi(kube.env.api).create_cluster_custom_object(
+        VAC_GROUP, VAC_VERSION, "volumeattributesclasses", body
+    )
+    kube.core.patch_namespaced_persistent_volume_claim(
+        claim, kube.namespace, {"spec": {"volumeAttributesClassName": vac}}
+    )
+
+    def modified() -> bool:
+        status = kube.core.read_namespaced_persistent_volume_claim(claim, kube.namespace).status
+        return getattr(status, "current_volume_attributes_class_name", None) == vac
+
+    wait_for(f"PVC {claim} modified to {vac}", modified, 120, 1.0, lambda: kube.events(claim))
+
+
+def _within(measured: float, limit: float) -> bool:
+    return abs(measured - limit) <= TOLERANCE * limit
+
+
+@pytest.mark.parametrize("version", ["v2", "v1"])
+def test_limits_hold_in_a_pod_follow_a_volume_attributes_class_and_spare_unlimited_pods(
+    e2e_env: E2EEnvironment, node: str, version: str
+) -> None:
+    if cgroup_version(e2e_env, node) != version:
+        if not e2e_env.can_reboot:
+            pytest.skip(f"this environment's node runs {cgroup_version(e2e_env, node)} and cannot be rebooted "
+                        f"into cgroup {version} (kind nodes are containers); the node VM proves it")  # fmt: skip
+        e2e_env.reboot(node, version)
+    assert cgroup_version(e2e_env, node) == version
+    with namespace(e2e_env, f"io-{version}") as kube:
+        classes = _classes(kube, kube.namespace)
+        try:
+            claims = {kind: unique(kind) for kind in ("fs", "block", "free-fs", "free-block")}
+            kube.pvc(claims["fs"], classes["fs"], "128Mi")
+            kube.pvc(claims["block"], classes["block"], "128Mi", block=True)
+            kube.pvc(claims["free-fs"], classes["free"], "128Mi")
+            kube.pvc(claims["free-block"], classes["free"], "128Mi", block=True)
+
+            limited = unique("limited")
+            _measuring_pod(kube, limited, claims["fs"], claims["block"])
+            kube.wait_pod_phase(limited, ("Running", "Succeeded"))
+            time.sleep(SECONDS)  # let the first round start under the class's limits
+            _raise_write_limit(kube, claims["fs"], kube.namespace)
+            rates = _rates(kube, limited)
+
+            free = unique("free")
+            _measuring_pod(kube, free, claims["free-fs"], claims["free-block"])
+            free_rates = _rates(kube, free)
+        finally:
+            for name in classes.values():
+                client.StorageV1Api(e2e_env.api).delete_storage_class(name)
+
+    report = f"cgroup {version}: limited {rates}, unlimited {free_rates}"
+    for kind, limit in EXPECTED.items():
+        assert _within(rates[kind][0], limit), f"{kind} first round off its limit {limit}; {report}"
+        assert max(free_rates[kind]) >= FASTER * limit, f"{kind} unlimited is not {FASTER}x {limit}; {report}"
+    assert _within(rates["write-bps"][-1], 2 * MIB), f"write-bps did not follow the class to 2 MiB/s; {report}"
+    for kind in ("read-iops", "read-bps", "write-iops"):
+        assert _within(rates[kind][-1], EXPECTED[kind]), f"{kind} changed with another volume's class; {report}"
