@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import grpc
 
 from localcsi.csi import services
-from localcsi.metrics.rpc import RpcMetricsInterceptor
 from localcsi.plugin.config import PluginConfig
 from localcsi.plugin.identity import IdentityServicer
+from localcsi.plugin.rpc_metrics import RpcMetricsInterceptor
 
 if TYPE_CHECKING:
     from localcsi.driver.pod_limits import PodIoLimits
@@ -76,7 +76,7 @@ def bind(server: grpc.Server, config: PluginConfig) -> None:
 
 def build_server(config: PluginConfig, *, io_limits: PodIoLimits | None = None) -> grpc.Server:
     """``io_limits``: the pods' IO limits the Node service enforces (shared with the plugin's resync)."""
-    # Every call is timed and counted by gRPC code (localcsi.metrics.rpc), whatever the servicer.
+    # Every call is timed and counted by gRPC code (localcsi.plugin.rpc_metrics), whatever the servicer.
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="csi"),
         interceptors=[RpcMetricsInterceptor()],

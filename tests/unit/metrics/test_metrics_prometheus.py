@@ -23,8 +23,8 @@ from localcsi.metrics.agent import AgentCollector
 from localcsi.metrics.commands import CommandMetrics, Outcome
 from localcsi.metrics.controller import ControllerMetrics
 from localcsi.metrics.http import ObservabilityServer
-from localcsi.metrics.rpc import RpcMetrics
 from localcsi.metrics.volumes import PhaseCollector, VolumeMetrics
+from localcsi.plugin.rpc_metrics import RpcMetrics
 from localcsi.testing.install import project_root
 from localcsi.testing.prometheus import RULES, Prometheus, dashboard_queries, is_external
 from localcsi.testing.synthetic_storage import SPEC, THICK_VG, THIN_POOL, THIN_VG, synthetic_inventory

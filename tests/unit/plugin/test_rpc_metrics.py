@@ -12,10 +12,10 @@ from prometheus_client import CollectorRegistry
 
 from localcsi.core.errors import NotFound
 from localcsi.csi import csi_pb2, csi_pb2_grpc, services
-from localcsi.metrics.rpc import RpcMetrics, RpcMetricsInterceptor, split_method
 from localcsi.plugin.config import PluginConfig
 from localcsi.plugin.errors import translate_errors
 from localcsi.plugin.identity import IdentityServicer
+from localcsi.plugin.rpc_metrics import RpcMetrics, RpcMetricsInterceptor, split_method
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Scrape time of the agent's and the plugin's /metrics with many volumes, over their real HTTP server.
+
+    python benchmarks/bench_metrics.py [--volumes 1000] [--scrapes 200]
+
+The agent: a synthetic node (localcsi.testing.synthetic_storage) with VOLUMES volumes, half linear with a
+thick snapshot every tenth, half thin in one pool, recorded as one cycle would record it; its /metrics then
+has a series per volume (localcsi_volume_abnormal) besides those per VG and pool. The plugin: the CSI calls
+and commands of creating, staging and publishing VOLUMES volumes counted by the real interceptor and
+runner metrics (its label sets are bounded by CSI methods and programs, not by volumes). Each scrape is a
+GET over a kept-alive connection, timed from sending to having the whole body. Prints p50, p99 and max
+per component, and the time of recording one agent cycle. The goal (issue 15): under 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import statistics
+import time
+
+import grpc
+from prometheus_client import CollectorRegistry
+
+from localcsi.core.nodestorage import parse_spec
+from localcsi.metrics.agent import AgentCollector
+from localcsi.metrics.commands import CommandMetrics, Outcome
+from localcsi.metrics.http import ObservabilityServer
+from localcsi.metrics.volumes import PhaseCollector, VolumeMetrics
+from localcsi.plugin.rpc_metrics import RpcMetrics
+from localcsi.testing.synthetic_storage import SPEC, synthetic_inventory
+
+GOAL_MS = 50.0
+WARMUP = 10
+
+
+def agent_registry(volumes: int) -> tuple[CollectorRegistry, float]:
+    """The agent's registry after one cycle, and how long recording that cycle took (seconds)."""
+    registry = CollectorRegistry()
+    collector = AgentCollector("node-1", 60, registry=registry)
+    inventory = synthetic_inventory(volumes)
+    spec = parse_spec(SPEC)
+    started = time.perf_counter()
+    collector.record(inventory, spec, seconds=0.5, commands=3, lvm_commands=1, orphans=0)
+    recorded = time.perf_counter() - started
+    resources = {
+        f"lv-{i}": {"metadata": {"creationTimestamp": "2024-01-01T00:00:00Z"}, "spec": {"kind": "Volume"},
+                    "status": {"phase": "Ready"}}
+        for i in range(volumes)
+    }  # fmt: skip
+    registry.register(PhaseCollector("node-1", lambda: resources))
+    VolumeMetrics(registry)
+    return registry, recorded
+
+
+def plugin_registry(volumes: int) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    rpc, commands = RpcMetrics(registry), CommandMetrics(registry)
+    for index in range(volumes):
+        for service, method in (("Controller", "CreateVolume"), ("Node", "NodeStageVolume"),
+                                ("Node", "NodePublishVolume"), ("Node", "NodeGetVolumeStats")):  # fmt: skip
+            rpc.observe(service, method, grpc.StatusCode.OK, 0.01 * (index % 50))
+        for program in ("lvcreate", "lvs", "blkid", "mkfs.ext4", "mount"):
+            commands.observe([program], 0.05, Outcome.OK)
+    rpc.observe("Controller", "CreateVolume", grpc.StatusCode.RESOURCE_EXHAUSTED, 0.01)
+    commands.observe(["lvcreate"], 0.1, Outcome.EXIT)
+    return registry
+
+
+def scrape_times(registry: CollectorRegistry, scrapes: int) -> tuple[list[float], int]:
+    """Seconds of each scrape, and the size of the body."""
+    server = ObservabilityServer("127.0.0.1:0", registry=registry)
+    server.start()
+    times: list[float] = []
+    size = 0
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        for index in range(WARMUP + scrapes):
+            started = time.perf_counter()
+            conn.request("GET", "/metrics")
+            response = conn.getresponse()
+            body = response.read()
+            elapsed = time.perf_counter() - started
+            assert response.status == 200, response.status
+            size = len(body)
+            if index >= WARMUP:
+                times.append(elapsed)
+        conn.close()
+    finally:
+        server.stop()
+    return times, size
+
+
+def report(name: str, times: list[float], size: int) -> bool:
+    ordered = sorted(times)
+    p50 = statistics.median(ordered) * 1000
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    worst = ordered[-1] * 1000
+    print(f"{name:>7}: p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  max {worst:6.2f} ms  ({size / 1024:.0f} KiB)")
+    return p99 < GOAL_MS
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0] if __doc__ else None)
+    parser.add_argument("--volumes", type=int, default=1000)
+    parser.add_argument("--scrapes", type=int, default=200)
+    args = parser.parse_args()
+    agent, recorded = agent_registry(args.volumes)
+    print(f"{args.volumes} volumes; one agent cycle recorded in {recorded * 1000:.1f} ms")
+    met = report("agent", *scrape_times(agent, args.scrapes))
+    met &= report("plugin", *scrape_times(plugin_registry(args.volumes), args.scrapes))
+    print(f"goal: p99 under {GOAL_MS:.0f} ms: {'met' if met else 'NOT met'}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
