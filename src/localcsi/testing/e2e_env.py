@@ -34,6 +34,8 @@ def helm_values(device: str) -> dict[str, Any]:
     (deploy/scheduler's layout), not as the chart's Deployment."""
     return {
         "extender": {"enabled": False},
+        # The control plane enables the VolumeAttributesClass beta API: IO limits change through classes.
+        "csiController": {"volumeAttributesClass": True},
         "initConfig": {
             "enabled": True,
             "nodesConfig": [{"selector": {}, "resourceToBeInited": {"vgs": [{"name": POOL_VG, "devices": [device]}]}}],
