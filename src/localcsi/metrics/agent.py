@@ -60,7 +60,8 @@ _FAMILIES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "localcsi_mountpoint_available_bytes": ("Space left on that mount point.", ("mountpoint",)),
 }
 _CYCLE_FAMILIES: Final[dict[str, str]] = {
-    "localcsi_agent_last_cycle_timestamp_seconds": "Unix time the last cycle that discovered storage finished.",
+    "localcsi_agent_last_cycle_timestamp_seconds": "Unix time the last cycle that discovered storage finished "
+    "(the agent's start until one did).",
     "localcsi_agent_resync_seconds": "The agent's --resync-seconds: a cycle is due at least this often.",
     "localcsi_agent_cycle_commands": "Commands the last cycle ran (discovery is 3 however many LVs).",
     "localcsi_agent_cycle_lvm_commands": "lvm2 commands the last cycle ran.",
@@ -142,7 +143,12 @@ class AgentCollector(Collector):
         self._monotonic = monotonic
         self._started = monotonic()
         self._last_discovered: float | None = None  # monotonic time of the last cycle that discovered
-        self._snapshot = _Snapshot(cycle={"localcsi_agent_resync_seconds": resync_seconds})
+        # The start counts as the last discovery until one happens: an agent that never discovers alerts too.
+        started = {
+            "localcsi_agent_last_cycle_timestamp_seconds": clock(),
+            "localcsi_agent_resync_seconds": resync_seconds,
+        }
+        self._snapshot = _Snapshot(cycle=started)
         self.cycles = Counter(
             "localcsi_agent_cycles", "Agent cycles by result: ok, discovery_failed, error.", ["node", "result"],
             registry=registry,

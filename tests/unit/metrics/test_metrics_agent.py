@@ -117,6 +117,9 @@ def test_a_failed_discovery_keeps_the_last_rows_and_the_timestamp() -> None:
 def test_no_resource_yet_reports_no_storage() -> None:
     registry = CollectorRegistry()
     metrics = collector(registry)
+    # Until a cycle discovers storage, the start stands for the last discovery (for the not-reporting alert).
+    assert value(registry, "localcsi_agent_last_cycle_timestamp_seconds") == 1.7e9 + 1000
+    assert value(registry, "localcsi_vg_size_bytes", vg=THICK_VG) is None
     metrics.record(synthetic_inventory(4), None, seconds=0.1, commands=3, lvm_commands=1, orphans=0)
     assert value(registry, "localcsi_vg_size_bytes", vg=THICK_VG) is None
     assert value(registry, "localcsi_agent_last_cycle_timestamp_seconds") is not None
