@@ -24,7 +24,7 @@ from localcsi.testing.waiting import wait_for
 MIB = 1024 * 1024
 TOLERANCE = 0.10
 FASTER = 3
-ROUNDS = 5
+ROUNDS = 6
 SECONDS = 3.0
 FS_LIMITS = {"writeBps": "1Mi", "readIops": "40"}
 BLOCK_LIMITS = {"readBps": "1Mi", "writeIops": "40"}

@@ -5,6 +5,11 @@ throttling is flat: a limit binds only the processes of the cgroup it is written
 children (the kernel keeps v1's "flat" behaviour off the default hierarchy). The containers run in
 child cgroups that appear only after NodePublishVolume, so under v1 every cgroup of the pod gets the
 limit, and ``apply`` is repeated by the plugin's resync for containers started later.
+
+A rule is written only when it changes. Every write restarts the kernel's throttle slice and, on
+6.1 kernels, adds a "carryover" of what the old rate allowed minus what was sent, in unsigned
+arithmetic: rewriting an unchanged v1 rule every 0.5 s let a 1 MiB/s volume write at 9 MiB/s in
+the e2e tier.
 """
 
 from __future__ import annotations
@@ -109,18 +114,24 @@ class Cgroups:
             _write(pod.path / "io.max", f"{device} {values}")
             return
         for directory in self._v1_dirs(pod.path):
+            current = self._read_v1(directory, device)
             for field, name in V1_FILES.items():
-                _write(directory / name, f"{device} {getattr(throttle, field) or 0}")
+                wanted = getattr(throttle, field)
+                if getattr(current, field) != wanted:  # an unchanged rule is never rewritten (see above)
+                    _write(directory / name, f"{device} {wanted or 0}")
 
     def read(self, pod: PodCgroup, major: int, minor: int) -> Throttle:
         """The limits in force for the device in the pod's own cgroup."""
         device = _device(major, minor)
         if pod.version is CgroupVersion.V2:
             return self._read_v2(pod.path / "io.max", device)
+        return self._read_v1(pod.path, device)
+
+    def _read_v1(self, directory: Path, device: str) -> Throttle:
         found: dict[str, int | None] = {}
         for field, name in V1_FILES.items():
             found[field] = None
-            for line in _lines(pod.path / name):
+            for line in _lines(directory / name):
                 parts = line.split()
                 if len(parts) == 2 and parts[0] == device and parts[1].isdigit():
                     found[field] = int(parts[1]) or None

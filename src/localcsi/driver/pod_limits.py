@@ -47,6 +47,14 @@ class ListLvs(Protocol):
 
 
 @dataclass(frozen=True)
+class InForce:
+    """What the last resync found: pod volumes published on this node, and each limited volume's limits."""
+
+    published: int = 0
+    limits: tuple[tuple[str, str, Throttle], ...] = ()  # (vg, lv, throttle) of each limited volume
+
+
+@dataclass(frozen=True)
 class PodRef:
     uid: str
     name: str = ""
@@ -77,8 +85,10 @@ class PodIoLimits:
         self.report = report
         # Held by a resync pass and by an unpublish: a pass never re-applies a limit an unpublish lifts.
         self.lock = threading.Lock()
-        self._watched: set[tuple[str, int, int]] = set()  # (pod UID, major, minor) of v1 container watches
+        # (pod UID, major, minor) of each v1 container watch -> the limit it applies
+        self._watched: dict[tuple[str, int, int], Throttle] = {}
         self._closed = threading.Event()
+        self.in_force = InForce()
 
     def published(self, lv: LogicalVolume, target: str, volume_context: Mapping[str, str]) -> None:
         throttle = io_limits(lv.tags).throttle()
@@ -99,19 +109,21 @@ class PodIoLimits:
         resync covers containers started later)."""
         assert lv.kernel_major is not None and lv.kernel_minor is not None
         key = (cgroup.uid, lv.kernel_major, lv.kernel_minor)
-        self._watched.add(key)
+        self._watched[key] = throttle
 
         def watch() -> None:
             deadline = time.monotonic() + V1_CONTAINER_WATCH_SECONDS
             while time.monotonic() < deadline and not self._closed.wait(V1_CONTAINER_WATCH_INTERVAL):
                 with self.lock:
-                    if key not in self._watched:
+                    latest = self._watched.get(key)  # a resync may have applied a modified limit since
+                    if latest is None:
                         return  # unpublished meanwhile: its limit was lifted
                     try:
-                        self.cgroups.apply(cgroup, key[1], key[2], throttle)
+                        self.cgroups.apply(cgroup, key[1], key[2], latest)
                     except CgroupError:
                         return  # the pod is gone
-            self._watched.discard(key)
+            with self.lock:
+                self._watched.pop(key, None)
 
         threading.Thread(target=watch, name=f"io-limits-{cgroup.uid[:8]}", daemon=True).start()
 
@@ -124,7 +136,7 @@ class PodIoLimits:
         uid = pod_uid(target)
         if lv is None or uid is None or lv.kernel_major is None or lv.kernel_minor is None:
             return
-        self._watched.discard((uid, lv.kernel_major, lv.kernel_minor))
+        self._watched.pop((uid, lv.kernel_major, lv.kernel_minor), None)
         if io_limits(lv.tags).throttle().unlimited:
             return
         self._enforce(PodRef(uid), lv, Throttle(), report=False)
@@ -146,6 +158,9 @@ class PodIoLimits:
             if current == throttle and (cgroup.version is CgroupVersion.V2 or throttle.unlimited):
                 return cgroup
             self.cgroups.apply(cgroup, lv.kernel_major, lv.kernel_minor, throttle)
+            key = (pod.uid, lv.kernel_major, lv.kernel_minor)
+            if key in self._watched:
+                self._watched[key] = throttle
         except CgroupError as error:
             message = f"IO limits {throttle} of volume {lv.vg}/{lv.name} are not in force for {who}: {error}"
             log.warning("%s", message)
@@ -164,6 +179,7 @@ class PodIoLimits:
     def _resync(self) -> int:
         targets = [mount for mount in self.fs.list_mounts() if pod_uid(mount.target) is not None]
         if not targets:
+            self.in_force = InForce()
             return 0
         by_device = {
             DeviceNumber(lv.kernel_major, lv.kernel_minor): lv
@@ -171,6 +187,8 @@ class PodIoLimits:
             if lv.kernel_major is not None and lv.kernel_minor is not None
         }
         limited = 0
+        published = 0
+        in_force: dict[tuple[str, str], Throttle] = {}
         for mount in targets:
             device: DeviceNumber | None = mount.device
             if device not in by_device:  # a block volume: a device node bind-mounted on a file
@@ -180,7 +198,10 @@ class PodIoLimits:
             uid = pod_uid(mount.target)
             if lv is None or uid is None:
                 continue
+            published += 1
             throttle = io_limits(lv.tags).throttle()
             if self._enforce(PodRef(uid), lv, throttle, report=False) is not None and not throttle.unlimited:
                 limited += 1
+                in_force[(lv.vg, lv.name)] = throttle
+        self.in_force = InForce(published, tuple((vg, lv, throttle) for (vg, lv), throttle in sorted(in_force.items())))
         return limited

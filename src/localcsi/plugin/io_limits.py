@@ -10,11 +10,14 @@ import logging
 import os
 import threading
 
+from prometheus_client import REGISTRY, CollectorRegistry
+
 from localcsi.cgroup.throttle import Cgroups
 from localcsi.driver.pod_limits import PodIoLimits, PodRef, Reporter
 from localcsi.fs.adapter import Filesystems
 from localcsi.lvm.lvm import Lvm
 from localcsi.lvm.runner import SubprocessRunner
+from localcsi.metrics.io_limits import IoLimitCollector
 from localcsi.plugin.config import PluginConfig
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,24 @@ def pod_io_limits(config: PluginConfig, *, events: bool = False) -> PodIoLimits:
     if reporter is not None:
         limits.report = reporter
     return limits
+
+
+def register_io_limit_metrics(pod_limits: PodIoLimits, registry: CollectorRegistry = REGISTRY) -> None:
+    """/metrics: the volumes published and the limits in force, as the last resync found them."""
+
+    def limits() -> list[tuple[str, str, dict[tuple[str, str], int]]]:
+        found = []
+        for vg, lv, throttle in pod_limits.in_force.limits:
+            values = {
+                ("read", "bytes"): throttle.read_bps,
+                ("write", "bytes"): throttle.write_bps,
+                ("read", "ops"): throttle.read_iops,
+                ("write", "ops"): throttle.write_iops,
+            }
+            found.append((vg, lv, {key: value for key, value in values.items() if value is not None}))
+        return found
+
+    registry.register(IoLimitCollector(lambda: pod_limits.in_force.published, limits))
 
 
 class IoLimitResync:

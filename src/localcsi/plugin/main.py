@@ -17,7 +17,7 @@ from localcsi.driver.pod_limits import PodIoLimits
 from localcsi.lifecycle import Lifecycle
 from localcsi.logs import fields
 from localcsi.plugin.config import DEFAULT_VG_PATTERNS, Mode, PluginConfig
-from localcsi.plugin.io_limits import IoLimitResync, pod_io_limits
+from localcsi.plugin.io_limits import IoLimitResync, pod_io_limits, register_io_limit_metrics
 from localcsi.plugin.server import build_server
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ def _start_registration(config: PluginConfig, lifecycle: Lifecycle, running: con
 
 
 def _start_io_limit_resync(limits: PodIoLimits, config: PluginConfig, running: contextlib.ExitStack) -> None:
+    if config.metrics_address:
+        register_io_limit_metrics(limits)
     resync = IoLimitResync(limits, config.io_limits_resync_seconds)
     resync.start()
     running.callback(resync.stop)

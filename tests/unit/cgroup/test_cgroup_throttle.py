@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from localcsi.cgroup import throttle as throttle_module
 from localcsi.cgroup.throttle import V1_FILES, CgroupError, Cgroups, CgroupVersion, PodCgroup
 from localcsi.core.iolimits import Throttle
 
@@ -274,10 +275,10 @@ def v1_pod(tmp_path: Path, containers: tuple[str, ...] = ("ctr-a", "ctr-b")) -> 
 def test_v1_apply_writes_the_pod_and_every_container(tmp_path: Path) -> None:
     cgroups, pod = v1_pod(tmp_path)
     cgroups.apply(pod, 253, 4, Throttle(read_bps=MIB, write_iops=100))
-    expected = {
+    expected = {  # a direction with no rule and no limit wanted is left alone
         "blkio.throttle.read_bps_device": f"253:4 {MIB}\n",
-        "blkio.throttle.write_bps_device": "253:4 0\n",
-        "blkio.throttle.read_iops_device": "253:4 0\n",
+        "blkio.throttle.write_bps_device": "",
+        "blkio.throttle.read_iops_device": "",
         "blkio.throttle.write_iops_device": "253:4 100\n",
     }
     for directory in (pod.path, pod.path / "ctr-a", pod.path / "ctr-b"):
@@ -287,12 +288,15 @@ def test_v1_apply_writes_the_pod_and_every_container(tmp_path: Path) -> None:
 def test_v1_apply_reaches_nested_cgroups(tmp_path: Path) -> None:
     cgroups, pod = v1_pod(tmp_path, containers=())
     nested = make_dir(pod.path, "ctr-a/inner")
+    v1_files(pod.path / "ctr-a")
+    v1_files(nested)
     cgroups.apply(pod, 253, 4, Throttle(write_bps=MIB))
     assert (nested / "blkio.throttle.write_bps_device").read_text() == f"253:4 {MIB}\n"
 
 
 def test_v1_lifting_writes_zero_everywhere(tmp_path: Path) -> None:
     cgroups, pod = v1_pod(tmp_path)
+    cgroups.apply(pod, 253, 4, Throttle(read_bps=1, write_bps=2, read_iops=3, write_iops=4))
     cgroups.apply(pod, 253, 4, Throttle())
     for directory in (pod.path, pod.path / "ctr-a"):
         assert {(directory / name).read_text() for name in V1_FILES.values()} == {"253:4 0\n"}
@@ -332,5 +336,19 @@ def test_v1_an_unwritable_file_is_a_cgroup_error(tmp_path: Path) -> None:
     target = pod.path / "ctr-b" / "blkio.throttle.write_iops_device"
     target.unlink()
     target.mkdir()
-    with pytest.raises(CgroupError, match=r"'253:4 100'.*write_iops_device"):
+    with pytest.raises(CgroupError, match=r"write_iops_device failed"):
         cgroups.apply(pod, 253, 4, Throttle(write_iops=100))
+
+
+def test_v1_an_unchanged_rule_is_never_rewritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each write restarts the kernel's throttle slice (and adds a carryover): a resync must not write."""
+    cgroups, pod = v1_pod(tmp_path)
+    cgroups.apply(pod, 253, 4, Throttle(write_bps=MIB))
+    writes: list[tuple[str, str]] = []
+    monkeypatch.setattr(throttle_module, "_write", lambda path, line: writes.append((path.name, line)))
+    cgroups.apply(pod, 253, 4, Throttle(write_bps=MIB))
+    assert writes == []
+    make_dir(pod.path, "ctr-new")
+    v1_files(pod.path / "ctr-new")
+    cgroups.apply(pod, 253, 4, Throttle(write_bps=2 * MIB))
+    assert sorted(writes) == [("blkio.throttle.write_bps_device", f"253:4 {2 * MIB}")] * 4

@@ -1,5 +1,7 @@
 """Pods' IO limits: set at publish, lifted at unpublish, re-applied from the LV tags by the resync."""
 
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from localcsi.cgroup.throttle import CgroupError, CgroupVersion, PodCgroup
 from localcsi.core.iolimits import Throttle
 from localcsi.core.model import LogicalVolume
 from localcsi.core.tags import OWNER_TAG
+from localcsi.driver import pod_limits
 from localcsi.driver.pod_limits import POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, PodIoLimits, PodRef, pod_of
 from localcsi.fs.types import DeviceNumber, Mount, PathInfo, PathKind
 
@@ -245,6 +248,11 @@ def test_resync_gives_each_pod_volume_its_own_limit() -> None:
         (UID, 253, 4, Throttle(read_iops=10, write_iops=10)),
         (OTHER_UID, 253, 3, Throttle(read_bps=MIB, write_bps=MIB)),
     ]
+    assert setup.limits.in_force.published == 3
+    assert [(volume, throttle) for _vg, volume, throttle in setup.limits.in_force.limits] == [
+        ("csi-a", Throttle(read_bps=MIB, write_bps=MIB)),
+        ("csi-b", Throttle(read_iops=10, write_iops=10)),
+    ], "one entry per volume, however many pods use it"
 
 
 def test_resync_skips_unchanged_v2_limits_and_reapplies_changed_tags() -> None:
@@ -285,6 +293,7 @@ def test_resync_counts_only_limits_in_force() -> None:
     assert setup.limits.resync() == 0
     assert setup.cgroups.applied == []
     assert setup.reports.calls == []  # the resync logs; Events are the publish's
+    assert setup.limits.in_force.published == 2 and setup.limits.in_force.limits == ()
 
 
 def test_resync_ignores_mounts_outside_kubelet_pod_paths() -> None:
@@ -318,3 +327,42 @@ def test_resync_skips_inactive_lvs_and_untagged_ones() -> None:
     setup.fs.mounts[fs_target(UID, "a")] = [Mount(fs_target(UID, "a"), "x", "ext4", (), DeviceNumber(253, 5))]
     assert setup.limits.resync() == 0
     assert setup.cgroups.applied == []
+
+
+# -- the v1 container watch -----------------------------------------------------------------------
+
+
+def _wait(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10  # a bound for a hung thread, not a timing assertion
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_v1_publish_keeps_applying_the_latest_limit_until_unpublished(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pod_limits, "V1_CONTAINER_WATCH_INTERVAL", 0.01)
+    setup = Setup(LIMITED, version=CgroupVersion.V1)
+    setup.limits.published(LIMITED, fs_target(), CONTEXT)
+    _wait(lambda: len(setup.cgroups.applied) >= 3, "the watch re-applies for containers made after the publish")
+    assert set(setup.cgroups.applied) == {(UID, 253, 3, Throttle(read_bps=MIB, write_bps=MIB))}
+    raised = replace(LIMITED, tags=(OWNER_TAG, f"{OWNER_TAG}/bps=2097152"))
+    setup.lvm.lvs = [raised]
+    setup.mount_fs(raised, fs_target())
+    setup.limits.resync()  # ControllerModifyVolume's new tags
+    seen = len(setup.cgroups.applied)
+    _wait(lambda: len(setup.cgroups.applied) >= seen + 2, "the watch goes on")
+    assert setup.cgroups.applied[-1] == (UID, 253, 3, Throttle(read_bps=2 * MIB, write_bps=2 * MIB)), (
+        "the watch must apply the modified limit, not the one of the publish"
+    )
+    with setup.limits.lock:
+        setup.limits.unpublished(raised, fs_target())
+    lifted = len(setup.cgroups.applied)
+    time.sleep(0.1)
+    assert setup.cgroups.applied[lifted - 1 :] == [(UID, 253, 3, Throttle())], "nothing re-applied after the lift"
+    setup.limits.close()
+
+
+def test_v2_publish_starts_no_watch() -> None:
+    setup = Setup(LIMITED)
+    setup.limits.published(LIMITED, fs_target(), CONTEXT)
+    assert setup.limits._watched == {}

@@ -77,3 +77,23 @@ def test_stop_before_start_is_harmless_and_the_loop_then_never_runs() -> None:
     resync._thread.join(WAIT)
     assert not resync._thread.is_alive()
     assert limits.passes == 0
+
+
+def test_metrics_report_the_last_resyncs_volumes_and_limits() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from localcsi.core.iolimits import Throttle
+    from localcsi.driver.pod_limits import InForce
+    from localcsi.plugin.io_limits import register_io_limit_metrics
+
+    limits = CountingLimits()
+    limits.in_force = InForce(3, (("localcsi-a", "csi-x", Throttle(write_bps=1048576, read_iops=40)),))
+    registry = CollectorRegistry()
+    register_io_limit_metrics(limits, registry)
+    text = generate_latest(registry).decode()
+    assert "localcsi_published_volumes 3.0" in text
+    assert 'localcsi_volume_io_limit{direction="write",lv="csi-x",unit="bytes",vg="localcsi-a"} 1.048576e+06' in text
+    assert 'localcsi_volume_io_limit{direction="read",lv="csi-x",unit="ops",vg="localcsi-a"} 40.0' in text
+    assert 'direction="read",lv="csi-x",unit="bytes"' not in text, "no series for a direction without a limit"
+    limits.in_force = InForce()
+    assert "localcsi_volume_io_limit{" not in generate_latest(registry).decode(), "a scrape reads the latest pass"
