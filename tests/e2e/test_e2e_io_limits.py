@@ -108,7 +108,22 @@ def _raise_write_limit(kube: Kube, claim: str, suffix: str) -> None:
         status = kube.core.read_namespaced_persistent_volume_claim(claim, kube.namespace).status
         return getattr(status, "current_volume_attributes_class_name", None) == vac
 
-    wait_for(f"PVC {claim} modified to {vac}", modified, 120, 1.0, lambda: kube.events(claim))
+    def context() -> str:
+        raw = kube.core.read_namespaced_persistent_volume_claim(claim, kube.namespace, _preload_content=False)
+        status = json.loads(raw.data).get("status")
+        return f"{kube.events(claim)}\nPVC status: {status}\nresizer:\n{_sidecar_log(kube, 'csi-resizer')}"
+
+    wait_for(f"PVC {claim} modified to {vac}", modified, 120, 1.0, context)
+
+
+def _sidecar_log(kube: Kube, container: str, tail: int = 3000) -> str:
+    """The sidecar's log files as the node keeps them (/var/log/pods), for a failure's context."""
+    node = kube.env.node(kube.env.node_names[0])
+    found = node.run(["find", "/var/log/pods", "-path", f"*localcsi-csi-controller*/{container}/*.log"])
+    logs = []
+    for path in sorted(found.stdout.split()):
+        logs.append(f"== {path}\n{node.run(['tail', '-c', str(tail), path]).stdout}")
+    return "\n".join(logs) or f"(no {container} log under /var/log/pods)"
 
 
 def _within(measured: float, limit: float) -> bool:
@@ -149,6 +164,7 @@ def test_limits_hold_in_a_pod_follow_a_volume_attributes_class_and_spare_unlimit
                 client.StorageV1Api(e2e_env.api).delete_storage_class(name)
 
     report = f"cgroup {version}: limited {rates}, unlimited {free_rates}"
+    print(report)  # the measured rates, for the record (pytest -rP shows them)
     for kind, limit in EXPECTED.items():
         assert _within(rates[kind][0], limit), f"{kind} first round off its limit {limit}; {report}"
         assert max(free_rates[kind]) >= FASTER * limit, f"{kind} unlimited is not {FASTER}x {limit}; {report}"

@@ -8,7 +8,7 @@ on the node VM and on kind alike.
                          and report its sha256
     checksum PATH MIB    report the sha256 of the first MIB MiB of PATH
     hold                 sleep until terminated (a pod that keeps its volumes mounted)
-    measure ROUNDS SECONDS KIND:PATH...
+    measure ROUNDS SECONDS [region=MIB] KIND:PATH...
                          direct-IO rates, as JSON (see localcsi.testing.io_rate)
 """
 

@@ -4,9 +4,11 @@ import logging
 import threading
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
-from localcsi.driver.pod_limits import PodIoLimits
-from localcsi.plugin.io_limits import IoLimitResync
+from localcsi.core.iolimits import Throttle
+from localcsi.driver.pod_limits import InForce, PodIoLimits
+from localcsi.plugin.io_limits import IoLimitResync, register_io_limit_metrics
 
 pytestmark = pytest.mark.unit
 
@@ -80,12 +82,6 @@ def test_stop_before_start_is_harmless_and_the_loop_then_never_runs() -> None:
 
 
 def test_metrics_report_the_last_resyncs_volumes_and_limits() -> None:
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    from localcsi.core.iolimits import Throttle
-    from localcsi.driver.pod_limits import InForce
-    from localcsi.plugin.io_limits import register_io_limit_metrics
-
     limits = CountingLimits()
     limits.in_force = InForce(3, (("localcsi-a", "csi-x", Throttle(write_bps=1048576, read_iops=40)),))
     registry = CollectorRegistry()

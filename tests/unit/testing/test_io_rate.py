@@ -25,3 +25,12 @@ def test_an_unknown_kind_is_refused(tmp_path: Path) -> None:
 def test_the_workload_verb_needs_at_least_one_spec(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["measure", "1", "0.1"]) == 2
     assert "measure ROUNDS SECONDS" in capsys.readouterr().err
+
+
+def test_every_kind_runs_and_region_sets_the_file_size(tmp_path: Path) -> None:
+    target = tmp_path / "rate"
+    specs = [f"{kind}:{target}" for kind in io_rate.KINDS]
+    report = json.loads(io_rate.measure(1, 0.02, ["region=4", *specs]))
+    assert list(report) == specs, "region= is a setting, not a measurement"
+    assert all(rates[0] > 0 for rates in report.values())
+    assert target.stat().st_size == 4 * io_rate.MiB
