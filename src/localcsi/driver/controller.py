@@ -30,6 +30,7 @@ from localcsi.core.errors import (
 )
 from localcsi.core.ids import make_ref, parse_volume_id
 from localcsi.core.iolimits import IoLimits, parse_mutable_parameters
+from localcsi.core.locks import OperationLocks
 from localcsi.core.model import Volume
 from localcsi.core.names import validate_csi_name, volume_lv_name
 from localcsi.core.node_choice import most_free_first
@@ -47,7 +48,6 @@ from localcsi.driver.backend import (
     is_ready,
     overprovisioning_ratio,
 )
-from localcsi.driver.locks import VolumeLocks
 from localcsi.driver.requests import CapacityRequest, CreateVolumeRequest, ExpandVolumeRequest
 from localcsi.driver.snapshots import Origin, SnapshotDriver, check_page_request, resolve_origin
 from localcsi.driver.topology import candidate_nodes, topology_node
@@ -133,9 +133,9 @@ def _mismatch(existing: Volume, request: CreateVolumeRequest, shape: _Shape) -> 
 
 
 class ControllerDriver:
-    def __init__(self, backend: Backend, locks: VolumeLocks | None = None) -> None:
+    def __init__(self, backend: Backend, locks: OperationLocks | None = None) -> None:
         self.backend = backend
-        self.locks = locks or VolumeLocks()
+        self.locks = locks or OperationLocks()
         self.snapshots = SnapshotDriver(backend, self.locks)
 
     # -- CreateVolume --------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.protobuf.wrappers_pb2 import Int64Value
 
-from localcsi.core.capabilities import AccessType, Capability
-from localcsi.core.errors import CoreError, InvalidArgument
+from localcsi.core.capabilities import Capability
+from localcsi.core.errors import InvalidArgument
 from localcsi.core.model import Snapshot, Volume
 from localcsi.core.tags import Source, SourceKind
 from localcsi.csi import csi_pb2, csi_pb2_grpc
@@ -30,8 +30,9 @@ from localcsi.driver.requests import (
 from localcsi.driver.topology import TopologyRequirement, node_topology
 from localcsi.lvm.lvm import Lvm
 from localcsi.lvm.runner import SubprocessRunner
+from localcsi.plugin.capability import capability_from_proto
 from localcsi.plugin.config import Mode, PluginConfig
-from localcsi.plugin.errors import translate_errors
+from localcsi.plugin.errors import Unimplemented, translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +50,6 @@ CAPABILITIES = (
     Rpc.MODIFY_VOLUME,
 )
 ContentSource = csi_pb2.VolumeContentSource
-
-
-class Unimplemented(CoreError):
-    code = "UNIMPLEMENTED"
-
-
-def capability_from_proto(proto: csi_pb2.VolumeCapability) -> Capability:
-    mode = csi_pb2.VolumeCapability.AccessMode.Mode.Name(proto.access_mode.mode)
-    if proto.HasField("mount"):
-        return Capability(mode, AccessType.MOUNT, proto.mount.fs_type, tuple(proto.mount.mount_flags))
-    if proto.HasField("block"):
-        return Capability(mode, AccessType.BLOCK)
-    return Capability(mode, None)
 
 
 def _capabilities(protos: list[csi_pb2.VolumeCapability]) -> tuple[Capability, ...]:

@@ -19,6 +19,12 @@ Servicer = TypeVar("Servicer")
 Method = Callable[[Servicer, Request, grpc.ServicerContext], Response]
 
 
+class Unimplemented(CoreError):
+    """An RPC this driver does not offer (a gRPC notion: the core never raises it)."""
+
+    code = "UNIMPLEMENTED"
+
+
 def abort(context: grpc.ServicerContext, error: CoreError) -> NoReturn:
     context.abort(grpc.StatusCode[error.code], error.message)
     raise AssertionError("grpc context.abort returned")  # it always raises

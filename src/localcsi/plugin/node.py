@@ -7,38 +7,20 @@ from __future__ import annotations
 
 import grpc
 
-from localcsi.core.capabilities import AccessType, Capability
-from localcsi.core.errors import CoreError
 from localcsi.csi import csi_pb2, csi_pb2_grpc
 from localcsi.driver.node import ExpandRequest, NodeService, PublishRequest
 from localcsi.driver.pod_limits import PodIoLimits
 from localcsi.fs.adapter import Filesystems
 from localcsi.lvm.lvm import Lvm
 from localcsi.lvm.runner import SubprocessRunner
+from localcsi.plugin.capability import capability_from_proto
 from localcsi.plugin.config import PluginConfig
-from localcsi.plugin.errors import translate_errors
+from localcsi.plugin.errors import Unimplemented, translate_errors
 from localcsi.plugin.io_limits import pod_io_limits
 
 Rpc = csi_pb2.NodeServiceCapability.RPC
 Usage = csi_pb2.VolumeUsage
 CAPABILITIES = (Rpc.GET_VOLUME_STATS, Rpc.EXPAND_VOLUME, Rpc.VOLUME_CONDITION)
-
-
-class Unimplemented(CoreError):
-    code = "UNIMPLEMENTED"
-
-
-def capability_from_proto(request: csi_pb2.NodePublishVolumeRequest) -> Capability | None:
-    if not request.HasField("volume_capability"):
-        return None
-    proto = request.volume_capability
-    mode = csi_pb2.VolumeCapability.AccessMode.Mode.Name(proto.access_mode.mode)
-    if proto.HasField("mount"):
-        mount = proto.mount
-        return Capability(mode, AccessType.MOUNT, mount.fs_type, tuple(mount.mount_flags))
-    if proto.HasField("block"):
-        return Capability(mode, AccessType.BLOCK)
-    return Capability(mode, None)
 
 
 class NodeServicer(csi_pb2_grpc.NodeServicer):
@@ -65,7 +47,9 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             PublishRequest(
                 volume_id=request.volume_id,
                 target_path=request.target_path,
-                capability=capability_from_proto(request),
+                capability=(
+                    capability_from_proto(request.volume_capability) if request.HasField("volume_capability") else None
+                ),
                 readonly=request.readonly,
                 volume_context=dict(request.volume_context),
             )

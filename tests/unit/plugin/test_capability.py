@@ -1,0 +1,19 @@
+import pytest
+
+from localcsi.core.capabilities import AccessType, Capability
+from localcsi.csi import csi_pb2
+from localcsi.plugin.capability import capability_from_proto
+
+pytestmark = pytest.mark.unit
+
+Cap = csi_pb2.VolumeCapability
+WRITER = Cap.AccessMode(mode=Cap.AccessMode.SINGLE_NODE_WRITER)
+
+
+def test_mount_block_and_neither() -> None:
+    mount = Cap(mount=Cap.MountVolume(fs_type="xfs", mount_flags=["noatime"]), access_mode=WRITER)
+    assert capability_from_proto(mount) == Capability("SINGLE_NODE_WRITER", AccessType.MOUNT, "xfs", ("noatime",))
+    assert capability_from_proto(Cap(block=Cap.BlockVolume(), access_mode=WRITER)) == Capability(
+        "SINGLE_NODE_WRITER", AccessType.BLOCK
+    )
+    assert capability_from_proto(Cap(access_mode=WRITER)) == Capability("SINGLE_NODE_WRITER", None)
