@@ -25,6 +25,7 @@ COMMAND_RUNNERS: Final[dict[str, str]] = {
     "agent": "localcsi.agent.main:run",
     "controller": "localcsi.controller.main:run",
     "extender": "localcsi.extender.main:run",
+    "webhook": "localcsi.webhook.main:run",
     "status": "localcsi.status:run",
 }
 
@@ -288,6 +289,21 @@ def _add_extender_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_webhook_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--listen",
+        type=_host_port,
+        default="0.0.0.0:9443",
+        metavar="HOST:PORT",
+        help="HTTPS address kube-apiserver calls, POST /mutate (default: %(default)s)",
+    )
+    add("--tls-cert-file", type=_absolute_path, required=True, metavar="PATH", help="serving certificate (PEM)")
+    add("--tls-key-file", type=_absolute_path, required=True, metavar="PATH", help="its private key (PEM)")
+    _add_kubeconfig(parser)
+    _add_metrics_address(parser)
+
+
 def _add_status_flags(parser: argparse.ArgumentParser) -> None:
     _add_kubeconfig(parser)
     parser.add_argument("--output", choices=("table", "json"), default="table", help="default: table")
@@ -298,6 +314,7 @@ _SUBCOMMANDS: Final[dict[str, tuple[str, Callable[[argparse.ArgumentParser], Non
     "agent": ("node agent: discovers disks and VGs, reconciles this node's volumes", _add_agent_flags),
     "controller": ("cluster controller: NodeLocalStorage per node, cleanup", _add_controller_flags),
     "extender": ("kube-scheduler extender: capacity-aware filter and score", _add_extender_flags),
+    "webhook": ("admission webhook: marks pods that use localcsi for the extender", _add_webhook_flags),
     "status": ("show nodes, VGs, capacity and volumes", _add_status_flags),
 }
 

@@ -17,7 +17,7 @@ from localcsi import cli
 pytestmark = pytest.mark.unit
 
 SRC_DIR = Path(localcsi.__file__).resolve().parents[1]
-COMMANDS = ("plugin", "agent", "controller", "extender", "status")
+COMMANDS = ("plugin", "agent", "controller", "extender", "webhook", "status")
 FLAGS = {
     "plugin": (
         "--mode {standalone,controller,node}",
@@ -42,6 +42,7 @@ FLAGS = {
         "--resync-seconds",
     ),
     "extender": ("--listen", "--kubeconfig", "--strategy {binpack,spread}", "--reservation-ttl"),
+    "webhook": ("--listen", "--tls-cert-file PATH", "--tls-key-file PATH", "--kubeconfig", "--metrics-address"),
     "status": ("--kubeconfig", "--output {table,json}"),
 }
 NODE_ENV = ("NODE_NAME", "KUBE_NODE_NAME", "POD_NAMESPACE", cli.LOG_LEVEL_ENV)
@@ -155,6 +156,8 @@ def test_help_does_not_import_heavy_dependencies() -> None:
         ["agent", "--metrics-address", "9810"],
         ["controller", "--metrics-address", "[::]"],
         ["extender", "--listen", "127.0.0.1:70000"],
+        ["webhook", "--tls-key-file", "/k.pem"],
+        ["webhook", "--tls-cert-file", "cert.pem", "--tls-key-file", "/k.pem"],
         ["--log-level", "trace", "status"],
     ],
 )
@@ -231,6 +234,8 @@ def test_other_command_defaults() -> None:
     extender = parse("extender")
     assert (extender.listen, extender.strategy) == ("127.0.0.1:8099", "binpack")
     assert parse("status").output == "table"
+    webhook = parse("webhook", "--tls-cert-file", "/tls/tls.crt", "--tls-key-file", "/tls/tls.key")
+    assert (webhook.listen, webhook.tls_cert_file, webhook.metrics_address) == ("0.0.0.0:9443", "/tls/tls.crt", "")
 
 
 def test_lease_namespace_follows_pod_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
