@@ -61,11 +61,16 @@ class TlsFiles:
     def __init__(self, cert_file: str, key_file: str) -> None:
         self.cert_file = cert_file
         self.key_file = key_file
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.context.set_alpn_protocols(["http/1.1"])
         self._stamp = self._current_stamp()
-        self.context.load_cert_chain(cert_file, key_file)  # errors at start are the caller's to report
+        self.context = self._load()  # errors at start are the caller's to report
+
+    def _load(self) -> ssl.SSLContext:
+        """A new context: one whose load failed halfway would serve no certificate at all."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_alpn_protocols(["http/1.1"])
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
 
     def _current_stamp(self) -> tuple[tuple[int, int, int], ...]:
         stats = (os.stat(path) for path in (self.cert_file, self.key_file))
@@ -78,11 +83,11 @@ class TlsFiles:
             stamp = self._current_stamp()
             if stamp == self._stamp:
                 return False
-            self.context.load_cert_chain(self.cert_file, self.key_file)
+            context = self._load()
         except (OSError, ssl.SSLError) as error:
             log.warning("serving certificate not reloaded: %s", error, extra=fields(cert=self.cert_file))
             return False
-        self._stamp = stamp
+        self.context, self._stamp = context, stamp  # connections accepted from now on use it
         log.info("serving certificate reloaded", extra=fields(cert=self.cert_file))
         return True
 

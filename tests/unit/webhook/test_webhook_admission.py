@@ -70,7 +70,11 @@ CAPACITY = {CAPACITY_RESOURCE: "1"}
         ({"requests": {"cpu": "100m"}}, {"requests": {"cpu": "100m", **CAPACITY}, "limits": CAPACITY}),
         (
             {"requests": {"cpu": "1"}, "limits": {"memory": "1Gi"}, "claims": [{"name": "gpu"}]},
-            {"requests": {"cpu": "1", **CAPACITY}, "limits": {"memory": "1Gi", **CAPACITY}, "claims": [{"name": "gpu"}]},
+            {
+                "requests": {"cpu": "1", **CAPACITY},
+                "limits": {"memory": "1Gi", **CAPACITY},
+                "claims": [{"name": "gpu"}],
+            },
         ),
     ],
 )

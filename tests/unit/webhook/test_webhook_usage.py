@@ -20,7 +20,9 @@ from localcsi.webhook.usage import choose_default_class, localcsi_reason
 pytestmark = pytest.mark.unit
 
 
-def reason(*volumes: dict[str, object], claims: tuple[dict[str, object], ...] = (), default: str | None = None) -> str | None:
+def reason(
+    *volumes: dict[str, object], claims: tuple[dict[str, object], ...] = (), default: str | None = None
+) -> str | None:
     return localcsi_reason(pod(*volumes), "shop", lookup(*claims, default=default))
 
 

@@ -14,7 +14,9 @@ OURS = "localcsi-lvm"
 OTHER = "nfs"
 
 
-def storage_class(name: str, provisioner: str = DRIVER_NAME, default: bool = False, created: str = "") -> dict[str, Any]:
+def storage_class(
+    name: str, provisioner: str = DRIVER_NAME, default: bool = False, created: str = ""
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name, "creationTimestamp": created or "2024-01-01T00:00:00Z"}
     if default:
         metadata["annotations"] = {"storageclass.kubernetes.io/is-default-class": "true"}
@@ -51,7 +53,9 @@ def pod(*volumes: dict[str, Any], resources: dict[str, Any] | None = None, name:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "shop"}, "spec": spec}
 
 
-def review(obj: Any, operation: str = "CREATE", kind: str = "Pod", uid: str = "705ab4f5-6393-11e8-b7cc-42010a800002") -> dict[str, Any]:
+def review(
+    obj: Any, operation: str = "CREATE", kind: str = "Pod", uid: str = "705ab4f5-6393-11e8-b7cc-42010a800002"
+) -> dict[str, Any]:
     return {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -96,7 +100,10 @@ class FakeLookup:
 
 
 def lookup(*claims: dict[str, Any], default: str | None = None) -> FakeLookup:
-    classes = {OURS: storage_class(OURS, default=default == OURS), OTHER: storage_class(OTHER, "nfs.example.com", default=default == OTHER)}
+    classes: dict[str, Mapping[str, Any]] = {
+        OURS: storage_class(OURS, default=default == OURS),
+        OTHER: storage_class(OTHER, "nfs.example.com", default=default == OTHER),
+    }
     return FakeLookup({(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in claims}, classes)
 
 
