@@ -18,9 +18,12 @@ from localcsi.testing.install import load_project_script
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CI_VALUES = DEPLOY / "helm" / "localcsi" / "ci"
 # No snapshot CRDs in the test cluster: the external-snapshotter project ships those; nor the Prometheus
-# Operator's (tests/unit/deploy/test_monitoring_chart.py checks those two objects). A
-# KubeSchedulerConfiguration is a file kube-scheduler reads, not an API object.
-NOT_INSTALLED = {"VolumeSnapshotClass", "KubeSchedulerConfiguration", "ServiceMonitor", "PrometheusRule"}
+# Operator's (tests/unit/deploy/test_monitoring_chart.py checks those two objects), nor cert-manager's (the
+# all-on webhook's Certificate: tests/unit/deploy/test_webhook_chart.py). A KubeSchedulerConfiguration is a
+# file kube-scheduler reads, not an API object.
+NOT_INSTALLED = {
+    "VolumeSnapshotClass", "KubeSchedulerConfiguration", "ServiceMonitor", "PrometheusRule", "Certificate", "Issuer"
+}  # fmt: skip
 # kube-scheduler-config.yaml holds only a KubeSchedulerConfiguration (checked by tests/unit/extender).
 SCHEDULER_MANIFESTS = sorted(
     path for path in (DEPLOY / "scheduler").glob("*.yaml") if path.name != "kube-scheduler-config.yaml"

@@ -35,6 +35,7 @@ CLUSTER_SCOPED = {
     "StorageClass",
     "VolumeSnapshotClass",
     "NodeLocalStorageInitConfig",
+    "MutatingWebhookConfiguration",
 }
 # values.yaml key of each sidecar -> its tool name in localcsi.testing.tools.
 SIDECAR_KEYS = {
@@ -315,6 +316,7 @@ def test_node_placement_and_resources_values_reach_their_pods() -> None:
         ("csiController", "localcsi-csi-controller"),
         ("controller", "localcsi-controller"),
         ("extender", "localcsi-extender"),
+        ("webhook", "localcsi-webhook"),
         ("snapshotController", "localcsi-snapshot-controller"),
     ):
         spec = objects[name]["spec"]["template"]["spec"]
@@ -334,6 +336,7 @@ def test_node_placement_and_resources_values_reach_their_pods() -> None:
         ("localcsi-csi-controller", "csi-snapshotter"): values["sidecars"]["csiSnapshotter"]["resources"],
         ("localcsi-controller", "controller"): values["controller"]["resources"],
         ("localcsi-extender", "extender"): values["extender"]["resources"],
+        ("localcsi-webhook", "webhook"): values["webhook"]["resources"],
         ("localcsi-snapshot-controller", "snapshot-controller"): values["sidecars"]["snapshotController"]["resources"],
     }
     (policy,) = [doc for doc in render(*VARIANTS["all-on"]) if doc["kind"] == "NetworkPolicy"]

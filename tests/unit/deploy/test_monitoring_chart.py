@@ -57,6 +57,7 @@ def test_every_localcsi_container_serves_metrics_on_a_declared_port(values: tupl
         "localcsi-csi-controller": {"metrics": 9808},
         "localcsi-controller": {"metrics": 9808},
         "localcsi-extender": {"http": 8099},
+        "localcsi-webhook": {"metrics": 9808},
         "localcsi-snapshot-controller": {},
     }
     assert found == {name: ports for name, ports in expected.items() if name in found}
