@@ -2,7 +2,8 @@
 
 It authenticates as system:kube-scheduler, whom kube-apiserver's bootstrap RBAC already authorizes,
 and runs without leader election. `extender_url` adds a KubeSchedulerConfiguration extender entry
-exactly as deploy/scheduler/kube-scheduler-config.yaml does.
+exactly as deploy/scheduler/kube-scheduler-config.yaml does (with `managed_resources`, its
+managedResources too).
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ import yaml
 from localcsi.testing.cluster import SCHEDULER, ClusterError, KubeCluster
 from localcsi.testing.tools import tool_path
 from localcsi.testing.vm import free_port
+from localcsi.webhook import CAPACITY_RESOURCE
 
 
-def scheduler_config(kubeconfig: Path, extender_url: str | None, ignorable: bool = False) -> dict[str, Any]:
+def scheduler_config(
+    kubeconfig: Path, extender_url: str | None, ignorable: bool = False, managed_resources: bool = False
+) -> dict[str, Any]:
+    """With ``managed_resources`` the extender is asked only about pods that request CAPACITY_RESOURCE (the
+    webhook's mark), as deploy/scheduler configures it; without, about every pod."""
     config: dict[str, Any] = {
         "apiVersion": "kubescheduler.config.k8s.io/v1",
         "kind": "KubeSchedulerConfiguration",
@@ -41,14 +47,23 @@ def scheduler_config(kubeconfig: Path, extender_url: str | None, ignorable: bool
                 "httpTimeout": "5s",
             }
         ]
+        if managed_resources:
+            config["extenders"][0]["managedResources"] = [{"name": CAPACITY_RESOURCE, "ignoredByScheduler": True}]
     return config
 
 
 class KubeScheduler:
-    def __init__(self, cluster: KubeCluster, extender_url: str | None = None, ignorable: bool = False) -> None:
+    def __init__(
+        self,
+        cluster: KubeCluster,
+        extender_url: str | None = None,
+        ignorable: bool = False,
+        managed_resources: bool = False,
+    ) -> None:
         self.cluster = cluster
         self.extender_url = extender_url
         self.ignorable = ignorable
+        self.managed_resources = managed_resources
         self.health_port = free_port()
         self.name = f"kube-scheduler-{self.health_port}"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -59,7 +74,8 @@ class KubeScheduler:
 
     def start(self, timeout: float = 60) -> KubeScheduler:
         config_path = self.cluster.workdir / f"{self.name}.yaml"
-        config = scheduler_config(self.cluster.kubeconfig(SCHEDULER), self.extender_url, self.ignorable)
+        kubeconfig = self.cluster.kubeconfig(SCHEDULER)
+        config = scheduler_config(kubeconfig, self.extender_url, self.ignorable, self.managed_resources)
         config_path.write_text(yaml.safe_dump(config))
         argv = [
             str(tool_path("kube-scheduler")),

@@ -11,6 +11,7 @@ import yaml
 from localcsi.cli import build_parser
 from localcsi.extender.main import split_listen
 from localcsi.testing.scheduler import scheduler_config
+from localcsi.webhook import CAPACITY_RESOURCE
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +53,8 @@ def test_the_scheduler_calls_the_verbs_the_extender_serves() -> None:
     assert extender["nodeCacheCapable"] is True
     assert extender["enableHTTPS"] is False
     assert isinstance(extender["ignorable"], bool)
-    assert "managedResources" not in extender  # every pod must reach the filter
+    # Only pods the webhook marked reach the filter, and kube-scheduler does not count the marker itself.
+    assert extender["managedResources"] == [{"name": CAPACITY_RESOURCE, "ignoredByScheduler": True}]
     assert 1 <= extender["weight"] <= 10
 
 
@@ -87,7 +89,20 @@ def test_the_standalone_extender_runs_exactly_once() -> None:
 
 def test_the_test_harness_configures_the_extender_as_deployed() -> None:
     shipped = the_extender(docs(CONFIG)[0])
-    harness = the_extender(scheduler_config(Path("kubeconfig"), "http://127.0.0.1:1", ignorable=True))
+    config = scheduler_config(Path("kubeconfig"), "http://127.0.0.1:1", ignorable=True, managed_resources=True)
+    harness = the_extender(config)
     assert set(harness) == set(shipped)
-    for key in ("filterVerb", "prioritizeVerb", "nodeCacheCapable", "enableHTTPS", "weight", "ignorable"):
+    keys = (
+        "filterVerb",
+        "prioritizeVerb",
+        "nodeCacheCapable",
+        "enableHTTPS",
+        "weight",
+        "ignorable",
+        "managedResources",
+    )
+    for key in keys:
         assert harness[key] == shipped[key], key
+    # Without the webhook (the e2e harness), the extender is asked about every pod.
+    unmanaged = the_extender(scheduler_config(Path("kubeconfig"), "http://127.0.0.1:1", ignorable=True))
+    assert unmanaged == {key: value for key, value in harness.items() if key != "managedResources"}
