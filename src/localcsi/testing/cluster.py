@@ -36,7 +36,9 @@ from localcsi.testing.tools import tool_path
 from localcsi.testing.vm import HOST_LOOPBACK, free_port
 
 SYSTEM_NAMESPACE = "localcsi-system"
-SERVICE_ACCOUNTS = ("localcsi-agent", "localcsi-controller", "localcsi-csi-controller", "localcsi-extender")
+SERVICE_ACCOUNTS = (
+    "localcsi-agent", "localcsi-controller", "localcsi-csi-controller", "localcsi-extender", "localcsi-webhook"
+)  # fmt: skip
 ADMIN = "admin"
 # The bootstrap RBAC of kube-apiserver already binds these users to their components' ClusterRoles.
 SCHEDULER = "system:kube-scheduler"
