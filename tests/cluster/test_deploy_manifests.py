@@ -37,6 +37,8 @@ RENDERS: dict[str, tuple[str, ...]] = {
     "defaults": GENERATE.BASE_VALUES,
     "all-on": ("--values", str(CI_VALUES / "all-on-values.yaml")),
     "all-off": ("--values", str(CI_VALUES / "all-off-values.yaml"), *GENERATE.BASE_VALUES),
+    # all-on takes the webhook's certificate from cert-manager; this one is helm's Secret and caBundle.
+    "webhook-helm-certificates": ("--set", "webhook.enabled=true", *GENERATE.BASE_VALUES),
 }
 
 
@@ -73,6 +75,10 @@ def test_the_chart_is_accepted_by_the_apiserver(kube_cluster: KubeCluster, rende
     assert {"CustomResourceDefinition", "ClusterRole", "DaemonSet", "Deployment", "CSIDriver"} <= checked
     if render == "all-on":
         assert {"Namespace", "NetworkPolicy", "Service", "StorageClass", "NodeLocalStorageInitConfig"} <= checked
+    if render.startswith("webhook") or render == "all-on":
+        assert "MutatingWebhookConfiguration" in checked
+    if render.startswith("webhook"):
+        assert "Secret" in checked
 
 
 @pytest.mark.parametrize("path", SCHEDULER_MANIFESTS, ids=lambda p: f"{p.parent.name}/{p.name}")
