@@ -11,17 +11,16 @@ the cost of the extender's own work on a 100-node request), and answers are writ
 from __future__ import annotations
 
 import logging
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily
 
+from localcsi.background_http import BackgroundHTTPServer
 from localcsi.extender.protocol import ProtocolError, encode_filter_result, encode_ranks, parse_args
 from localcsi.extender.service import Extender
 from localcsi.logs import fields
@@ -104,9 +103,8 @@ class _ReservationCounters:
         )
 
 
-class ExtenderServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
+class ExtenderServer(BackgroundHTTPServer):
+    thread_name = "extender-http"
 
     def __init__(
         self,
@@ -118,27 +116,12 @@ class ExtenderServer(ThreadingHTTPServer):
         self.extender = extender
         self.ready = ready
         self.metrics = metrics or Metrics(extender)
-        self._thread: threading.Thread | None = None
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}"
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="extender-http", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        if self._thread is not None:
-            self._thread.join()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
-import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Final
 from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from localcsi.background_http import BackgroundHTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -41,44 +41,23 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 
-class ObservabilityServer(ThreadingHTTPServer):
+class ObservabilityServer(BackgroundHTTPServer):
     """Serves HEALTH_PATH, and METRICS_PATH when given a registry; ``start`` and ``stop`` bracket its life."""
-
-    daemon_threads = True
-    block_on_close = False
 
     def __init__(
         self, address: str, prober: Prober = always_healthy, registry: CollectorRegistry | None = None
     ) -> None:
-        host, port = split_host_port(address)
         self.prober = prober
         self.registry = registry
-        self._thread: threading.Thread | None = None
-        if ":" in host:
-            self.address_family = socket.AF_INET6
-        super().__init__((host, port), _Handler)
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
+        super().__init__(split_host_port(address), _Handler)
 
     @property
     def paths(self) -> tuple[str, ...]:
         return (HEALTH_PATH, METRICS_PATH) if self.registry is not None else (HEALTH_PATH,)
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="localcsi-http", daemon=True
-        )
-        self._thread.start()
+        super().start()
         log.info("serving %s on port %d", " and ".join(self.paths), self.port)
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
 
     def check(self) -> str | None:
         try:

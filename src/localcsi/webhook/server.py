@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from localcsi.background_http import BackgroundHTTPServer
 from localcsi.logs import fields
 from localcsi.webhook.admission import ReviewError, decide, parse_review, review_response
 from localcsi.webhook.usage import ClusterLookup
@@ -92,9 +91,8 @@ class TlsFiles:
         return True
 
 
-class WebhookServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
+class WebhookServer(BackgroundHTTPServer):
+    thread_name = "webhook-https"
 
     def __init__(
         self,
@@ -108,14 +106,7 @@ class WebhookServer(ThreadingHTTPServer):
         self.lookup = lookup
         self.ready = ready
         self.metrics = metrics or WebhookMetrics()
-        self._thread: threading.Thread | None = None
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
 
     def get_request(self) -> tuple[Any, Any]:
         sock, address = super().get_request()
@@ -124,18 +115,6 @@ class WebhookServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection from %s failed", client_address, exc_info=True)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="webhook-https", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        if self._thread is not None:
-            self._thread.join()
 
 
 class _Handler(BaseHTTPRequestHandler):
