@@ -9,7 +9,7 @@ import sys
 import urllib.request
 
 from localcsi.testing.cluster import KubeCluster
-from localcsi.testing.waiting import wait_for
+from localcsi.testing.waiting import start_until
 
 
 class ExtenderProcess:
@@ -30,20 +30,14 @@ class ExtenderProcess:
         argv = [sys.executable, "-m", "localcsi", "--log-format", "text", "--log-level", self.log_level]
         argv += ["extender", "--listen", f"127.0.0.1:{self.port}", "--kubeconfig", str(kubeconfig)]
         argv += ["--strategy", self.strategy]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_for("the extender's /healthz", self._healthy, timeout, context=self.log)
-        except BaseException:
-            self.proc.kill()  # a failed start must not leave a process behind
-            self.proc.wait(timeout=10)
-            raise
+        self.proc = start_until(
+            "the extender's /healthz", argv, self.log_path, self._healthy, timeout=timeout, context=self.log
+        )
         return self
 
-    def _healthy(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"extender exited with {self.proc.returncode}:\n{self.log()}")
+    def _healthy(self, process: subprocess.Popen[bytes]) -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"extender exited with {process.returncode}:\n{self.log()}")
         try:
             with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:  # noqa: S310 (http on loopback)
                 return bool(response.status == 200)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -27,3 +29,25 @@ def wait_for(
             detail = f"\n{context()}" if context is not None else ""
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
         time.sleep(interval)
+
+
+def start_until(
+    what: str,
+    argv: Sequence[str],
+    log_path: Path,
+    healthy: Callable[[subprocess.Popen[bytes]], bool],
+    *,
+    timeout: float,
+    context: Callable[[], str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start `argv` with its output appended to `log_path` and wait until `healthy(process)`; a start
+    that fails or times out kills the process rather than leave it behind."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(what, lambda: healthy(process), timeout, context=context)
+    except BaseException:
+        process.kill()
+        process.wait(timeout=10)
+        raise
+    return process

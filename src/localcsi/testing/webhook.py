@@ -18,7 +18,7 @@ from kubernetes import client, utils
 from localcsi.testing.certs import ClusterCerts, make_certs
 from localcsi.testing.cluster import SYSTEM_NAMESPACE, KubeCluster
 from localcsi.testing.install import load_project_script
-from localcsi.testing.waiting import wait_for
+from localcsi.testing.waiting import start_until
 
 NAME = "localcsi-webhook"
 
@@ -74,20 +74,13 @@ class WebhookProcess:
         argv += ["--listen", f"127.0.0.1:{self.port}", "--metrics-address", f"127.0.0.1:{self.metrics_port}"]
         argv += ["--tls-cert-file", str(self.certs.server_cert), "--tls-key-file", str(self.certs.server_key)]
         argv += ["--kubeconfig", str(self.cluster.kubeconfig(NAME))]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_for("the webhook's /healthz over HTTPS", self._healthy, timeout, context=self.log)
-        except BaseException:
-            self.proc.kill()  # a failed start must not leave a process behind
-            self.proc.wait(timeout=10)
-            raise
+        what = "the webhook's /healthz over HTTPS"
+        self.proc = start_until(what, argv, self.log_path, self._healthy, timeout=timeout, context=self.log)
         return self
 
-    def _healthy(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"webhook exited with {self.proc.returncode}:\n{self.log()}")
+    def _healthy(self, process: subprocess.Popen[bytes]) -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"webhook exited with {process.returncode}:\n{self.log()}")
         context = ssl.create_default_context(cafile=str(self.certs.ca_cert))
         try:
             with urllib.request.urlopen(
