@@ -7,6 +7,7 @@ with direct IO, so the kernel's throttle is what is measured, not the page cache
 from __future__ import annotations
 
 import re
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -190,5 +191,25 @@ def test_a_pod_without_a_cgroup_still_gets_its_volume_and_a_reason(plugin: Guest
     plugin.node.NodePublishVolume(req.publish(volume.volume_id, target))
     assert vm.run(["findmnt", target]).rc == 0, "the volume must be mounted even when its limit cannot be set"
     assert re.search(rf"not in force for pod {missing}: no cgroup", plugin.logs(20000))
+    plugin.node.NodeUnpublishVolume(req.unpublish(volume.volume_id, target))
+    plugin.controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id))
+
+
+def test_limits_outlive_a_plugin_restart_and_the_new_plugin_finds_the_pod(plugin: GuestPlugin) -> None:
+    """Limits live in the kernel, not in the plugin: a kill -9 leaves them, and the restarted plugin
+    finds the published volume by itself (findmnt and lvs), so a later modify still reaches the pod."""
+    pod = PodCgroup(plugin.vm, version(plugin))
+    params = {"vgName": THICK_VG, "writeBps": "1Mi"}
+    volume = plugin.controller.CreateVolume(req.create_volume(f"restart-{version(plugin)}", 64 * MIB, params)).volume
+    target = pod.target("pv-restart")
+    plugin.node.NodePublishVolume(req.publish(volume.volume_id, target))
+    device = device_of(plugin, volume.volume_id)
+    assert pod.limits(device).get("wbps") == str(MIB)
+    plugin.kill(signal.SIGKILL)
+    assert pod.limits(device).get("wbps") == str(MIB), "a dead plugin must not take the limit with it"
+    plugin.start()
+    modify = csi_pb2.ControllerModifyVolumeRequest(volume_id=volume.volume_id, mutable_parameters={"writeBps": "3Mi"})
+    plugin.controller.ControllerModifyVolume(modify)
+    wait_for(lambda: pod.limits(device).get("wbps") == str(3 * MIB), "the restarted plugin's resync in the pod")
     plugin.node.NodeUnpublishVolume(req.unpublish(volume.volume_id, target))
     plugin.controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id))
