@@ -33,6 +33,12 @@ def pod_uid(target_path: str) -> str | None:
     return None
 
 
+def is_block_target(target_path: str) -> bool:
+    """A block volume's target: a device node bind-mounted on a file, whose mount shows devtmpfs's device."""
+    match = _BLOCK_TARGET.search(target_path)
+    return match is not None and match.end() == len(target_path) and pod_uid(target_path) is not None
+
+
 def is_pod_uid(text: str) -> bool:
     return _UID_ONLY.fullmatch(text) is not None
 

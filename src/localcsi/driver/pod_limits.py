@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from localcsi.cgroup.pods import is_pod_uid, pod_uid
+from localcsi.cgroup.pods import is_block_target, is_pod_uid, pod_uid
 from localcsi.cgroup.throttle import CgroupError, CgroupVersion, PodCgroup
 from localcsi.core.iolimits import Throttle
 from localcsi.core.model import LogicalVolume
@@ -172,12 +172,12 @@ class PodIoLimits:
 
     def resync(self) -> int:
         """Re-apply the tags' limits to every pod with one of our volumes published; returns how many
-        pod volumes are held to a limit. One findmnt and one lvs, plus a stat per block volume."""
+        pod volumes are held to a limit. One findmnt and one lvs, plus a stat per block volume's target."""
         with self.lock:
             return self._resync()
 
     def _resync(self) -> int:
-        targets = [mount for mount in self.fs.list_mounts() if pod_uid(mount.target) is not None]
+        targets = [(mount, uid) for mount in self.fs.list_mounts() if (uid := pod_uid(mount.target)) is not None]
         if not targets:
             self.in_force = InForce()
             return 0
@@ -189,15 +189,14 @@ class PodIoLimits:
         limited = 0
         published = 0
         in_force: dict[tuple[str, str], Throttle] = {}
-        for mount in targets:
+        for mount, uid in targets:
             device: DeviceNumber | None = mount.device
-            if device not in by_device:  # a block volume: a device node bind-mounted on a file
+            if device not in by_device and is_block_target(mount.target):  # a device node bind-mounted on a file
                 info = self.fs.path_info(mount.target)
                 device = info.rdev if info is not None and info.kind is PathKind.BLOCK_DEVICE else None
             lv = by_device.get(device) if device is not None else None
-            uid = pod_uid(mount.target)
-            if lv is None or uid is None:
-                continue
+            if lv is None:
+                continue  # another driver's volume
             published += 1
             throttle = io_limits(lv.tags).throttle()
             if self._enforce(PodRef(uid), lv, throttle, report=False) is not None and not throttle.unlimited:

@@ -366,3 +366,18 @@ def test_v2_publish_starts_no_watch() -> None:
     setup = Setup(LIMITED)
     setup.limits.published(LIMITED, fs_target(), CONTEXT)
     assert setup.limits._watched == {}
+
+
+def test_resync_stats_only_block_targets_it_cannot_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    foreign = lv("other-driver", 9)
+    setup = Setup(LIMITED)
+    setup.mount_fs(foreign, fs_target(UID, "pvc-foreign"))  # another CSI driver's filesystem volume
+    setup.mount_fs(LIMITED, fs_target(UID, "pvc-ours"))
+    stats: list[str] = []
+    real = setup.fs.path_info
+    monkeypatch.setattr(setup.fs, "path_info", lambda path, **kw: stats.append(path) or real(path, **kw))
+    assert setup.limits.resync() == 1
+    assert stats == [], "a filesystem mount's device number is enough: no stat per foreign volume"
+    setup.mount_block(LIMITED, block_target(OTHER_UID, "pvc-block"))
+    setup.limits.resync()
+    assert stats == [block_target(OTHER_UID, "pvc-block")]
