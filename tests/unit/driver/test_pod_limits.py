@@ -375,7 +375,12 @@ def test_resync_stats_only_block_targets_it_cannot_place(monkeypatch: pytest.Mon
     setup.mount_fs(LIMITED, fs_target(UID, "pvc-ours"))
     stats: list[str] = []
     real = setup.fs.path_info
-    monkeypatch.setattr(setup.fs, "path_info", lambda path, **kw: stats.append(path) or real(path, **kw))
+
+    def counted(path: str, *, follow: bool = False) -> PathInfo | None:
+        stats.append(path)
+        return real(path, follow=follow)
+
+    monkeypatch.setattr(setup.fs, "path_info", counted)
     assert setup.limits.resync() == 1
     assert stats == [], "a filesystem mount's device number is enough: no stat per foreign volume"
     setup.mount_block(LIMITED, block_target(OTHER_UID, "pvc-block"))
