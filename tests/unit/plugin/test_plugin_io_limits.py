@@ -33,27 +33,28 @@ class CountingLimits(PodIoLimits):
         return 0
 
 
-def test_the_loop_resyncs_repeatedly() -> None:
-    limits = CountingLimits(enough=3)
+def run_until_reached(limits: CountingLimits) -> IoLimitResync:
+    """Run the loop fast until ``limits`` saw enough passes, then stop it."""
     resync = IoLimitResync(limits, interval=0.001)
     resync.start()
     try:
         assert limits.reached.wait(WAIT)
     finally:
         resync.stop()
+    return resync
+
+
+def test_the_loop_resyncs_repeatedly() -> None:
+    limits = CountingLimits(enough=3)
+    resync = run_until_reached(limits)
     assert limits.passes >= 3
     assert not resync._thread.is_alive()
 
 
 def test_a_failed_pass_is_logged_and_the_loop_goes_on(caplog: pytest.LogCaptureFixture) -> None:
     limits = CountingLimits(failing=frozenset({1}), enough=3)
-    resync = IoLimitResync(limits, interval=0.001)
     with caplog.at_level(logging.ERROR, logger="localcsi.plugin.io_limits"):
-        resync.start()
-        try:
-            assert limits.reached.wait(WAIT)
-        finally:
-            resync.stop()
+        resync = run_until_reached(limits)
     assert limits.passes >= 3
     failures = [record for record in caplog.records if record.getMessage() == "IO limits resync failed"]
     assert len(failures) == 1
