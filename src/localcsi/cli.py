@@ -190,6 +190,14 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
         help="re-apply IO limits to running pods every N seconds: modified limits and cgroup v1 containers "
         "started after the publish get them (default: %(default)s)",
     )
+    add(
+        "--ephemeral-collect-seconds",
+        type=_int_at_least(1),
+        default=60,
+        metavar="N",
+        help="every N seconds (and at start), remove the inline ephemeral volumes whose pods have left this "
+        "node without their unpublish completing, e.g. while the plugin was down (default: %(default)s)",
+    )
 
 
 def _plugin_flag_problem(args: argparse.Namespace) -> str | None:

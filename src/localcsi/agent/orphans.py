@@ -1,4 +1,5 @@
 """Orphans: LVs carrying our tags (a volume or a snapshot) that no LogicalVolume of this node names.
+Inline ephemeral volumes are not orphans: they never have a resource (``driver/ephemeral.py``).
 
 Each orphan is reported once with a Warning Event when first seen. Removing one is off unless
 garbage collection is enabled and a grace period is set: an LV must then stay orphaned, cycle after
@@ -15,8 +16,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from localcsi.core.ephemeral import POD_DIR_KEY
 from localcsi.core.errors import CoreError
 from localcsi.core.model import LogicalVolume, snapshot_from_lv, volume_from_lv
+from localcsi.driver.backend import tag_value
 from localcsi.driver.local_backend import LocalLvmBackend
 
 log = logging.getLogger(__name__)
@@ -50,8 +53,13 @@ def _has_our_metadata(lv: LogicalVolume) -> bool:
         return False
 
 
+def _is_inline_ephemeral(lv: LogicalVolume) -> bool:
+    """An inline ephemeral volume has no resource: the node plugin made it for a pod and collects it."""
+    return tag_value(lv.tags, POD_DIR_KEY) is not None
+
+
 def find_orphans(lvs: Iterable[LogicalVolume], keys: set[Key]) -> list[LogicalVolume]:
-    return [lv for lv in lvs if _has_our_metadata(lv) and not _is_claimed(lv, keys)]
+    return [lv for lv in lvs if _has_our_metadata(lv) and not _is_inline_ephemeral(lv) and not _is_claimed(lv, keys)]
 
 
 @dataclass(frozen=True)

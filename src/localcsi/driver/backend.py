@@ -16,6 +16,7 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Protocol
 
+from localcsi.core.ephemeral import POD_DIR_KEY
 from localcsi.core.health import Condition
 from localcsi.core.ids import LvRef
 from localcsi.core.iolimits import IO_LIMIT_KEYS, IoLimits, io_limits_from_fields
@@ -116,6 +117,11 @@ class SnapshotPlan:
 def tag_value(tags: Sequence[str], key: str) -> str | None:
     prefix = f"{_PREFIX}{key}="
     return next((tag[len(prefix) :] for tag in tags if tag.startswith(prefix)), None)
+
+
+def ephemeral_pod_dir(volume: Volume) -> str | None:
+    """The pod directory of an inline ephemeral volume; None for a volume Kubernetes provisioned."""
+    return tag_value(volume.lv.tags, POD_DIR_KEY)
 
 
 def is_ready(volume: Volume) -> bool:

@@ -19,6 +19,7 @@ from localcsi.core.capabilities import (
     unsupported_reason,
     validate_capabilities,
 )
+from localcsi.core.ephemeral import POD_DIR_KEY
 from localcsi.core.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -61,6 +62,7 @@ class _Shape:
     fs_type: str | None
     access_type: str | None
     io_limits: IoLimits  # the class's, with the VolumeAttributesClass's (mutable_parameters) on top
+    ephemeral_pod_dir: str
 
 
 def _check_range(required_bytes: int, limit_bytes: int) -> None:
@@ -87,15 +89,17 @@ def _shape(request: CreateVolumeRequest) -> _Shape:
     fs_type = str(effective_fs_type(request.capabilities, params)) if mounts else None
     access = None if mounts and blocks else (AccessType.MOUNT if mounts else AccessType.BLOCK)
     limits = params.io_limits.merged(parse_mutable_parameters(request.mutable_parameters))
-    return _Shape(params, fs_type, str(access) if access else None, limits)
+    return _Shape(params, fs_type, str(access) if access else None, limits, request.ephemeral_pod_dir)
 
 
 def _extra(shape: _Shape) -> dict[str, str]:
-    """Tags beyond the standard ones: IO limits and the thin overprovisioning ratio."""
+    """Tags beyond the standard ones: IO limits, the thin overprovisioning ratio, an ephemeral's pod."""
     params = shape.params
     extra = shape.io_limits.as_strings()
     if params.lvm_type is LvmType.THIN and params.overprovisioning_ratio != 1:
         extra[OVERPROVISIONING_KEY] = str(params.overprovisioning_ratio)
+    if shape.ephemeral_pod_dir:
+        extra[POD_DIR_KEY] = shape.ephemeral_pod_dir
     return extra
 
 

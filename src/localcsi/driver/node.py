@@ -16,12 +16,14 @@ from typing import Protocol
 
 from localcsi import TOPOLOGY_KEY
 from localcsi.core.capabilities import AccessType, Capability, unsupported_reason, validate_capabilities
+from localcsi.core.ephemeral import is_ephemeral, is_kubelet_volume_id, parse_ephemeral
 from localcsi.core.errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound, OutOfRange
 from localcsi.core.health import Condition, volume_condition
 from localcsi.core.ids import LvRef, parse_volume_id
 from localcsi.core.locks import OperationLocks
 from localcsi.core.model import LogicalVolume, Volume, volume_from_lv
 from localcsi.core.params import FsType
+from localcsi.driver.ephemeral import EphemeralVolumes
 from localcsi.driver.pod_limits import PodIoLimits
 from localcsi.fs.mounts import WantedMount, mount_differences
 from localcsi.fs.paths import validate_mount_flags, validate_path
@@ -120,6 +122,7 @@ class NodeService:
         max_volumes_per_node: int = 0,
         vg_allowed: Callable[[str], bool] = lambda _vg: True,
         io_limits: PodIoLimits | None = None,
+        ephemeral: EphemeralVolumes | None = None,
     ) -> None:
         self.node_id = node_id
         self.fs = fs
@@ -127,6 +130,7 @@ class NodeService:
         self.max_volumes_per_node = max_volumes_per_node
         self.vg_allowed = vg_allowed
         self.io_limits = io_limits
+        self.ephemeral = ephemeral
         self.locks = OperationLocks()
 
     def info(self) -> NodeInfo:
@@ -145,13 +149,25 @@ class NodeService:
         reason = unsupported_reason([capability])
         if reason is not None:
             raise FailedPrecondition(reason)
-        ref = parse_volume_id(volume_id)
         wanted = WantedMount(
             block=capability.access_type is AccessType.BLOCK,
             readonly=request.readonly or capability.access_mode in READ_ONLY_MODES or "ro" in flags,
             fs_type=capability.fs_type,
             flags=flags,
         )
+        if not is_ephemeral(request.volume_context):
+            self._publish(volume_id, target, wanted, request.volume_context)
+            return
+        ephemeral = self._ephemeral_service()
+        inline = parse_ephemeral(volume_id, target, request.volume_context)
+        if wanted.block:
+            raise InvalidArgument("an inline ephemeral volume is a filesystem: the kubelet never asks for block")
+        with self.locks.hold(volume_id):  # the kubelet's id; the volume's own is held by _publish
+            volume = ephemeral.create(volume_id, inline, capability)
+            self._publish(volume.id, target, wanted, request.volume_context)
+
+    def _publish(self, volume_id: str, target: str, wanted: WantedMount, context: Mapping[str, str]) -> None:
+        ref = parse_volume_id(volume_id)
         with self.locks.hold(volume_id, f"target:{target}"):
             volume = self._volume(ref, activate=True)
             self._check_access_type(volume, wanted.block)
@@ -162,12 +178,17 @@ class NodeService:
             if wanted.block:
                 self._publish_block(volume, target)
             else:
-                self._publish_filesystem(volume, target, wanted.fs_type, flags)
-            if wanted.readonly and "ro" not in flags:
+                self._publish_filesystem(volume, target, wanted.fs_type, wanted.flags)
+            if wanted.readonly and "ro" not in wanted.flags:
                 self._make_read_only(target)
             if self.io_limits is not None:
-                self.io_limits.published(volume.lv, target, request.volume_context)
+                self.io_limits.published(volume.lv, target, context)
         log.info("published %s at %s as %s", volume_id, target, wanted)
+
+    def _ephemeral_service(self) -> EphemeralVolumes:
+        if self.ephemeral is None:
+            raise InvalidArgument("this plugin does not serve inline ephemeral volumes")
+        return self.ephemeral
 
     def _check_access_type(self, volume: Volume, block: bool) -> None:
         # A block volume's raw data has no signature: mounting it as a filesystem would format it.
@@ -233,6 +254,24 @@ class NodeService:
     def unpublish(self, volume_id: str, target_path: str) -> None:
         _required(volume_id, "volume_id")
         target = validate_path(_required(target_path, "target_path"), "target_path")
+        if self.ephemeral is not None and is_kubelet_volume_id(volume_id):
+            self._unpublish_ephemeral(self.ephemeral, volume_id, target)
+            return
+        self._unpublish(volume_id, target)
+
+    def _unpublish_ephemeral(self, ephemeral: EphemeralVolumes, kubelet_id: str, target: str) -> None:
+        """Unmount an inline volume and remove it: it lives exactly as long as its pod's use of it."""
+        with self.locks.hold(kubelet_id):
+            volume = ephemeral.find(kubelet_id)
+            if volume is None:  # removed by an earlier call: only the target may be left
+                if self.fs.find_mount(target) is not None:
+                    raise FailedPrecondition(f"{target} has something mounted that is not inline volume {kubelet_id}")
+                self._remove_target(target)
+                return
+            self._unpublish(volume.id, target)
+            ephemeral.delete(volume)
+
+    def _unpublish(self, volume_id: str, target: str) -> None:
         ref = parse_volume_id(volume_id)
         # The IO limits resync must not see the mount and re-apply a limit this call lifts.
         limits_held = self.io_limits.lock if self.io_limits is not None else contextlib.nullcontext()
@@ -298,6 +337,11 @@ class NodeService:
     def stats(self, volume_id: str, volume_path: str) -> VolumeStats:
         _required(volume_id, "volume_id")
         path = _lookup_path(volume_path, "volume_path")
+        if self.ephemeral is not None and is_kubelet_volume_id(volume_id):
+            inline = self.ephemeral.find(volume_id)
+            if inline is None:
+                raise NotFound(f"inline volume {volume_id} does not exist")
+            volume_id = inline.id
         volume = self._volume(parse_volume_id(volume_id), activate=False)
         published = self._published_here(volume, path)
         lv = volume.lv

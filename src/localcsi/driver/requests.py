@@ -20,6 +20,7 @@ class CreateVolumeRequest:
     source: Source | None = None
     topology: TopologyRequirement | None = None
     mutable_parameters: Mapping[str, str] = field(default_factory=dict)  # from a VolumeAttributesClass
+    ephemeral_pod_dir: str = ""  # an inline ephemeral volume's pod directory, recorded in its tags
 
 
 @dataclass(frozen=True)

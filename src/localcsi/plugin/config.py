@@ -36,6 +36,7 @@ class PluginConfig:
     # The host's cgroup filesystem (a hostPath in the DaemonSet), where pods' IO limits are set.
     cgroup_root: str = "/sys/fs/cgroup"
     io_limits_resync_seconds: float = 10.0
+    ephemeral_collect_seconds: float = 60.0
     # Only VGs whose name matches one of these are ever used: never touch a VG not given to us.
     vg_patterns: tuple[str, ...] = DEFAULT_VG_PATTERNS
     # How long a controller call may wait on the node (cluster mode) before DEADLINE_EXCEEDED.

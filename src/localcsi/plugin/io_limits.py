@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -18,6 +17,7 @@ from localcsi.fs.adapter import Filesystems
 from localcsi.lvm.lvm import Lvm
 from localcsi.lvm.runner import SubprocessRunner
 from localcsi.metrics.io_limits import IoLimitCollector
+from localcsi.periodic import Periodic
 from localcsi.plugin.config import PluginConfig
 
 log = logging.getLogger(__name__)
@@ -70,24 +70,7 @@ def register_io_limit_metrics(pod_limits: PodIoLimits, registry: CollectorRegist
     registry.register(IoLimitCollector(lambda: pod_limits.in_force.published, limits))
 
 
-class IoLimitResync:
+class IoLimitResync(Periodic):
     def __init__(self, limits: PodIoLimits, interval: float) -> None:
+        super().__init__("io-limits-resync", interval, limits.resync)
         self.limits = limits
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.run, name="io-limits-resync", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.limits.resync()
-            except Exception:  # a failed pass is logged and retried on the next one; the loop must live on
-                log.exception("IO limits resync failed")

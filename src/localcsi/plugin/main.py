@@ -13,11 +13,14 @@ import argparse
 import contextlib
 import logging
 
+from localcsi.driver.ephemeral import EphemeralVolumes
 from localcsi.driver.pod_limits import PodIoLimits
 from localcsi.lifecycle import Lifecycle
 from localcsi.logs import fields
+from localcsi.periodic import Periodic
 from localcsi.plugin.config import DEFAULT_VG_PATTERNS, Mode, PluginConfig
 from localcsi.plugin.io_limits import IoLimitResync, pod_io_limits, register_io_limit_metrics
+from localcsi.plugin.node import ephemeral_volumes
 from localcsi.plugin.server import build_server
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,7 @@ def config_from_args(args: argparse.Namespace) -> PluginConfig:
         kubeconfig=args.kubeconfig,
         cgroup_root=args.cgroup_root,
         io_limits_resync_seconds=float(args.io_limits_resync_seconds),
+        ephemeral_collect_seconds=float(args.ephemeral_collect_seconds),
     )
 
 
@@ -80,11 +84,21 @@ def _start_io_limit_resync(limits: PodIoLimits, config: PluginConfig, running: c
     running.callback(limits.close)
 
 
+def _start_ephemeral_collector(
+    ephemeral: EphemeralVolumes, config: PluginConfig, running: contextlib.ExitStack
+) -> None:
+    interval = config.ephemeral_collect_seconds
+    collector = Periodic("ephemeral-collector", interval, ephemeral.collect, run_at_start=True)
+    collector.start()
+    running.callback(collector.stop)
+
+
 def serve(config: PluginConfig) -> int:
     rejections: list[str] = []
     with Lifecycle() as lifecycle, contextlib.ExitStack() as running:
         limits = pod_io_limits(config, events=True) if config.serves_node else None
-        server = build_server(config, io_limits=limits)
+        ephemeral = ephemeral_volumes(config) if config.serves_node else None
+        server = build_server(config, io_limits=limits, ephemeral=ephemeral)
         server.start()
         running.callback(lambda: server.stop(grace=SHUTDOWN_GRACE_SECONDS).wait())
         log.info(
@@ -97,6 +111,8 @@ def serve(config: PluginConfig) -> int:
             _start_http(config, running)
         if limits is not None:
             _start_io_limit_resync(limits, config, running)
+        if ephemeral is not None:
+            _start_ephemeral_collector(ephemeral, config, running)
         if config.registers_with_kubelet:
             rejections = _start_registration(config, lifecycle, running)
         lifecycle.wait()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import grpc
 
 from localcsi.csi import csi_pb2, csi_pb2_grpc
+from localcsi.driver.ephemeral import EphemeralVolumes
+from localcsi.driver.local_backend import LocalLvmBackend
 from localcsi.driver.node import ExpandRequest, NodeService, PublishRequest
 from localcsi.driver.pod_limits import PodIoLimits
 from localcsi.fs.adapter import Filesystems
@@ -112,7 +114,16 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         )
 
 
-def build_node_servicer(config: PluginConfig, io_limits: PodIoLimits | None = None) -> NodeServicer:
+def ephemeral_volumes(config: PluginConfig) -> EphemeralVolumes:
+    """Inline ephemeral volumes on lvm2 on this node (cluster mode too: they have no resource)."""
+    runner = SubprocessRunner(nsenter=config.lvm_nsenter)
+    backend = LocalLvmBackend(Lvm(runner), config.node_id, vg_allowed=config.vg_allowed)
+    return EphemeralVolumes(backend, Filesystems(runner))
+
+
+def build_node_servicer(
+    config: PluginConfig, io_limits: PodIoLimits | None = None, ephemeral: EphemeralVolumes | None = None
+) -> NodeServicer:
     """The Node service on real adapters; lvm2 and mount run in PID 1's namespaces with lvm_nsenter."""
     runner = SubprocessRunner(nsenter=config.lvm_nsenter)
     service = NodeService(
@@ -122,5 +133,6 @@ def build_node_servicer(config: PluginConfig, io_limits: PodIoLimits | None = No
         max_volumes_per_node=config.max_volumes_per_node,
         vg_allowed=config.vg_allowed,
         io_limits=io_limits or pod_io_limits(config, events=True),
+        ephemeral=ephemeral or ephemeral_volumes(config),
     )
     return NodeServicer(service)

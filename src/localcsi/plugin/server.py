@@ -17,6 +17,7 @@ from localcsi.plugin.identity import IdentityServicer
 from localcsi.plugin.rpc_metrics import RpcMetricsInterceptor
 
 if TYPE_CHECKING:
+    from localcsi.driver.ephemeral import EphemeralVolumes
     from localcsi.driver.pod_limits import PodIoLimits
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,11 @@ def bind(server: grpc.Server, config: PluginConfig) -> None:
         path.chmod(OWNER_AND_GROUP)
 
 
-def build_server(config: PluginConfig, *, io_limits: PodIoLimits | None = None) -> grpc.Server:
-    """``io_limits``: the pods' IO limits the Node service enforces (shared with the plugin's resync)."""
+def build_server(
+    config: PluginConfig, *, io_limits: PodIoLimits | None = None, ephemeral: EphemeralVolumes | None = None
+) -> grpc.Server:
+    """``io_limits``: the pods' IO limits the Node service enforces (shared with the plugin's resync);
+    ``ephemeral``: its inline ephemeral volumes (shared with the plugin's collector)."""
     # Every call is timed and counted by gRPC code (localcsi.plugin.rpc_metrics), whatever the servicer.
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="csi"),
@@ -89,6 +93,6 @@ def build_server(config: PluginConfig, *, io_limits: PodIoLimits | None = None) 
     if config.serves_node:
         from localcsi.plugin.node import build_node_servicer  # noqa: PLC0415
 
-        services.add_node(build_node_servicer(config, io_limits), server)
+        services.add_node(build_node_servicer(config, io_limits, ephemeral), server)
     bind(server, config)
     return server

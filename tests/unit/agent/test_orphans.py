@@ -35,6 +35,14 @@ def test_orphans_are_our_volumes_and_snapshots_no_resource_names() -> None:
     assert find_orphans(lvs, keys) == [OTHER]  # not the pool, nor a foreign LV, nor one with edited tags
 
 
+def test_an_inline_ephemeral_volume_is_never_an_orphan() -> None:
+    """It has no resource by design; the node plugin collects it once its pod is gone."""
+    inline = ours("csi-" + "ab" * 32)
+    pod_tag = "localcsi.io/ephemeral-pod=/var/lib/kubelet/pods/p"
+    inline = LogicalVolume(inline.vg, inline.name, GiB, inline.attr, tags=(*inline.tags, pod_tag))
+    assert find_orphans([inline, OTHER], claimed([])) == [OTHER]
+
+
 def test_a_resource_in_another_vg_does_not_claim_and_one_without_a_vg_claims_everywhere() -> None:
     assert find_orphans([VOLUME], claimed([resource(VOLUME, vg="elsewhere")])) == [VOLUME]
     assert find_orphans([VOLUME], claimed([resource(VOLUME, vg="")])) == []

@@ -225,5 +225,5 @@ def test_the_csi_driver_object() -> None:
         "podInfoOnMount": True,
         "storageCapacity": True,
         "fsGroupPolicy": "File",
-        "volumeLifecycleModes": ["Persistent"],
+        "volumeLifecycleModes": ["Persistent", "Ephemeral"],
     }

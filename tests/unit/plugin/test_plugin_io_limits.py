@@ -56,7 +56,7 @@ def test_a_failed_pass_is_logged_and_the_loop_goes_on(caplog: pytest.LogCaptureF
     with caplog.at_level(logging.ERROR, logger="localcsi.plugin.io_limits"):
         resync = run_until_reached(limits)
     assert limits.passes >= 3
-    failures = [record for record in caplog.records if record.getMessage() == "IO limits resync failed"]
+    failures = [record for record in caplog.records if record.getMessage() == "io-limits-resync failed"]
     assert len(failures) == 1
     assert failures[0].exc_info is not None and "pass 1 broke" in str(failures[0].exc_info[1])
     assert not resync._thread.is_alive()
