@@ -8,6 +8,10 @@ nodes inside are ordinary v1 objects with camelCase keys.
 
 With ``nodeCacheCapable: true`` the scheduler sends NodeNames and reads NodeNames back; a filter
 answer without NodeNames would leave it no node at all, so the answer always carries the key.
+
+kube-scheduler sends nearly the same NodeNames request after request: filter gets the feasible nodes,
+prioritize the nodes that passed filter. ``NodeNamesCache`` remembers the last few arrays by their
+exact bytes, so a request whose array is one of them has only its Pod decoded (see ``parse_args``).
 """
 
 from __future__ import annotations
@@ -20,10 +24,40 @@ from typing import Any
 MAX_SCORE = 10  # MaxExtenderPriority
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _SCORE_SUFFIXES = {score: f',"Score":{score}}}' for score in range(MAX_SCORE + 1)}
+_NAMES_KEY = b'"NodeNames"'
+_JSON_SPACE = b" \t\r\n"
+# Printable ASCII but the quote and the backslash: what goes into a JSON string unescaped.
+_PLAIN_BYTES = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
+NAMES_CACHE_SIZE = 4  # filter's names and its answer (prioritize's), and room for a second scheduler
 
 
 class ProtocolError(ValueError):
     """The request is not a valid ExtenderArgs: answer 400 with this message."""
+
+
+class NodeNamesCache:
+    """The last few NodeNames arrays, by their exact bytes, with the names they decode to.
+
+    Only compact arrays of plain names are kept (``_array(names)``, which is how Go's encoder writes
+    node names), so the bytes of an entry always decode to its names. The lists are shared by every
+    request that hits: nobody may change them. Safe across server threads: the entries are one tuple,
+    replaced whole.
+    """
+
+    def __init__(self, size: int = NAMES_CACHE_SIZE) -> None:
+        self._size = size
+        self._entries: tuple[tuple[bytes, list[str]], ...] = ()
+
+    def get(self, raw: bytes) -> list[str] | None:
+        for known, names in self._entries:
+            if known == raw:
+                return names
+        return None
+
+    def put(self, raw: bytes, names: list[str]) -> None:
+        """Remember ``names``, whose compact encoding is ``raw`` (the caller has checked that)."""
+        rest = tuple(entry for entry in self._entries if entry[0] != raw)
+        self._entries = ((raw, names), *rest)[: self._size]
 
 
 @dataclass(frozen=True)
@@ -81,7 +115,25 @@ def _node_names(names: Any, nodes: Any) -> tuple[list[str], list[dict[str, Any]]
     return [str(n) for n in named], items
 
 
-def parse_args(body: bytes) -> ExtenderArgs:
+def parse_args(body: bytes, names: NodeNamesCache | None = None) -> ExtenderArgs:
+    """The request, or ProtocolError. With ``names``, a request that ends with a NodeNames array the
+    cache holds (``{...,"NodeNames":[...]}``) has only the rest decoded: at 5000 nodes that skips most of
+    the parse (``_cached_args``); any other request is decoded whole, and its array remembered."""
+    split = _split_names(body) if names is not None else None
+    if names is None or split is None:
+        return _decode(body)
+    head, array = split
+    cached = _cached_args(head, names.get(array))
+    if cached is not None:
+        return cached
+    args = _decode(body)
+    # Kept only when the array's bytes are its names' own compact encoding: they decode to these names.
+    if args.nodes is None and args.plain_names and array == _array(args.node_names):
+        names.put(array, args.node_names)
+    return args
+
+
+def _decode(body: bytes) -> ExtenderArgs:
     try:
         decoded = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -89,14 +141,57 @@ def parse_args(body: bytes) -> ExtenderArgs:
     if not isinstance(decoded, dict):
         raise ProtocolError("request body must be a JSON object (ExtenderArgs)")
     pod = _pod(_field(decoded, "Pod"))
-    names, nodes = _node_names(_field(decoded, "NodeNames"), _field(decoded, "Nodes"))
-    return ExtenderArgs(pod, names, nodes, _plain("".join(names)))
+    node_names, nodes = _node_names(_field(decoded, "NodeNames"), _field(decoded, "Nodes"))
+    return ExtenderArgs(pod, node_names, nodes, _plain("".join(node_names)))
+
+
+def _split_names(body: bytes) -> tuple[bytes, bytes] | None:
+    """``(head, array)`` when the body is ``head`` + ``"NodeNames":`` + ``array`` + ``}``, ignoring
+    JSON whitespace; nothing about either part is checked here."""
+    at = body.rfind(_NAMES_KEY)
+    if at < 0:
+        return None
+    rest = body[at + len(_NAMES_KEY) :].lstrip(_JSON_SPACE)
+    if not rest.startswith(b":"):
+        return None
+    array = rest[1:].strip(_JSON_SPACE)
+    if not array.endswith(b"}"):
+        return None
+    return body[:at], array[:-1].rstrip(_JSON_SPACE)
+
+
+def _cached_args(head: bytes, node_names: list[str] | None) -> ExtenderArgs | None:
+    """The request from its head and the cached names of its NodeNames array; None to decode it whole.
+
+    If ``head`` less its final comma, closed with ``}``, is a JSON object with members, then the comma
+    was at its top level, and the whole body is that object with NodeNames appended: NodeNames is then
+    its last key, and wins over any earlier one, as in a whole decode. Anything else (no comma, a head
+    that does not decode) is left to the whole decode, which says what is wrong with it.
+    """
+    if node_names is None:
+        return None
+    head = head.rstrip(_JSON_SPACE)
+    if not head.endswith(b","):
+        return None
+    try:
+        decoded = json.loads(head[:-1] + b"}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(decoded, dict) or not decoded:
+        return None
+    return ExtenderArgs(_pod(_field(decoded, "Pod")), node_names, None, plain_names=True)
+
+
+def _array(names: Sequence[str]) -> bytes:
+    """The compact JSON array of plain ``names``."""
+    return ('["' + '","'.join(names) + '"]').encode() if names else b"[]"
 
 
 def _plain(text: str) -> bool:
     """Whether ``text`` goes into a JSON string as it is: printable ASCII without quote or backslash
-    (json.dumps would escape anything else)."""
-    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+    (json.dumps would escape anything else). Deleting the plain bytes and finding nothing left is
+    several times faster than ``str.isprintable`` (0.02 against 0.11 ms for 5000 names)."""
+    return text.isascii() and not text.encode("ascii").translate(None, _PLAIN_BYTES)
 
 
 def filter_result(
@@ -128,18 +223,32 @@ def host_priorities(scores: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
 
 
 def encode_filter_result(
-    args: ExtenderArgs, passed: Sequence[str], unresolvable: Mapping[str, str], error: str = ""
+    args: ExtenderArgs,
+    passed: list[str],
+    unresolvable: Mapping[str, str],
+    error: str = "",
+    names: NodeNamesCache | None = None,
 ) -> bytes:
     """``encode(filter_result(...))``; when every name is plain, NodeNames is joined rather than
-    encoded name by name (5000 of them cost a third of a millisecond)."""
+    encoded name by name (5000 of them cost a third of a millisecond), and remembered in ``names``:
+    kube-scheduler sends it back to prioritize as it is."""
     if args.nodes is not None or not args.plain_names:
         return encode(filter_result(args, passed, unresolvable, error))
-    names = '"' + '","'.join(passed) + '"' if passed else ""
-    failed = encode(dict(unresolvable)).decode()
-    return (
-        f'{{"Nodes":null,"NodeNames":[{names}],"FailedNodes":{{}},'
-        f'"FailedAndUnresolvableNodes":{failed},"Error":{_quote(error)}}}'
-    ).encode()
+    array = _array(passed)
+    if names is not None:
+        names.put(array, passed)
+    failed = encode(dict(unresolvable))
+    return b"".join(
+        (
+            b'{"Nodes":null,"NodeNames":',
+            array,
+            b',"FailedNodes":{},"FailedAndUnresolvableNodes":',
+            failed,
+            b',"Error":',
+            _quote(error).encode(),
+            b"}",
+        )
+    )
 
 
 def encode_ranks(ranks: Sequence[Sequence[str]], plain_names: bool = False) -> bytes:

@@ -68,6 +68,7 @@ class ReservationLedger:
         self._narrow_held: dict[str, Held] = {}
         self._pods_by_key: dict[str, set[str]] = {}
         self._held_groups: dict[str, HeldGroups] = {}  # held_groups(besides), until the next change
+        self.generation = 0  # counts changes: what was read at one generation holds until the next
 
     # Reading ------------------------------------------------------------------------------------
 
@@ -231,6 +232,7 @@ class ReservationLedger:
     # Internals ----------------------------------------------------------------------------------
 
     def _changed(self) -> None:
+        self.generation += 1
         self._held_groups.clear()
 
     def _unhold_narrow(self, node: str, placed: Assignment) -> None:

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import CounterMetricFamily
 
 from localcsi.background_http import BackgroundHTTPServer
-from localcsi.extender.protocol import ProtocolError, encode_filter_result, encode_ranks, parse_args
+from localcsi.extender.protocol import NodeNamesCache, ProtocolError, encode_filter_result, encode_ranks, parse_args
 from localcsi.extender.service import Extender
 from localcsi.logs import fields
 
@@ -116,6 +116,7 @@ class ExtenderServer(BackgroundHTTPServer):
         self.extender = extender
         self.ready = ready
         self.metrics = metrics or Metrics(extender)
+        self.node_names = NodeNamesCache()
         super().__init__(address, _Handler)
 
     @property
@@ -199,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve_verb(self, verb: str) -> HTTPStatus:
         try:
-            args = parse_args(self._read_body())
+            args = parse_args(self._read_body(), self.server.node_names)
         except ProtocolError as error:
             log.warning("bad %s request: %s", verb, error, extra=fields(verb=verb, client=self.client_address[0]))
             return self._reply(HTTPStatus.BAD_REQUEST, f"{error}\n".encode(), "text/plain")
@@ -212,7 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
                 metrics = self.server.metrics
                 metrics.filtered_nodes.labels("passed").inc(len(outcome.passed))
                 metrics.filtered_nodes.labels("failed").inc(len(outcome.failed))
-                body = encode_filter_result(args, outcome.passed, outcome.failed)
+                body = encode_filter_result(args, outcome.passed, outcome.failed, names=self.server.node_names)
             else:
                 body = encode_ranks(extender.prioritize(args.pod, args.node_names).ranks, args.plain_names)
         except Exception as error:

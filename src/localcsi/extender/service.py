@@ -44,6 +44,27 @@ class FilterOutcome:
     counted: bool = False  # False: the pod has nothing of ours, every node passed untouched
 
 
+@dataclass(frozen=True)
+class _FilterMemo:
+    """What filter worked out for a pod, for its prioritize: valid while the view and the ledger are as
+    filter left them (``Extender.apply`` and ``resync`` drop it, ``generation`` is the ledger's)."""
+
+    uid: str
+    pod_key: tuple[object, ...]  # what pod_demand reads of the pod itself
+    generation: int
+    demand: PodDemand
+    passed: list[str]  # the nodes the pod holds on, when it holds wide
+
+
+_NOTHING_HELD: frozenset[str] = frozenset()  # its membership test is the cheapest (5000 nodes: 0.13 ms, () 0.2 ms)
+
+
+def _pod_key(pod: Mapping[str, Any]) -> tuple[object, ...]:
+    metadata = meta(pod)
+    spec = pod.get("spec")
+    return metadata.get("namespace"), metadata.get("name"), spec.get("volumes") if isinstance(spec, Mapping) else None
+
+
 def _score_with_disks(scorer: Scorer, cap: NodeCapacity | None, held: Held | None, own: bool) -> int:
     return scorer.score(cap, held.total_bytes if held else 0, held.disks if held else frozenset(), own)
 
@@ -65,22 +86,26 @@ class Extender:
         self.view = ClusterView(
             on_commit=self._committed, on_pod_done=self._pod_done, on_node_gone=self.ledger.drop_node
         )
+        self._memo: _FilterMemo | None = None
 
     def apply(self, kind: str, event_type: str, obj: dict[str, Any]) -> None:
         """An informer handler: one event into the view (and so into the ledger)."""
         with self.lock:
+            self._memo = None
             self.view.apply(kind, event_type, obj)
 
     def resync(self, kind: str, snapshot: Callable[[], Mapping[str, dict[str, Any]]]) -> int:
         """Converge ``kind`` to ``snapshot()``, taken under the lock: an informer updates its cache
         before calling its handlers, so any event newer than the snapshot is applied after it."""
         with self.lock:
+            self._memo = None
             return self.view.replace_all(kind, snapshot())
 
     def filter(self, pod: Mapping[str, Any], nodes: Sequence[str]) -> FilterOutcome:
         uid = str(meta(pod).get("uid") or "")
         label = pod_label(pod)
         with self.lock:
+            self._memo = None
             for expired in self.ledger.expire():
                 self.reservations_expired += 1
                 log.info("reservation expired: the scheduler never committed it", extra=fields(pod=expired))
@@ -98,19 +123,27 @@ class Extender:
             outcome = FilterOutcome(passed, failed, counted=True)
             ledger.reserve(uid, label, holds)
             self.reservations_made += 1 if ledger.pod_nodes(uid) else 0
+            self._memo = _FilterMemo(uid, _pod_key(pod), ledger.generation, demand, passed)
         self._log_filter(label, demand, outcome)
         return outcome
 
     def prioritize(self, pod: Mapping[str, Any], nodes: Sequence[str]) -> Priorities:
         uid = str(meta(pod).get("uid") or "")
         with self.lock:
-            demand, _ = pod_demand(pod, self.view)
+            memo = self._memo
+            if memo is not None and (
+                memo.uid != uid or memo.generation != self.ledger.generation or memo.pod_key != _pod_key(pod)
+            ):
+                memo = None
+            demand = memo.demand if memo is not None else pod_demand(pod, self.view)[0]
             scorer = Scorer(demand, self.strategy)
             if not demand.requests:
                 return Priorities(scorer.rank(nodes, self.view.table(), [], ()))
-            released = self.ledger.keep_only(uid, nodes)
-            if released:
-                log.debug("released reservations on nodes other filters removed", extra=fields(count=released))
+            if memo is None or not (nodes is memo.passed or nodes == memo.passed):
+                # Nothing to release when prioritize is asked about exactly the nodes filter passed.
+                released = self.ledger.keep_only(uid, nodes)
+                if released:
+                    log.debug("released reservations on nodes other filters removed", extra=fields(count=released))
             own, caps = self.ledger.pod_nodes(uid), self.view.capacity_table()
             if scorer.counts_disks:
                 ranks: list[list[str]] = [[] for _ in range(MAX_SCORE + 1)]
@@ -120,7 +153,7 @@ class Extender:
             elif self.ledger.pod_holds_wide(uid):
                 # Its hold takes its demand on every node it passed, as if it were placed there:
                 # count the others' holds and add the demand everywhere.
-                ranks = scorer.rank(nodes, self.view.table(), self.ledger.held_groups(besides=uid), ())
+                ranks = scorer.rank(nodes, self.view.table(), self.ledger.held_groups(besides=uid), _NOTHING_HELD)
             else:
                 ranks = scorer.rank(nodes, self.view.table(), self.ledger.held_groups(), own)
             return Priorities(ranks)

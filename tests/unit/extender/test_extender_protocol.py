@@ -5,6 +5,7 @@ from extender_objects import pod
 
 from localcsi.extender.protocol import (
     ExtenderArgs,
+    NodeNamesCache,
     ProtocolError,
     encode,
     encode_filter_result,
@@ -139,3 +140,103 @@ def test_ranks_encode_as_a_host_priority_list(plain: bool) -> None:
 def test_error_result_has_every_key() -> None:
     assert set(error_result("boom")) == FILTER_RESULT_KEYS
     assert error_result("boom")["Error"] == "boom"
+
+
+# NodeNames arrays remembered by their bytes ----------------------------------------------------------
+
+
+def go_body(the_pod: object, names: object, **extra: object) -> bytes:
+    """ExtenderArgs as kube-scheduler's Go encoder writes them: compact, NodeNames last."""
+    return json.dumps({"Pod": the_pod, "Nodes": None, **extra, "NodeNames": names}, separators=(",", ":")).encode()
+
+
+NAMES = [f"node-{i}" for i in range(50)]
+
+
+def outcome(raw: bytes, names: NodeNamesCache | None) -> ExtenderArgs | str:
+    try:
+        return parse_args(raw, names)
+    except ProtocolError as error:
+        return f"ProtocolError: {error}"
+
+
+def test_a_remembered_array_is_not_decoded_again() -> None:
+    names = NodeNamesCache()
+    first = parse_args(go_body(pod("p"), NAMES), names)
+    second = parse_args(go_body(pod("q"), NAMES), names)
+    assert second.node_names is first.node_names  # the same list: later comparisons are by pointer
+    assert second == ExtenderArgs(pod("q"), NAMES, None, plain_names=True)
+
+
+def test_filters_answer_is_remembered_for_prioritize() -> None:
+    names = NodeNamesCache()
+    args = parse_args(go_body(pod("p"), NAMES), names)
+    passed = NAMES[::2]
+    answer = json.loads(encode_filter_result(args, passed, {n: "full" for n in NAMES[1::2]}, names=names))
+    assert parse_args(go_body(pod("p"), answer["NodeNames"]), names).node_names is passed
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps({"Pod": pod("p"), "NodeNames": NAMES}).encode(),  # not compact: decoded whole each time
+        go_body(pod("p"), [*NAMES[:3], 'we"ird']),  # names that need escaping are never remembered
+        go_body(pod("p"), [*NAMES[:3], "caf\u00e9"]),
+        json.dumps({"Pod": pod("p"), "Nodes": {"items": [{"metadata": {"name": "n"}}]}}).encode(),
+    ],
+)
+def test_only_compact_arrays_of_plain_names_are_remembered(raw: bytes) -> None:
+    names = NodeNamesCache()
+    first, second = parse_args(raw, names), parse_args(raw, names)
+    assert first == second == parse_args(raw)
+    assert second.node_names is not first.node_names
+
+
+ARRAY = json.dumps(NAMES, separators=(",", ":"))
+PLAIN_POD = json.dumps(pod("p"), separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'{{"Pod":{PLAIN_POD},"Nodes":null,"NodeNames":{ARRAY}}}',
+        f' {{ "Pod" : {PLAIN_POD} ,\n "NodeNames" : {ARRAY} }}\n',
+        f'{{"NodeNames":["elsewhere"],"Pod":{PLAIN_POD},"NodeNames":{ARRAY}}}',  # the last one wins
+        f'{{"nodenames":["elsewhere"],"Pod":{PLAIN_POD},"NodeNames":{ARRAY}}}',  # the exact key wins
+        f'{{"Pod":{PLAIN_POD},"NodeNames":{ARRAY},"NodeNames":["n1"]}}',
+        f'{{"Pod":{PLAIN_POD},"NodeNames":{ARRAY},"Pod":{{}}}}',  # not last: decoded whole
+        f'{{"NodeNames":{ARRAY}}}',  # no Pod
+        f'{{,"NodeNames":{ARRAY}}}',  # not JSON, though "{{}}" is
+        f'{{"Pod":{PLAIN_POD},,"NodeNames":{ARRAY}}}',
+        f'{{"Pod":{PLAIN_POD}}}"NodeNames":{ARRAY}}}',  # no comma: what would stand in for it is the pod's }
+        f'{{"Pod":{PLAIN_POD[:-1]},"NodeNames":{ARRAY}}}',  # the pod is not closed: NodeNames is inside it
+        f'{{"Pod":{PLAIN_POD},"x":"\\"NodeNames\\":{ARRAY}}}"}}',  # in a string
+        f'{{"Pod":{PLAIN_POD},"x":{{"NodeNames":{ARRAY}}}}}',  # nested
+        f'{{"Pod":{PLAIN_POD},"x":["NodeNames",{ARRAY}]}}',
+        f'{{"Pod":{PLAIN_POD},"NodeNames":{ARRAY}}}}}',
+        f'{{"Pod":{PLAIN_POD},"NodeNames":{ARRAY}',
+        f'{{"Pod":"not a pod","NodeNames":{ARRAY}}}',
+        f'[{{"Pod":{PLAIN_POD}}},"NodeNames":{ARRAY}}}',
+    ],
+)
+def test_a_request_ending_in_a_remembered_array_reads_as_when_decoded_whole(text: str) -> None:
+    names = NodeNamesCache()
+    parse_args(go_body(pod("warm"), NAMES), names)
+    assert names.get(ARRAY.encode()) is not None
+    raw = text.encode()
+    assert outcome(raw, names) == outcome(raw, None)
+
+
+def test_the_cache_keeps_the_last_few_arrays() -> None:
+    names = NodeNamesCache(size=2)
+    arrays = [NAMES[:10], NAMES[10:20], NAMES[20:30]]
+    for array in arrays:
+        parse_args(go_body(pod("p"), array), names)
+    raws = [json.dumps(array, separators=(",", ":")).encode() for array in arrays]
+    assert [names.get(raw) for raw in raws] == [None, arrays[1], arrays[2]]
+
+
+@pytest.mark.parametrize("code", [*range(0x80), 0xE9, 0x2028, 0x1F600])
+def test_names_are_plain_exactly_when_json_leaves_them_as_they_are(code: int) -> None:
+    name = f"n{chr(code)}1"
+    assert parse_args(body(Pod=pod("p"), NodeNames=[name])).plain_names is (json.dumps(name) == f'"{name}"')

@@ -161,6 +161,7 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.clock = Clock()
         self.ledger = ReservationLedger(self.clock, ttl_seconds=30)
+        self.seen: tuple[int, object] | None = None  # (generation, state) at the last step
 
     @initialize(pods=st.lists(st.tuples(st.sampled_from(UIDS), VOLUMES, LAYOUTS), max_size=3))
     def filtered(self, pods: list[tuple[str, list[tuple[str, int]], dict[str, int]]]) -> None:
@@ -214,6 +215,21 @@ class LedgerMachine(RuleBasedStateMachine):
     def expire(self, seconds: float) -> None:
         self.clock.now += seconds
         self.ledger.expire()
+
+    @invariant()
+    def the_generation_moves_with_every_change(self) -> None:
+        """What prioritize reuses from filter stays valid while the generation does (extender.service)."""
+        ledger = self.ledger
+        state = (
+            {uid: (ledger.pod_holds_wide(uid), dict(ledger.pod_nodes(uid))) for uid in UIDS},
+            {
+                node: (h.total_bytes, dict(h.vg_bytes), set(h.disks)) if (h := ledger.held(node)) else None
+                for node in NODES
+            },
+        )
+        if self.seen is not None and self.seen[0] == ledger.generation:
+            assert self.seen[1] == state
+        self.seen = (ledger.generation, state)
 
     @invariant()
     def held_groups_besides_a_pod_leave_out_its_wide_hold(self) -> None:

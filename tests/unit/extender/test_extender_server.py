@@ -72,6 +72,24 @@ def test_filter_then_prioritize_over_one_kept_alive_connection(server: ExtenderS
     conn.close()
 
 
+def go_args(the_pod: dict[str, Any], *nodes: str) -> bytes:
+    """As kube-scheduler's Go encoder writes them: compact."""
+    return json.dumps({"Pod": the_pod, "Nodes": None, "NodeNames": list(nodes)}, separators=(",", ":")).encode()
+
+
+def test_names_the_scheduler_sends_again_answer_as_the_first_time(server: ExtenderServer) -> None:
+    conn = connect(server)
+    nodes = ("big", "small", "unknown")
+    answers = [call(conn, "POST", "/filter", go_args(pod("p", "data"), *nodes)) for _ in range(2)]
+    assert answers[0] == answers[1]
+    assert server.node_names.get(b'["big","small","unknown"]') is not None  # the second was not decoded
+    assert server.node_names.get(b'["big"]') == ["big"]  # what filter passed, for prioritize
+    passed = json.loads(answers[0][1])["NodeNames"]
+    status, raw = call(conn, "POST", "/prioritize", go_args(pod("p", "data"), *passed))
+    assert (status, json.loads(raw)) == (200, [{"Host": "big", "Score": 1}])
+    conn.close()
+
+
 def test_a_pod_without_our_volumes_passes_every_node(server: ExtenderServer) -> None:
     status, raw = call(connect(server), "POST", "/filter", args(pod("plain"), "big", "small", "unknown"))
     assert status == 200

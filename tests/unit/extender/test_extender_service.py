@@ -1,3 +1,4 @@
+import copy
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -5,9 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from extender_objects import Obj, nls, pod, pvc, storage_class
 
-from localcsi.core.scheduling import Strategy
+from localcsi.core.scheduling import PodDemand, Strategy
 from localcsi.core.sizes import GiB
+from localcsi.extender import service
 from localcsi.extender.cache import NODE_LOCAL_STORAGES, PERSISTENT_VOLUME_CLAIMS, PODS, STORAGE_CLASSES
+from localcsi.extender.demand import ClusterLookup, pod_demand
 from localcsi.extender.objects import SELECTED_NODE_ANNOTATION
 from localcsi.extender.service import Extender
 
@@ -181,3 +184,92 @@ def test_binpack_and_spread_rank_nodes_oppositely() -> None:
         scores = extender.prioritize(the_pod, outcome.passed).scores()
         assert max(scores, key=lambda n: scores[n]) == expected
         assert all(0 <= s <= 10 for s in scores.values())
+
+
+# prioritize answered from what filter worked out ---------------------------------------------------
+
+
+def count_demands(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The pods whose demand the service works out (``pod_demand`` calls), by name."""
+    calls: list[str] = []
+
+    def counting(the_pod: Obj, lookup: ClusterLookup) -> tuple[PodDemand, list[str]]:
+        calls.append(the_pod["metadata"]["name"])
+        return pod_demand(the_pod, lookup)
+
+    monkeypatch.setattr(service, "pod_demand", counting)
+    return calls
+
+
+def test_prioritize_right_after_filter_reuses_its_demand(monkeypatch: pytest.MonkeyPatch) -> None:
+    extender = cluster(free_gib=20)
+    the_pod, _ = add_pod(extender, "p", "5Gi")
+    calls = count_demands(monkeypatch)
+    outcome = extender.filter(the_pod, NODES)
+    # kube-scheduler's prioritize carries the pod decoded anew, and the nodes that passed
+    assert extender.prioritize(copy.deepcopy(the_pod), list(outcome.passed)).scores() == {n: 8 for n in NODES}
+    assert calls == ["p"]
+
+
+def test_prioritize_after_a_cache_change_does_not_use_the_stale_filter_result() -> None:
+    extender = cluster(free_gib=20)
+    the_pod, claims = add_pod(extender, "p", "5Gi")
+    outcome = extender.filter(the_pod, NODES)
+    claims[0]["spec"]["resources"]["requests"]["storage"] = "15Gi"  # e.g. an edited claim, before it is bound
+    extender.apply(PERSISTENT_VOLUME_CLAIMS, "MODIFIED", claims[0])
+    # 80 of 100 GiB used, and the claim: 95 GiB (9), not 85 (8)
+    assert extender.prioritize(the_pod, outcome.passed).scores() == {n: 9 for n in NODES}
+
+
+def test_prioritize_after_a_resync_does_not_use_the_stale_filter_result() -> None:
+    extender = cluster(free_gib=20)
+    the_pod, _ = add_pod(extender, "p", "5Gi")
+    outcome = extender.filter(the_pod, NODES)
+    storage_classes = {"local": storage_class(), "other": storage_class("other", provisioner="elsewhere")}
+    storage_classes["local"]["provisioner"] = "someone-else"  # a watch event was missed: local is not ours
+    extender.resync(STORAGE_CLASSES, lambda: storage_classes)
+    assert extender.prioritize(the_pod, outcome.passed).scores() == {n: 0 for n in NODES}
+
+
+def test_prioritize_after_another_pods_filter_works_its_demand_out_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    extender = cluster(free_gib=20)
+    first, _ = add_pod(extender, "first", "5Gi")
+    second, _ = add_pod(extender, "second", "10Gi")
+    calls = count_demands(monkeypatch)
+    outcome = extender.filter(first, NODES)
+    extender.filter(second, NODES)  # concurrent scheduling: the memo is the last filtered pod's
+    scores = extender.prioritize(first, outcome.passed).scores()
+    assert calls == ["first", "second", "first"]
+    assert scores == {n: 9 for n in NODES}  # 80 of 100 GiB used, the second pod's 10 held, and 5: 95 GiB
+
+
+def test_prioritize_after_a_change_to_the_holds_works_its_demand_out_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    extender = cluster(free_gib=20)
+    the_pod, _ = add_pod(extender, "p", "5Gi")
+    calls = count_demands(monkeypatch)
+    outcome = extender.filter(the_pod, NODES)
+    extender.prioritize(the_pod, outcome.passed[:5])  # releases its holds on the other five
+    scores = extender.prioritize(the_pod, outcome.passed).scores()
+    assert calls == ["p", "p"]  # the second prioritize did not take filter's word for the holds
+    assert scores == {n: 8 for n in NODES}
+    assert set(extender.ledger.pod_nodes(the_pod["metadata"]["uid"])) == set(NODES[:5])
+
+
+def test_prioritize_for_a_recreated_pod_of_the_same_name_works_its_demand_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    extender = cluster(free_gib=20)
+    old, _ = add_pod(extender, "p", "5Gi")
+    calls = count_demands(monkeypatch)
+    outcome = extender.filter(old, NODES)
+    new = copy.deepcopy(old)
+    new["metadata"]["uid"] = "uid-p-again"  # a StatefulSet's pod, deleted and made again
+    extender.prioritize(new, outcome.passed)
+    assert calls == ["p", "p"]
+
+
+def test_prioritize_on_fewer_nodes_than_passed_still_releases_the_rest() -> None:
+    extender = cluster(free_gib=10)
+    first, _ = add_pod(extender, "first", "10Gi")
+    second, _ = add_pod(extender, "second", "10Gi")
+    outcome = extender.filter(first, NODES)
+    extender.prioritize(first, outcome.passed[:2])
+    assert extender.filter(second, NODES).passed == NODES[2:]
