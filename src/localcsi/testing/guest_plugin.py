@@ -29,6 +29,7 @@ class GuestPlugin:
     node_id: str = "node-1"
     endpoint: str = f"tcp://0.0.0.0:{PLUGIN_TCP_PORT}"
     extra_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # added to the guest agent's environment
     pid: int | None = field(default=None, init=False)
     _channel: grpc.Channel | None = field(default=None, init=False)
 
@@ -46,7 +47,7 @@ class GuestPlugin:
         ]
 
     def start(self, timeout: float = 60.0) -> GuestPlugin:
-        self.pid = self.vm.guest.spawn(self.argv(), log=LOG)
+        self.pid = self.vm.guest.spawn(self.argv(), log=LOG, env=self.env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             alive, rc = self.vm.guest.signal(self.pid, 0)
