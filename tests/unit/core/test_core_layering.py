@@ -1,5 +1,7 @@
-"""The core's one-way layering, as docs/architecture.md states it: the standard library, numpy (the
-extender's array-form scheduling) and the core itself; no adapter, gRPC, Kubernetes or subprocess."""
+"""The one-way layering of the bottom layers, as docs/architecture.md states it. The core: the standard
+library, numpy (the extender's array-form scheduling) and the core itself; no adapter, gRPC, Kubernetes
+or subprocess. The typed resources (``localcsi.resources``): the standard library, the core and
+themselves."""
 
 from __future__ import annotations
 
@@ -10,20 +12,22 @@ from pathlib import Path
 import pytest
 
 import localcsi.core
+import localcsi.resources
 
 pytestmark = pytest.mark.unit
 
 CORE = Path(localcsi.core.__file__).parent
+RESOURCES = Path(localcsi.resources.__file__).parent
 NUMPY_USERS = {"capacity_table.py", "scheduling_fit.py", "scheduling_score.py"}
 
 
-def imports(path: Path) -> set[str]:
+def imports(path: Path, package_name: str = "localcsi.core") -> set[str]:
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            found.add((node.module or "") if node.level == 0 else "localcsi.core")  # relative: the core
+            found.add((node.module or "") if node.level == 0 else package_name)  # relative: the package itself
     return found
 
 
@@ -40,3 +44,13 @@ def test_the_core_imports_only_the_standard_library_numpy_and_itself() -> None:
     assert {name: packages - {"numpy"} for name, packages in foreign.items() if packages - {"numpy"}} == {}
     assert {name for name, packages in foreign.items() if packages} == NUMPY_USERS, "update docs/architecture.md"
     assert not any("subprocess" in imports(path) for path in CORE.glob("*.py")), "the core runs no command"
+
+
+def test_the_resources_import_only_the_standard_library_the_core_and_themselves() -> None:
+    allowed = ("localcsi.core", "localcsi.resources")
+    foreign = {
+        path.name: sorted(m for m in imports(path, "localcsi.resources") if outside(m) and not m.startswith(allowed))
+        for path in sorted(RESOURCES.glob("*.py"))
+    }
+    assert {name: found for name, found in foreign.items() if found} == {}, "see docs/architecture.md"
+    assert not any("localcsi.resources" in m for path in CORE.glob("*.py") for m in imports(path)), "core is below"
