@@ -18,3 +18,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = "node" if parts[0] == "sanity" else TIER_BY_FOLDER.get(parts[1] if len(parts) > 1 else "")
         if tier is not None and not any(item.iter_markers(name=tier)):
             item.add_marker(getattr(pytest.mark, tier))
+    # A test that leaves the node changed (rebooted into cgroup v1) goes after every other one, so that
+    # restoring the node is needed only when something follows (sorted() keeps the order otherwise).
+    items[:] = sorted(items, key=lambda item: any(item.iter_markers(name="last")))

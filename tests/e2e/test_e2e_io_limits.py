@@ -39,13 +39,26 @@ SPECS = {
 EXPECTED = {"write-bps": MIB, "read-iops": 40, "read-bps": MIB, "write-iops": 40}
 
 
+pytestmark = pytest.mark.last  # it ends on a cgroup v1 node: booting back is needed only if tests follow
+
+
+def _tests_follow(request: pytest.FixtureRequest) -> bool:
+    items = request.session.items
+    last = max(index for index, item in enumerate(items) if item.path == request.path)
+    return last < len(items) - 1
+
+
 @pytest.fixture(scope="module")
-def node(e2e_env: E2EEnvironment) -> Iterator[str]:
-    """The node the pods run on; booted back with cgroup v2 afterwards if a test switched it to v1."""
+def node(request: pytest.FixtureRequest, e2e_env: E2EEnvironment) -> Iterator[str]:
+    """The node the pods run on; booted back with cgroup v2 afterwards if a test switched it to v1 and
+    other tests follow (the environment is torn down after the last one)."""
     name = e2e_env.node_names[0]
     yield name
     if e2e_env.can_reboot and cgroup_version(e2e_env, name) != "v2":
-        e2e_env.reboot(name, "v2")
+        if _tests_follow(request):
+            e2e_env.reboot(name, "v2")
+        else:
+            print(f"{name} stays on cgroup v1: no test follows, and the environment is torn down next")
 
 
 def _classes(kube: Kube, suffix: str) -> dict[str, str]:
