@@ -19,6 +19,7 @@ from localcsi.driver import cluster_resources as res
 from localcsi.driver.backend import VolumePlan
 from localcsi.k8s.errors import Forbidden, Invalid
 from localcsi.k8s.resources import LOGICAL_VOLUME, CustomResources
+from localcsi.resources import logicalvolume as llv
 from localcsi.testing.cluster import KubeCluster
 
 Object = dict[str, Any]
@@ -40,8 +41,8 @@ def valid(name: str | None = None, **spec: Any) -> Object:
     plan = VolumePlan(make_ref("node-1", "localcsi-a", volume_lv_name(csi_name)), csi_name,
                       Placement("localcsi-a", GIB, LvmType.LINEAR), GIB, None, "ext4", "mount",
                       {"bps": "1048576", "readIops": "0", "overprovisioning": "3/2"})  # fmt: skip
-    body = res.volume_resource(plan)
-    body["spec"] |= spec
+    body: Object = dict(res.volume_resource(plan))
+    body["spec"] = {**body["spec"], **spec}
     return body
 
 
@@ -140,7 +141,7 @@ def test_the_agent_writes_status_and_finalizers_but_creates_nothing(
     stored = controller.create(valid())
     name = stored["metadata"]["name"]
     version = stored["metadata"]["resourceVersion"]
-    agent.patch(name, {"metadata": {"finalizers": [res.FINALIZER], "resourceVersion": version}})
+    agent.patch(name, {"metadata": {"finalizers": [llv.FINALIZER], "resourceVersion": version}})
     ready = agent.patch_status(name, {"phase": "Ready", "currentSize": GIB, "volumeId": f"node-1/localcsi-a/{name}"})
     assert ready["status"]["phase"] == "Ready" and ready["spec"] == stored["spec"]
     with pytest.raises(Invalid, match='Unsupported value: "Done"'):

@@ -33,9 +33,7 @@ from localcsi.core.errors import (
 )
 from localcsi.core.ids import LvRef, parse_volume_id
 from localcsi.core.model import Volume
-from localcsi.driver import cluster_resources as res
-from localcsi.driver.backend import io_limits, is_ready
-from localcsi.driver.cluster_resources import FINALIZER, Phase, Resource, ResourceKind
+from localcsi.driver.backend import io_limits, is_ready, snapshot_plan, volume_plan
 from localcsi.driver.local_backend import LocalLvmBackend
 from localcsi.k8s import errors as kube
 from localcsi.k8s.informer import Informer
@@ -43,8 +41,14 @@ from localcsi.k8s.resources import LOGICAL_VOLUME, CustomResources
 from localcsi.lvm.lvm import Lvm
 from localcsi.lvm.runner import CommandRunner, SubprocessRunner
 from localcsi.metrics.volumes import VOLUMES
+from localcsi.resources import logicalvolume as llv
+from localcsi.resources.logicalvolume import FINALIZER, Phase, ResourceKind
+from localcsi.resources.meta import Condition
 
 log = logging.getLogger(__name__)
+
+# A LogicalVolume as the apiserver's JSON; read through localcsi.resources.logicalvolume's accessors.
+Resource = dict[str, Any]
 
 # Errors a later attempt may not meet: retried with backoff; everything else fails the create.
 TRANSIENT = (Aborted, Unavailable, Internal, DeadlineExceeded)
@@ -100,12 +104,12 @@ class LogicalVolumeReconciler:
         self.resync_seconds = resync_seconds
         self.backoff = backoff or Backoff()
         self.queue = WorkQueue()
-        selector = res.node_selector(node)
+        selector = llv.node_selector(node)
         self.informer = Informer(
             lambda: resources.list(selector),
             lambda version, seconds: resources.watch(version, seconds, selector),
         )
-        self.informer.add_handler(lambda _event, obj: self.queue.add(res.name(obj)))
+        self.informer.add_handler(lambda _event, obj: self.queue.add(llv.name(obj)))
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -154,16 +158,16 @@ class LogicalVolumeReconciler:
             self._check(cached)  # a resync: nothing to change, report health from the shared lvs view
             return
         obj = self.resources.get(name)  # act only on the apiserver's current version, never a stale cache
-        if obj is None or res.spec(obj).get("nodeName") != self.node:
+        if obj is None or llv.spec(obj).get("nodeName") != self.node:
             return
-        if res.is_deleting(obj):
+        if llv.is_deleting(obj):
             self._delete(obj)
             return
-        if res.phase(obj) is Phase.FAILED and _observed(obj):
+        if llv.phase(obj) is Phase.FAILED and _observed(obj):
             return  # final: the controller deletes it
         obj = self._with_finalizer(obj)
         try:
-            if res.resource_kind(obj) is ResourceKind.VOLUME:
+            if llv.resource_kind(obj) is ResourceKind.VOLUME:
                 self._volume(obj)
             else:
                 self._snapshot(obj)
@@ -176,37 +180,37 @@ class LogicalVolumeReconciler:
             return obj
         version = obj["metadata"]["resourceVersion"]
         patch = {"metadata": {"finalizers": [*finalizers, FINALIZER], "resourceVersion": version}}
-        return self.resources.patch(res.name(obj), patch)
+        return self.resources.patch(llv.name(obj), patch)
 
     def _status(self, obj: Resource, **changes: Any) -> None:
         """Write what changes; ``obj`` becomes the written version (a status write bumps resourceVersion)."""
         patch = status_patch(obj, **changes)
         if patch:
-            obj.update(self.resources.patch_status(res.name(obj), patch))
+            obj.update(self.resources.patch_status(llv.name(obj), patch))
 
     def _failed(self, obj: Resource, error: CoreError) -> None:
         """Report an error; a transient one, or one while Ready (a refused expansion), is retried."""
-        code = res.code_name(error.code)
+        code = llv.code_name(error.code)
         generation = obj["metadata"].get("generation")
-        if isinstance(error, TRANSIENT) or res.phase(obj) is Phase.READY:
-            log.warning("LogicalVolume %s: %s (will retry): %s", res.name(obj), code, error.message)
+        if isinstance(error, TRANSIENT) or llv.phase(obj) is Phase.READY:
+            log.warning("LogicalVolume %s: %s (will retry): %s", llv.name(obj), code, error.message)
             self._status(obj, code=code, message=error.message, observedGeneration=generation)
             raise _Retry from error
-        log.warning("LogicalVolume %s failed: %s: %s", res.name(obj), code, error.message)
+        log.warning("LogicalVolume %s failed: %s: %s", llv.name(obj), code, error.message)
         self._status(obj, phase=Phase.FAILED, code=code, message=error.message, observedGeneration=generation)
         VOLUMES.failed(self.node, obj, code)
 
     # -- volumes -----------------------------------------------------------------------------
 
     def _volume(self, obj: Resource) -> None:
-        plan = res.volume_plan(obj)
+        plan = volume_plan(obj)
         existing = self.backend.get_volume(plan.ref)
         if existing is not None and existing.name != plan.name:
             raise InvalidArgument(
                 f"LV {plan.ref.vg}/{plan.ref.lv} on node {self.node} belongs to {existing.name!r}, not "
                 f"{plan.name!r}; it is left alone"
             )
-        if res.phase(obj) is Phase.READY and existing is None:
+        if llv.phase(obj) is Phase.READY and existing is None:
             self._status(obj, message=f"LV {plan.ref.vg}/{plan.ref.lv} is missing on node {self.node}")
             self._healthy(obj, None, missing=True)
             return
@@ -231,7 +235,7 @@ class LogicalVolumeReconciler:
         lv = self.backend.lvm.get_lv(volume.ref.vg, volume.ref.lv)  # the real size, from lvs itself
         if lv is None:
             raise Internal(f"{volume.ref.vg}/{volume.ref.lv} was just made but lvs does not show it")
-        was_ready = res.phase(obj) is Phase.READY
+        was_ready = llv.phase(obj) is Phase.READY
         self._status(
             obj,
             phase=Phase.READY,
@@ -245,7 +249,7 @@ class LogicalVolumeReconciler:
         if not was_ready:
             VOLUMES.ready(self.node, obj)  # provisioning time: creation to this first Ready
 
-    def _health(self, obj: Resource, lv: Any) -> dict[str, Any]:
+    def _health(self, obj: Resource, lv: Any) -> Condition:
         pool = self.backend.view.lv(lv.vg, lv.pool_lv) if lv.pool_lv else None
         return health_condition(obj, lv, pool)
 
@@ -255,7 +259,7 @@ class LogicalVolumeReconciler:
     def _check(self, obj: Resource) -> None:
         """A Ready resource with nothing to do: refresh its size and health from the cached lvs view
         (one ``lvm fullreport`` serves every resource on the node)."""
-        at = res.ref(obj)
+        at = llv.ref(obj)
         lv = self.backend.view.lv(at.vg, at.lv)
         if lv is None:
             self._healthy(obj, None, missing=True)
@@ -265,25 +269,25 @@ class LogicalVolumeReconciler:
     # -- snapshots ---------------------------------------------------------------------------
 
     def _snapshot(self, obj: Resource) -> None:
-        at = res.ref(obj)
+        at = llv.ref(obj)
         existing = self.backend.get_snapshot(at)
-        csi_name = res.spec(obj)["csiName"]
+        csi_name = llv.spec(obj)["csiName"]
         if existing is not None and existing.name != csi_name:
             raise InvalidArgument(
                 f"LV {at.vg}/{at.lv} on node {self.node} belongs to {existing.name!r}, not {csi_name!r}; "
                 "it is left alone"
             )
-        if res.phase(obj) is Phase.READY:
+        if llv.phase(obj) is Phase.READY:
             lv = existing.lv if existing is not None else None
             self._status(obj, conditions=[health_condition(obj, lv, None, missing=lv is None)])
             return
-        source_id = res.source_volume_id(obj)
+        source_id = llv.source_volume_id(obj)
         source_ref = parse_volume_id(source_id)
         source = self.backend.get_volume(source_ref) if source_ref.node == self.node else None
         if source is None or not is_ready(source):
             raise NotFound(f"source volume {source_id} does not exist on node {self.node}")
         self._status(obj, phase=Phase.CREATING, code=None, message=f"snapshotting {source_id}")
-        snapshot = self.backend.create_snapshot(res.snapshot_plan(obj, source))
+        snapshot = self.backend.create_snapshot(snapshot_plan(obj, source))
         lv = self.backend.lvm.get_lv(at.vg, at.lv)
         self._status(
             obj,
@@ -307,25 +311,25 @@ class LogicalVolumeReconciler:
         try:
             self._remove_lv(obj)
         except CoreError as error:
-            self._status(obj, code=res.code_name(error.code), message=error.message)
-            log.warning("LogicalVolume %s: deletion refused (will retry): %s", res.name(obj), error.message)
+            self._status(obj, code=llv.code_name(error.code), message=error.message)
+            log.warning("LogicalVolume %s: deletion refused (will retry): %s", llv.name(obj), error.message)
             raise _Retry from error
         version = obj["metadata"]["resourceVersion"]
         left = [name for name in finalizers if name != FINALIZER]
         try:
-            self.resources.patch(res.name(obj), {"metadata": {"finalizers": left, "resourceVersion": version}})
+            self.resources.patch(llv.name(obj), {"metadata": {"finalizers": left, "resourceVersion": version}})
         except kube.NotFound:
             return
-        log.info("LogicalVolume %s: LV removed, finalizer released", res.name(obj))
+        log.info("LogicalVolume %s: LV removed, finalizer released", llv.name(obj))
 
     def _remove_lv(self, obj: Resource) -> None:
         self.backend.view.changed()  # decide from a fresh lvs, never a cached one
-        csi_name = res.spec(obj).get("csiName")
+        csi_name = llv.spec(obj).get("csiName")
         try:
-            at = res.ref(obj)
+            at = llv.ref(obj)
         except CoreError:
             return  # names no LV this driver could have made
-        if res.resource_kind(obj) is ResourceKind.VOLUME:
+        if llv.resource_kind(obj) is ResourceKind.VOLUME:
             volume = self.backend.get_volume(at)
             if volume is not None and volume.name == csi_name:
                 self.backend.delete_volume(volume)
@@ -337,15 +341,15 @@ class LogicalVolumeReconciler:
 
 def _steady(obj: Resource) -> bool:
     """Ready, nothing new asked for: a resync only refreshes health."""
-    if res.is_deleting(obj) or res.phase(obj) is not Phase.READY or not _observed(obj):
+    if llv.is_deleting(obj) or llv.phase(obj) is not Phase.READY or not _observed(obj):
         return False
     if FINALIZER not in (obj["metadata"].get("finalizers") or []):
         return False
-    if res.resource_kind(obj) is ResourceKind.VOLUME:
-        return int(res.status(obj).get("currentSize") or 0) >= int(res.spec(obj).get("size") or 0)
+    if llv.resource_kind(obj) is ResourceKind.VOLUME:
+        return int(llv.status(obj).get("currentSize") or 0) >= int(llv.spec(obj).get("size") or 0)
     return True
 
 
 def _observed(obj: Resource) -> bool:
-    observed = res.status(obj).get("observedGeneration")
+    observed = llv.status(obj).get("observedGeneration")
     return observed is not None and int(observed) >= int(obj["metadata"].get("generation") or 0)

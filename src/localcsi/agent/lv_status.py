@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from localcsi.core.health import volume_condition
 from localcsi.core.model import LogicalVolume
-from localcsi.driver import cluster_resources as res
-from localcsi.driver.cluster_resources import HEALTHY_CONDITION, SNAPSHOT_INVALID_REASON, Resource
+from localcsi.resources import logicalvolume as llv
+from localcsi.resources.logicalvolume import HEALTHY_CONDITION, SNAPSHOT_INVALID_REASON
+from localcsi.resources.meta import Condition
 
 _TIME_KEY = "lastTransitionTime"
 
@@ -18,7 +20,7 @@ def now() -> str:
     return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _merge_conditions(current: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _merge_conditions(current: Sequence[Mapping[str, Any]], wanted: list[dict[str, Any]]) -> list[Mapping[str, Any]]:
     """``wanted`` replacing conditions of the same type; a condition whose status did not change keeps
     its lastTransitionTime."""
     by_type = {c.get("type"): c for c in current}
@@ -31,9 +33,9 @@ def _merge_conditions(current: list[dict[str, Any]], wanted: list[dict[str, Any]
     return list(merged.values())
 
 
-def status_patch(obj: Resource, **changes: Any) -> dict[str, Any]:
+def status_patch(obj: llv.Wire, **changes: Any) -> dict[str, Any]:
     """A merge patch for /status with only the fields that change (None removes a field); {} if none."""
-    current = res.status(obj)
+    current = llv.status(obj)
     patch: dict[str, Any] = {}
     for key, given in changes.items():
         value: Any = given.value if isinstance(given, StrEnum) else given
@@ -48,12 +50,12 @@ def status_patch(obj: Resource, **changes: Any) -> dict[str, Any]:
 
 
 def health_condition(
-    obj: Resource, lv: LogicalVolume | None, pool: LogicalVolume | None, *, missing: bool = False
-) -> dict[str, Any]:
+    obj: llv.Wire, lv: LogicalVolume | None, pool: LogicalVolume | None, *, missing: bool = False
+) -> Condition:
     """The Healthy condition for an LV as lvs shows it (``pool``: a thin volume's pool row)."""
     if missing or lv is None:
         status, reason = "False", "Missing"
-        message = f"the LV is missing on node {res.spec(obj).get('nodeName')}; its data is not there"
+        message = f"the LV is missing on node {llv.spec(obj).get('nodeName')}; its data is not there"
     else:
         condition = volume_condition(lv, pool)
         status = "False" if condition.abnormal else "True"
@@ -67,5 +69,5 @@ def health_condition(
         "reason": reason,
         "message": message,
         "observedGeneration": int(obj["metadata"].get("generation") or 0),
-        _TIME_KEY: now(),
+        "lastTransitionTime": now(),
     }

@@ -28,7 +28,6 @@ from localcsi.agent.lv_reconciler import LogicalVolumeReconciler
 from localcsi.agent.orphans import OrphanTracker
 from localcsi.agent.status import StatusPublisher
 from localcsi.core.nodestorage import parse_spec
-from localcsi.driver.cluster_resources import node_selector
 from localcsi.k8s.client import api_client
 from localcsi.k8s.events import EventRecorder
 from localcsi.k8s.informer import Informer, custom_source
@@ -39,6 +38,7 @@ from localcsi.lvm.runner import SubprocessRunner
 from localcsi.metrics import http
 from localcsi.metrics.agent import AgentCollector
 from localcsi.metrics.volumes import PhaseCollector
+from localcsi.resources.logicalvolume import node_selector
 
 log = logging.getLogger(__name__)
 

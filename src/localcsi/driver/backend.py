@@ -18,11 +18,13 @@ from typing import Protocol
 
 from localcsi.core.ephemeral import POD_DIR_KEY
 from localcsi.core.health import Condition
-from localcsi.core.ids import LvRef
+from localcsi.core.ids import LvRef, parse_snapshot_id, parse_volume_id
 from localcsi.core.iolimits import IO_LIMIT_KEYS, IoLimits, io_limits_from_fields
 from localcsi.core.model import Snapshot, ThinPool, Volume, VolumeGroup
+from localcsi.core.params import LvmType
 from localcsi.core.placement import Placement
 from localcsi.core.tags import OWNER_TAG, LvKind, LvMetadata, Source, SourceKind, encode_tags
+from localcsi.resources import logicalvolume as llv
 
 _PREFIX = OWNER_TAG + "/"
 # On an LV whose content is still being written (restore, clone). Cleared as the last step, so an LV
@@ -112,6 +114,49 @@ class SnapshotPlan:
             source=Source(SourceKind.VOLUME, self.source.id),
         )
         return encode_tags(meta)
+
+
+# -- a LogicalVolume's plan, for the agent to execute (written by driver/cluster_resources.py) ------
+
+
+def _content(data: llv.LogicalVolumeSource) -> Content:
+    source = llv.source(data)
+    lv = parse_snapshot_id(source.id) if source.kind is SourceKind.SNAPSHOT else parse_volume_id(source.id)
+    return Content(source, lv, Fill(data["fill"]), bool(data.get("thin")), int(data["size"]))
+
+
+def volume_plan(obj: llv.Wire) -> VolumePlan:
+    """The plan a Volume resource carries, for the agent to execute (with the spec's current size)."""
+    data = llv.spec(obj)
+    placement = Placement(
+        vg=str(data["vgName"]),
+        size_bytes=int(data["size"]),
+        lvm_type=LvmType(data["lvmType"]),
+        stripes=data.get("stripes"),
+        stripe_size_bytes=data.get("stripeSize"),
+        thin_pool=data.get("thinPool"),
+    )
+    source = data.get("source")
+    return VolumePlan(
+        ref=llv.ref(obj),
+        name=str(data["csiName"]),
+        placement=placement,
+        requested_bytes=int(data.get("requiredBytes", 0)),
+        content=_content(source) if source else None,
+        fs_type=data.get("fsType"),
+        access_type=data.get("accessType"),
+        extra={
+            str(key): str(value)
+            for key, value in ((data.get("parameters") or {}) | (data.get("ioLimits") or {})).items()
+        },
+    )
+
+
+def snapshot_plan(obj: llv.Wire, source: Volume) -> SnapshotPlan:
+    """The plan a Snapshot resource carries; ``source`` is the origin volume as the node sees it."""
+    data = llv.spec(obj)
+    cow = data.get("cowSize")
+    return SnapshotPlan(llv.ref(obj), str(data["csiName"]), source, int(cow) if cow is not None else None)
 
 
 def tag_value(tags: Sequence[str], key: str) -> str | None:

@@ -39,11 +39,13 @@ from localcsi.core.params import VolumeParams
 from localcsi.core.sizes import format_bytes
 from localcsi.driver import cluster_resources as res
 from localcsi.driver.backend import NodeStorage, SnapshotPlan, VolumePlan
-from localcsi.driver.cluster_resources import Phase, Resource, ResourceKind
+from localcsi.driver.cluster_resources import Resource
 from localcsi.driver.cluster_storage import node_storage
 from localcsi.driver.cluster_views import Done, InformerView, ResourceApi, Same, TimedOut, View, wait_for
 from localcsi.k8s import errors as kube
 from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, CustomResources
+from localcsi.resources import logicalvolume as llv
+from localcsi.resources.logicalvolume import Phase, ResourceKind
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +119,14 @@ class ClusterBackend:
         try:
             return res.resource_volume(obj)
         except (CoreError, KeyError, TypeError, ValueError) as exc:  # one bad resource must not hide the rest
-            log.warning("ignoring LogicalVolume %s: %r", res.name(obj), exc)
+            log.warning("ignoring LogicalVolume %s: %r", llv.name(obj), exc)
             return None
 
     def _snapshot(self, obj: Resource) -> Snapshot | None:
         try:
             return res.resource_snapshot(obj)
         except (CoreError, KeyError, TypeError, ValueError) as exc:
-            log.warning("ignoring LogicalVolume %s: %r", res.name(obj), exc)
+            log.warning("ignoring LogicalVolume %s: %r", llv.name(obj), exc)
             return None
 
     def volumes(self) -> list[Volume]:
@@ -138,7 +140,7 @@ class ClusterBackend:
 
     def _at(self, ref: LvRef) -> Resource | None:
         obj = self._cached_or_fetched(ref.lv)
-        if obj is None or res.spec(obj).get("nodeName") != ref.node or res.spec(obj).get("vgName") != ref.vg:
+        if obj is None or llv.spec(obj).get("nodeName") != ref.node or llv.spec(obj).get("vgName") != ref.vg:
             return None
         return obj
 
@@ -163,12 +165,12 @@ class ClusterBackend:
         """The resource of a create that ended well; None if there is none or it failed (it is removed)."""
         deadline = self.clock() + self.timeout
         obj = self.volumes_api.get(lv_name)
-        if obj is None or res.resource_kind(obj) is not kind:
+        if obj is None or llv.resource_kind(obj) is not kind:
             return None
-        if res.is_deleting(obj):
+        if llv.is_deleting(obj):
             self._wait_gone(obj, deadline)
             return None
-        if res.phase(obj) is Phase.FAILED:  # an earlier attempt failed: remove it, the caller starts over
+        if llv.phase(obj) is Phase.FAILED:  # an earlier attempt failed: remove it, the caller starts over
             self._discard(obj, deadline)
             self._wait_gone(obj, deadline)
             return None
@@ -176,7 +178,7 @@ class ClusterBackend:
 
     def condition(self, volume: Volume) -> Condition:
         obj = self.volume_view.get(volume.ref.lv)
-        healthy = res.condition(obj, res.HEALTHY_CONDITION) if obj is not None else None
+        healthy = llv.condition(obj, llv.HEALTHY_CONDITION) if obj is not None else None
         if healthy is None:
             return Condition(False, "the node agent has not reported this volume's health yet")
         return Condition(healthy.get("status") == "False", str(healthy.get("message") or ""))
@@ -189,41 +191,41 @@ class ClusterBackend:
         )
 
     def _wait_ready(self, obj: Resource, deadline: float) -> Resource:
-        uid = res.uid(obj)
+        uid = llv.uid(obj)
         same = Same(uid)
 
         def done(current: Resource | None, fresh: bool) -> bool:
             if same.gone(current, fresh):
-                raise NotFound(f"LogicalVolume {res.name(obj)} was deleted while it was being created")
-            if current is None or res.uid(current) != uid:
+                raise NotFound(f"LogicalVolume {llv.name(obj)} was deleted while it was being created")
+            if current is None or llv.uid(current) != uid:
                 return False
-            return res.phase(current) in (Phase.READY, Phase.FAILED) or res.is_deleting(current)
+            return llv.phase(current) in (Phase.READY, Phase.FAILED) or llv.is_deleting(current)
 
         try:
-            current = self._wait(res.name(obj), done, deadline)
+            current = self._wait(llv.name(obj), done, deadline)
         except TimedOut as timeout:
             raise self._late(obj, timeout.last, "to be made") from None
         assert current is not None
-        if res.is_deleting(current):
-            raise NotFound(f"LogicalVolume {res.name(obj)} is being deleted; it was deleted while being created")
-        if res.phase(current) is Phase.FAILED:
-            error = res.error_from_status(current)
+        if llv.is_deleting(current):
+            raise NotFound(f"LogicalVolume {llv.name(obj)} is being deleted; it was deleted while being created")
+        if llv.phase(current) is Phase.FAILED:
+            error = llv.error_from_status(current)
             self._discard(current, deadline)
             raise error
         return current
 
     def _wait_gone(self, obj: Resource, deadline: float, stale: frozenset[str] = frozenset()) -> None:
         """Wait until the resource is gone; an agent's refusal is raised unless it is in a ``stale`` version."""
-        uid = res.uid(obj)
+        uid = llv.uid(obj)
         same = Same(uid)
 
         def gone(current: Resource | None, fresh: bool) -> bool:
-            if current is not None and res.uid(current) == uid and _refused(current, stale):
-                raise res.error_from_status(current)  # the agent could not delete it: report why
+            if current is not None and llv.uid(current) == uid and _refused(current, stale):
+                raise llv.error_from_status(current)  # the agent could not delete it: report why
             return same.gone(current, fresh)
 
         try:
-            self._wait(res.name(obj), gone, deadline)
+            self._wait(llv.name(obj), gone, deadline)
         except TimedOut as timeout:
             raise self._late(obj, timeout.last, "to be deleted") from None
 
@@ -231,31 +233,31 @@ class ClusterBackend:
         """Touch an annotation so the agent retries at once instead of after its backoff. The versions
         before and after the touch: an error reported in them is the last attempt's, not the next one's."""
         stamp = {RETRY_ANNOTATION: datetime.now(tz=UTC).isoformat(timespec="microseconds")}
-        touched = self.volumes_api.patch(res.name(obj), {"metadata": {"annotations": stamp}})
+        touched = self.volumes_api.patch(llv.name(obj), {"metadata": {"annotations": stamp}})
         return frozenset({_version(obj), _version(touched)})
 
     def _remove(self, obj: Resource, deadline: float) -> None:
         """Delete the resource and wait until the agent has removed its LV and let it go."""
         stale: frozenset[str] = frozenset()
-        if res.is_deleting(obj) and res.status(obj).get("code"):
+        if llv.is_deleting(obj) and llv.status(obj).get("code"):
             stale = self._nudge(obj)  # refused before: wait for the agent's next attempt
-        self.volumes_api.delete(res.name(obj))
+        self.volumes_api.delete(llv.name(obj))
         self._wait_gone(obj, deadline, stale)
 
     def _discard(self, obj: Resource, deadline: float) -> None:
         """Delete a failed resource and give the agent a moment to let it go; never raises for that."""
         try:
-            self.volumes_api.delete(res.name(obj))
+            self.volumes_api.delete(llv.name(obj))
             self._wait_gone(obj, min(deadline, self.clock() + DISCARD_SECONDS))
         except (CoreError, kube.KubeError) as exc:
-            log.info("failed LogicalVolume %s not removed yet: %s", res.name(obj), exc)
+            log.info("failed LogicalVolume %s not removed yet: %s", llv.name(obj), exc)
 
     def _late(self, obj: Resource, last: Resource | None, what: str) -> DeadlineExceeded:
-        node = res.spec(obj).get("nodeName")
-        state = "gone" if last is None else f"phase {res.phase(last)}"
-        said = res.status(last).get("message") if last is not None else None
+        node = llv.spec(obj).get("nodeName")
+        state = "gone" if last is None else f"phase {llv.phase(last)}"
+        said = llv.status(last).get("message") if last is not None else None
         return DeadlineExceeded(
-            f"LogicalVolume {res.name(obj)} on node {node} is still waiting {what} after {self.timeout:g}s "
+            f"LogicalVolume {llv.name(obj)} on node {node} is still waiting {what} after {self.timeout:g}s "
             f"({state}{f'; agent: {said}' if said else ''}); the agent on {node} may be down or busy. "
             "Retrying the request waits on the same LogicalVolume"
         )
@@ -265,9 +267,9 @@ class ClusterBackend:
 
     # -- plans -------------------------------------------------------------------------------
 
-    def _create(self, body: Resource, deadline: float, mismatch: Callable[[Resource], str | None]) -> Resource:
+    def _create(self, body: llv.LogicalVolume, deadline: float, mismatch: Callable[[Resource], str | None]) -> Resource:
         """Create the resource, or take the one an earlier attempt created for the same CSI name."""
-        name = res.name(body)
+        name = llv.name(body)
         while True:
             try:
                 return self.volumes_api.create(body)
@@ -275,20 +277,20 @@ class ClusterBackend:
                 existing = self.volumes_api.get(name)
             if existing is None:
                 continue  # deleted in between
-            if res.is_deleting(existing):
+            if llv.is_deleting(existing):
                 self._wait_gone(existing, deadline)
                 continue
-            ours = res.spec(existing).get("csiName") == res.spec(body)["csiName"]
-            if not ours or res.resource_kind(existing) is not res.resource_kind(body):
+            ours = llv.spec(existing).get("csiName") == llv.spec(body)["csiName"]
+            if not ours or llv.resource_kind(existing) is not llv.resource_kind(body):
                 raise Internal(
-                    f"LogicalVolume {name} exists for {res.spec(existing).get('kind')} "
-                    f"{res.spec(existing).get('csiName')!r}, not {res.spec(body)['csiName']!r}; "
+                    f"LogicalVolume {name} exists for {llv.spec(existing).get('kind')} "
+                    f"{llv.spec(existing).get('csiName')!r}, not {llv.spec(body)['csiName']!r}; "
                     f"inspect it with `kubectl get llv {name} -o yaml`"
                 )
             reason = mismatch(existing)
             if reason:
                 raise AlreadyExists(
-                    f"{res.spec(body)['csiName']!r} already exists as LogicalVolume {name} but {reason}; "
+                    f"{llv.spec(body)['csiName']!r} already exists as LogicalVolume {name} but {reason}; "
                     "repeat the original request or use another name"
                 )
             return existing
@@ -309,11 +311,11 @@ class ClusterBackend:
         if obj is None:
             return
         thick = sorted(
-            res.name(snap)
+            llv.name(snap)
             for snap in self.volume_view.items()
-            if res.resource_kind(snap) is ResourceKind.SNAPSHOT
-            and res.source_volume_id(snap) == volume.id
-            and res.spec(snap).get("cowSize") is not None
+            if llv.resource_kind(snap) is ResourceKind.SNAPSHOT
+            and llv.source_volume_id(snap) == volume.id
+            and llv.spec(snap).get("cowSize") is not None
         )
         if thick:
             raise FailedPrecondition(
@@ -326,13 +328,13 @@ class ClusterBackend:
         deadline = self._deadline()
         obj = self._existing(volume)
         stale: frozenset[str] = frozenset()
-        if int(res.spec(obj)["size"]) < size_bytes:
+        if int(llv.spec(obj)["size"]) < size_bytes:
             obj = self.volumes_api.patch(volume.ref.lv, {"spec": {"size": size_bytes}})
-        elif res.status(obj).get("code"):
+        elif llv.status(obj).get("code"):
             stale = self._nudge(obj)  # the same expansion failed before: wait for the agent's next attempt
 
         def grown(current: Resource) -> bool:
-            return int(res.status(current).get("currentSize") or 0) >= size_bytes
+            return int(llv.status(current).get("currentSize") or 0) >= size_bytes
 
         return self._wait_applied(obj, volume, grown, f"to grow to {size_bytes} bytes", deadline=deadline, stale=stale)
 
@@ -340,13 +342,13 @@ class ClusterBackend:
         deadline = self._deadline()
         obj = self._existing(volume)
         wanted = limits.as_strings()
-        if (res.spec(obj).get("ioLimits") or {}) != wanted:
+        if (llv.spec(obj).get("ioLimits") or {}) != wanted:
             obj = self.volumes_api.patch(volume.ref.lv, {"spec": {"ioLimits": wanted}})
         generation = int(obj["metadata"].get("generation") or 0)
 
         def applied(current: Resource) -> bool:
-            observed = int(res.status(current).get("observedGeneration") or 0)
-            return observed >= generation and not res.status(current).get("code")
+            observed = int(llv.status(current).get("observedGeneration") or 0)
+            return observed >= generation and not llv.status(current).get("code")
 
         changed = self._wait_applied(obj, volume, applied, f"to apply IO limits {limits.throttle()}", deadline=deadline)
         log.info("volume %s IO limits now %s", volume.id, limits.throttle())
@@ -370,19 +372,19 @@ class ClusterBackend:
     ) -> Volume:
         """Wait until the agent has carried out a change to a Ready volume's spec, or reported why not."""
         generation = int(obj["metadata"].get("generation") or 0)
-        uid = res.uid(obj)
+        uid = llv.uid(obj)
         same = Same(uid)
 
         def done(current: Resource | None, fresh: bool) -> bool:
             if same.gone(current, fresh):
                 raise NotFound(f"volume {volume.id} was deleted while waiting {what}")
-            if current is None or res.uid(current) != uid:
+            if current is None or llv.uid(current) != uid:
                 return False
             if satisfied(current):
                 return True
-            observed = int(res.status(current).get("observedGeneration") or 0)
-            if observed >= generation and res.status(current).get("code") and _version(current) not in stale:
-                raise res.error_from_status(current)
+            observed = int(llv.status(current).get("observedGeneration") or 0)
+            if observed >= generation and llv.status(current).get("code") and _version(current) not in stale:
+                raise llv.error_from_status(current)
             return False
 
         try:
@@ -399,7 +401,7 @@ class ClusterBackend:
         deadline = self._deadline()
 
         def mismatch(existing: Resource) -> str | None:
-            source = res.source_volume_id(existing)
+            source = llv.source_volume_id(existing)
             return f"it is a snapshot of {source}" if source != plan.source.id else None
 
         obj = self._create(res.snapshot_resource(plan), deadline, mismatch)
@@ -422,7 +424,7 @@ def _version(obj: Resource) -> str:
 
 def _refused(obj: Resource, stale: frozenset[str]) -> bool:
     """The agent reported that it could not delete the LV (in a version not known to be stale)."""
-    return res.phase(obj) is Phase.DELETING and bool(res.status(obj).get("code")) and _version(obj) not in stale
+    return llv.phase(obj) is Phase.DELETING and bool(llv.status(obj).get("code")) and _version(obj) not in stale
 
 
 def cluster_backend(api: client.ApiClient, *, timeout: float = DEFAULT_TIMEOUT) -> ClusterBackend:

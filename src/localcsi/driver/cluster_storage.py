@@ -13,11 +13,12 @@ LVs' virtual sizes in the pool).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from localcsi.core.model import PhysicalVolume, ThinPool, VolumeGroup
 from localcsi.driver.backend import NodeStorage
-from localcsi.driver.cluster_resources import Resource, spec, status
+from localcsi.resources.nodelocalstorage import NodeLocalStorageSpec, NodeLocalStorageStatus, VolumeGroupInfo
 
 DEFAULT_EXTENT_BYTES = 4 * 1024 * 1024  # lvm2's default, for an agent that does not report extentSize
 
@@ -29,9 +30,9 @@ def _int(value: Any) -> int:
         return 0
 
 
-def _pvs(vg_name: str, data: dict[str, Any], reserved: int) -> tuple[PhysicalVolume, ...]:
+def _pvs(vg_name: str, data: VolumeGroupInfo, reserved: int) -> tuple[PhysicalVolume, ...]:
     """The VG's PVs with the reservation taken from the freest ones first (placement never uses it)."""
-    details: list[dict[str, Any]] = data.get("physicalVolumeInfo") or []
+    details = data.get("physicalVolumeInfo") or []
     pvs = [PhysicalVolume(str(pv.get("name", "")), vg_name, _int(pv.get("total")), _int(pv.get("available")))
            for pv in details]  # fmt: skip
     left = reserved
@@ -44,7 +45,7 @@ def _pvs(vg_name: str, data: dict[str, Any], reserved: int) -> tuple[PhysicalVol
     return tuple(sorted(shaved, key=lambda pv: order[pv.name]))
 
 
-def _volume_group(data: dict[str, Any]) -> VolumeGroup:
+def _volume_group(data: VolumeGroupInfo) -> VolumeGroup:
     vg_name = str(data["name"])
     available = _int(data.get("available"))
     usable = min(available, _int(data["allocatable"])) if "allocatable" in data else available
@@ -61,8 +62,8 @@ def _volume_group(data: dict[str, Any]) -> VolumeGroup:
     )
 
 
-def _thin_pools(vg_name: str, data: dict[str, Any]) -> tuple[ThinPool, ...]:
-    pools: list[dict[str, Any]] = data.get("thinPools") or []
+def _thin_pools(vg_name: str, data: VolumeGroupInfo) -> tuple[ThinPool, ...]:
+    pools = data.get("thinPools") or []
     return tuple(
         ThinPool(
             vg=vg_name,
@@ -77,12 +78,12 @@ def _thin_pools(vg_name: str, data: dict[str, Any]) -> tuple[ThinPool, ...]:
     )
 
 
-def node_storage(nls: Resource) -> NodeStorage:
+def node_storage(nls: Mapping[str, Any]) -> NodeStorage:
     """The VGs and thin pools a NodeLocalStorage's status offers: only the filtered (managed) VGs."""
-    node = str(spec(nls).get("nodeName") or nls["metadata"]["name"])
-    data = status(nls)
+    node = str(cast(NodeLocalStorageSpec, nls.get("spec") or {}).get("nodeName") or nls["metadata"]["name"])
+    data = cast(NodeLocalStorageStatus, nls.get("status") or {})
     managed = set((data.get("filteredStorageInfo") or {}).get("volumeGroups") or [])
-    groups: list[dict[str, Any]] = (data.get("nodeStorageInfo") or {}).get("volumeGroups") or []
+    groups = (data.get("nodeStorageInfo") or {}).get("volumeGroups") or []
     chosen = [group for group in groups if group.get("name") in managed]
     vgs = tuple(_volume_group(group) for group in chosen)
     pools = tuple(pool for group in chosen for pool in _thin_pools(str(group["name"]), group))

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
-from localcsi.driver import cluster_resources as res
 from localcsi.driver.cluster_resources import Resource
 from localcsi.k8s.informer import Informer
 from localcsi.k8s.resources import WatchEvent
+from localcsi.resources import logicalvolume as llv
 
 
 class ResourceApi(Protocol):
@@ -22,7 +22,7 @@ class ResourceApi(Protocol):
 
     def get(self, name: str) -> Resource | None: ...
     def list(self, label_selector: str | None = None) -> tuple[list[Resource], str]: ...
-    def create(self, body: Resource) -> Resource: ...
+    def create(self, body: Mapping[str, Any]) -> Resource: ...
     def patch(self, name: str, merge_patch: Resource) -> Resource: ...
     def delete(self, name: str) -> bool: ...
     def watch(
@@ -89,7 +89,7 @@ class Same:
         self.cached = False
 
     def gone(self, current: Resource | None, fresh: bool) -> bool:
-        if current is not None and res.uid(current) == self.uid:
+        if current is not None and llv.uid(current) == self.uid:
             self.cached = self.cached or not fresh
             return False
         return fresh or self.cached

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -115,7 +115,7 @@ class CustomResources:
         return list(body.get("items") or []), str(body.get("metadata", {}).get("resourceVersion", ""))
 
     @translated
-    def create(self, body: Object) -> Object:
+    def create(self, body: Mapping[str, Any]) -> Object:
         body = {"apiVersion": self.kind.api_version, "kind": self.kind.kind, **body}
         return _raw(self._api.create_cluster_custom_object(*self._scope(), body, **_CALL))
 

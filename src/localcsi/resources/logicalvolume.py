@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
 from localcsi.core.errors import ALL_ERRORS, CoreError, Internal
 from localcsi.core.ids import LvRef, make_ref
@@ -110,39 +111,43 @@ def metadata(at: LvRef) -> ObjectMeta:
 
 # -- reading a resource ----------------------------------------------------------------------------
 
+# What the accessors read: a LogicalVolume, or the apiserver's JSON for one as a client returns it.
+# They hand back the typed parts (spec, status, conditions), so a key read through them is checked.
+Wire = Mapping[str, Any]
 
-def name(obj: LogicalVolume) -> str:
+
+def name(obj: Wire) -> str:
     return str(obj["metadata"]["name"])
 
 
-def uid(obj: LogicalVolume) -> str:
+def uid(obj: Wire) -> str:
     return str(obj["metadata"].get("uid", ""))
 
 
-def spec(obj: LogicalVolume) -> LogicalVolumeSpec:
-    return obj.get("spec") or {}
+def spec(obj: Wire) -> LogicalVolumeSpec:
+    return cast(LogicalVolumeSpec, obj.get("spec") or {})
 
 
-def status(obj: LogicalVolume) -> LogicalVolumeStatus:
-    return obj.get("status") or {}
+def status(obj: Wire) -> LogicalVolumeStatus:
+    return cast(LogicalVolumeStatus, obj.get("status") or {})
 
 
-def phase(obj: LogicalVolume) -> Phase:
+def phase(obj: Wire) -> Phase:
     try:
         return Phase(status(obj).get("phase") or Phase.PENDING)
     except ValueError:
         return Phase.PENDING
 
 
-def is_deleting(obj: LogicalVolume) -> bool:
+def is_deleting(obj: Wire) -> bool:
     return bool(obj["metadata"].get("deletionTimestamp"))
 
 
-def resource_kind(obj: LogicalVolume) -> ResourceKind:
+def resource_kind(obj: Wire) -> ResourceKind:
     return ResourceKind(spec(obj).get("kind", ResourceKind.VOLUME.value))
 
 
-def ref(obj: LogicalVolume) -> LvRef:
+def ref(obj: Wire) -> LvRef:
     """The id of the LV a resource describes; Internal if the resource names no usable LV."""
     data = spec(obj)
     try:
@@ -151,12 +156,12 @@ def ref(obj: LogicalVolume) -> LvRef:
         raise Internal(f"LogicalVolume {name(obj)} does not name a usable node and VG: {exc}") from None
 
 
-def condition(obj: LogicalVolume, kind: str) -> Condition | None:
+def condition(obj: Wire, kind: str) -> Condition | None:
     conditions = status(obj).get("conditions") or []
     return next((c for c in conditions if c.get("type") == kind), None)
 
 
-def snapshot_invalid(obj: LogicalVolume) -> bool:
+def snapshot_invalid(obj: Wire) -> bool:
     healthy = condition(obj, HEALTHY_CONDITION)
     return healthy is not None and healthy.get("reason") == SNAPSHOT_INVALID_REASON
 
@@ -166,19 +171,19 @@ def source(data: LogicalVolumeSource) -> Source:
     return Source(kind, str(data["id"]))
 
 
-def source_volume_id(obj: LogicalVolume) -> str:
+def source_volume_id(obj: Wire) -> str:
     source = spec(obj).get("source")
     return str(source.get("id", "")) if source else ""
 
 
-def created(obj: LogicalVolume) -> datetime | None:
+def created(obj: Wire) -> datetime | None:
     text = obj["metadata"].get("creationTimestamp")
     if not text:
         return None
     return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
 
 
-def current_size(obj: LogicalVolume) -> int:
+def current_size(obj: Wire) -> int:
     return int(status(obj).get("currentSize") or 0)
 
 
@@ -190,7 +195,7 @@ def code_name(code: str) -> str:
     return "".join(part.capitalize() for part in code.split("_"))
 
 
-def error_from_status(obj: LogicalVolume) -> CoreError:
+def error_from_status(obj: Wire) -> CoreError:
     """The core error a resource's status reports (Internal for a code this driver does not know)."""
     data = status(obj)
     code = str(data.get("code") or "")

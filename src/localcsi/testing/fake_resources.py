@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from localcsi.k8s.errors import AlreadyExists, Conflict, Invalid, KubeError, NotFound
@@ -104,13 +104,13 @@ class FakeResources:
             items = [copy.deepcopy(o) for o in self.objects.values() if _matches(o, label_selector)]
             return items, str(self._version)
 
-    def create(self, body: Object) -> Object:
+    def create(self, body: Mapping[str, Any]) -> Object:
         with self._changed:
             name = body["metadata"]["name"]
             self._check("create", name)
             if name in self.objects:
                 raise AlreadyExists(409, "AlreadyExists", f'logicalvolumes "{name}" already exists')
-            obj = copy.deepcopy(body)
+            obj = copy.deepcopy(dict(body))
             obj.pop("status", None)
             self._uids += 1
             obj["metadata"] |= {

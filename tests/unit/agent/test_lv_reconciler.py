@@ -30,6 +30,7 @@ from localcsi.driver.controller import ControllerDriver
 from localcsi.driver.local_backend import LocalLvmBackend
 from localcsi.driver.requests import CreateVolumeRequest
 from localcsi.driver.topology import TopologyRequirement
+from localcsi.resources import logicalvolume as llv
 from localcsi.testing.fake_lvm import FakeDevices, FakeLvm, Killed, pool, vg
 from localcsi.testing.fake_resources import FakeResources
 
@@ -85,7 +86,7 @@ def plan(name: str = "pvc-1", size: int = GiB, node: str = NODE, **changes: Any)
 
 
 def create(resources: FakeResources, volume_plan: VolumePlan) -> str:
-    return res.name(resources.create(res.volume_resource(volume_plan)))
+    return llv.name(resources.create(res.volume_resource(volume_plan)))
 
 
 def obj(resources: FakeResources, name: str) -> Obj:
@@ -101,15 +102,15 @@ def test_a_volume_gets_the_finalizer_first_then_its_lv_and_a_status_from_lvs(
     original = lvm.create_lv
 
     def create_lv(spec: Any) -> None:
-        assert res.FINALIZER in obj(resources, name)["metadata"]["finalizers"], "finalizer before the LV"
-        assert res.status(obj(resources, name))["phase"] == "Creating"
+        assert llv.FINALIZER in obj(resources, name)["metadata"]["finalizers"], "finalizer before the LV"
+        assert llv.status(obj(resources, name))["phase"] == "Creating"
         original(spec)
 
     lvm.create_lv = create_lv  # type: ignore[method-assign]
     agent.reconcile(name)
 
     [lv] = [lv for lv in lvm.lvs.values() if lv.name == name]
-    status = res.status(obj(resources, name))
+    status = llv.status(obj(resources, name))
     assert status["phase"] == "Ready" and status["currentSize"] == lv.size_bytes == GiB
     assert status["volumeId"] == f"{NODE}/{VG}/{name}" and "code" not in status
     assert status["observedGeneration"] == 1
@@ -144,7 +145,7 @@ def test_a_kill_mid_copy_then_a_restart_converges_to_one_finished_lv(
     with pytest.raises(Killed):
         agent.reconcile(restored)
     [half] = [lv for lv in lvm.lvs.values() if lv.name == restored]
-    assert CREATING_TAG in half.tags and res.status(obj(resources, restored))["phase"] == "Creating"
+    assert CREATING_TAG in half.tags and llv.status(obj(resources, restored))["phase"] == "Creating"
 
     devices.kill_during_copy = False
     restarted = reconciler(resources, lvm, devices)
@@ -154,7 +155,7 @@ def test_a_kill_mid_copy_then_a_restart_converges_to_one_finished_lv(
     assert [c[0] for c in lvm.calls].count("create_lv") == 2, "origin and restored, each once"
     copies = [c for c in lvm.calls if c[0] == "copy"]
     assert [c[2] for c in copies] == [f"/dev/{VG}/{restored}"] * 2, "the killed copy, then one redone into the same LV"
-    assert res.status(obj(resources, restored))["phase"] == "Ready"
+    assert llv.status(obj(resources, restored))["phase"] == "Ready"
 
 
 def test_deletion_wipes_and_removes_the_lv_then_releases_the_resource(
@@ -179,7 +180,7 @@ def test_a_refused_deletion_is_reported_and_retried(
     resources.delete(name)
     with pytest.raises(_Retry):
         agent.reconcile(name)
-    status = res.status(obj(resources, name))
+    status = llv.status(obj(resources, name))
     assert (status["phase"], status["code"]) == ("Deleting", "FailedPrecondition")
     devices.busy.clear()
     agent.reconcile(name)
@@ -193,7 +194,7 @@ def test_an_lv_of_another_volume_is_never_touched(
     lvm.add(LogicalVolume(VG, volume_lv_name("pvc-1"), GiB, "-wi-a-----", layout=("linear",), tags=stranger.tags()))
     name = create(resources, plan())
     agent.reconcile(name)
-    status = res.status(obj(resources, name))
+    status = llv.status(obj(resources, name))
     assert (status["phase"], status["code"]) == ("Failed", "InvalidArgument")
     assert "someone-else" in status["message"]
     resources.delete(name)
@@ -223,8 +224,8 @@ def test_errors_fail_the_create_unless_a_retry_can_fix_them(
     else:
         agent.reconcile(name)
         agent.reconcile(name)  # final: not tried again
-    status = res.status(obj(resources, name))
-    assert (status["phase"], status["code"], status["message"]) == (phase, res.code_name(error.code), error.message)
+    status = llv.status(obj(resources, name))
+    assert (status["phase"], status["code"], status["message"]) == (phase, llv.code_name(error.code), error.message)
 
 
 def test_a_grown_spec_grows_the_lv(agent: LogicalVolumeReconciler, resources: FakeResources, lvm: FakeLvm) -> None:
@@ -233,7 +234,7 @@ def test_a_grown_spec_grows_the_lv(agent: LogicalVolumeReconciler, resources: Fa
     resources.patch(name, {"spec": {"size": 3 * GiB}})
     agent.reconcile(name)
     assert ("extend_lv", VG, name, str(3 * GiB)) in lvm.calls
-    status = res.status(obj(resources, name))
+    status = llv.status(obj(resources, name))
     assert status["currentSize"] == 3 * GiB and status["observedGeneration"] == 2 and status["message"] == "ready"
 
 
@@ -246,11 +247,11 @@ def test_a_snapshot_resource_makes_a_snapshot_of_its_source(
     backend = LocalLvmBackend(lvm, NODE)
     source = backend.get_volume(make_ref(NODE, VG, origin))
     assert source is not None
-    snap = res.name(resources.create(res.snapshot_resource(
+    snap = llv.name(resources.create(res.snapshot_resource(
         SnapshotPlan(make_ref(NODE, VG, snapshot_lv_name("s")), "s", source, None))))  # fmt: skip
     agent.reconcile(snap)
     assert ("create_snapshot", VG, origin, snap, "None") in lvm.calls
-    status = res.status(obj(resources, snap))
+    status = llv.status(obj(resources, snap))
     assert status["phase"] == "Ready" and status["volumeId"] == f"{NODE}/{VG}/{snap}"
 
 
@@ -258,13 +259,13 @@ def test_a_snapshot_of_a_missing_source_fails_not_found(
     agent: LogicalVolumeReconciler, resources: FakeResources
 ) -> None:
     body = {
-        "metadata": {"name": snapshot_lv_name("s"), "labels": {res.NODE_LABEL: NODE}},
+        "metadata": {"name": snapshot_lv_name("s"), "labels": {llv.NODE_LABEL: NODE}},
         "spec": {"nodeName": NODE, "vgName": VG, "kind": "Snapshot", "csiName": "s", "size": GiB, "cowSize": MiB,
                  "source": {"kind": "Volume", "id": f"{NODE}/{VG}/{volume_lv_name('gone')}"}},
     }  # fmt: skip
-    name = res.name(resources.create(body))
+    name = llv.name(resources.create(body))
     agent.reconcile(name)
-    status = res.status(obj(resources, name))
+    status = llv.status(obj(resources, name))
     assert (status["phase"], status["code"]) == ("Failed", "NotFound")
 
 
@@ -327,12 +328,12 @@ def test_a_refused_expansion_keeps_the_volume_ready_and_reports_why_until_it_suc
     lvm.extend_lv = full  # type: ignore[method-assign]
     with pytest.raises(_Retry):
         agent.reconcile(name)
-    status = res.status(obj(resources, name))
+    status = llv.status(obj(resources, name))
     assert (status["phase"], status["code"], status["observedGeneration"]) == ("Ready", "ResourceExhausted", 2)
     assert status["currentSize"] == GiB
     lvm.extend_lv = grow  # type: ignore[method-assign]
     agent.reconcile(name)
-    status = res.status(obj(resources, name))
+    status = llv.status(obj(resources, name))
     assert "code" not in status and status["currentSize"] == 3 * GiB
 
 

@@ -9,7 +9,7 @@ import pytest
 from localcsi.agent.lv_status import health_condition, status_patch
 from localcsi.core.model import LogicalVolume
 from localcsi.core.sizes import GiB
-from localcsi.driver.cluster_resources import Phase
+from localcsi.resources.logicalvolume import Phase
 
 pytestmark = pytest.mark.unit
 

@@ -23,12 +23,12 @@ from localcsi.core.names import snapshot_lv_name, volume_lv_name
 from localcsi.core.params import LvmType
 from localcsi.core.placement import Placement
 from localcsi.core.sizes import GiB, MiB
-from localcsi.driver import cluster_resources as res
 from localcsi.driver.backend import VolumePlan
 from localcsi.driver.cluster_backend import RETRY_ANNOTATION, ClusterBackend
 from localcsi.driver.controller import ControllerDriver
 from localcsi.driver.requests import CreateVolumeRequest, ExpandVolumeRequest
 from localcsi.driver.topology import TopologyRequirement
+from localcsi.resources import logicalvolume as llv
 from localcsi.testing.fake_resources import FakeResources
 
 pytestmark = pytest.mark.unit
@@ -58,7 +58,7 @@ class FakeAgent:
 
     @staticmethod
     def ready(obj: Obj) -> Obj:
-        return {"phase": "Ready", "currentSize": obj["spec"]["size"], "volumeId": str(res.ref(obj)), "code": None,
+        return {"phase": "Ready", "currentSize": obj["spec"]["size"], "volumeId": str(llv.ref(obj)), "code": None,
                 "observedGeneration": obj["metadata"]["generation"]}  # fmt: skip
 
     def start(self) -> FakeAgent:
@@ -98,7 +98,7 @@ class FakeAgent:
         if status.get("phase") == "Failed" or done:
             return
         if not meta.get("finalizers"):
-            self.resources.patch(name, {"metadata": {"finalizers": [res.FINALIZER]}})
+            self.resources.patch(name, {"metadata": {"finalizers": [llv.FINALIZER]}})
         reply = self.reply(obj)
         if reply is not None:
             self.handled.append(name)
@@ -159,7 +159,7 @@ def test_create_writes_one_resource_and_returns_the_agents_volume(
     volume = driver.create_volume(request(node="node-1"))
     obj = volumes.get(volume_lv_name("pvc-1"))
     assert obj is not None
-    assert obj["metadata"]["labels"] == {res.NODE_LABEL: "node-1"}
+    assert obj["metadata"]["labels"] == {llv.NODE_LABEL: "node-1"}
     assert (obj["spec"]["nodeName"], obj["spec"]["vgName"], obj["spec"]["csiName"]) == ("node-1", VG, "pvc-1")
     assert volume.id == f"node-1/{VG}/{volume_lv_name('pvc-1')}"
     assert volume.size_bytes == GiB and volume.fs_type == "ext4"
@@ -190,7 +190,7 @@ def test_a_create_the_agent_does_not_answer_is_deadline_exceeded_and_the_retry_w
 
     agent.reply = FakeAgent.ready  # the agent is back; it answers the next change it sees
     backend.timeout = 3.0
-    threading.Timer(0.2, lambda: volumes.patch(res.name(first), {"metadata": {"annotations": {"poke": "1"}}})).start()
+    threading.Timer(0.2, lambda: volumes.patch(llv.name(first), {"metadata": {"annotations": {"poke": "1"}}})).start()
     volume = driver.create_volume(request(node="node-1"))
     assert volume.ref.node == "node-1"
     latest = volumes.get(volume_lv_name("pvc-1"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ from localcsi.core.params import LvmType
 from localcsi.core.placement import Placement
 from localcsi.core.sizes import GiB, MiB
 from localcsi.core.tags import Source, SourceKind
+from localcsi.driver import backend
 from localcsi.driver import cluster_resources as res
 from localcsi.driver.backend import CREATING_TAG, Content, Fill, SnapshotPlan, VolumePlan, deleting_snapshot, is_ready
-from localcsi.driver.cluster_resources import Phase
+from localcsi.resources import logicalvolume as llv
+from localcsi.resources.logicalvolume import Phase
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +61,7 @@ def source_volume(thin: bool) -> Volume:
     return volume
 
 
-def stored(body: dict[str, Any], phase: Phase | None = None, **status: Any) -> dict[str, Any]:
+def stored(body: Mapping[str, Any], phase: Phase | None = None, **status: Any) -> dict[str, Any]:
     """The resource as the apiserver returns it, with the agent's status."""
     obj = {**body, "metadata": {**body["metadata"], "uid": "u1", "creationTimestamp": "2025-03-01T10:00:00Z"}}
     if phase is not None:
@@ -73,9 +76,9 @@ def stored(body: dict[str, Any], phase: Phase | None = None, **status: Any) -> d
 def test_a_volume_plan_survives_the_trip_through_its_resource(plan: VolumePlan) -> None:
     body = res.volume_resource(plan)
     assert body["metadata"]["name"] == plan.ref.lv
-    assert body["metadata"]["labels"] == {res.NODE_LABEL: NODE}
-    assert res.volume_plan(stored(body)) == plan
-    assert res.volume_plan(stored(body)).tags() == plan.tags()
+    assert body["metadata"]["labels"] == {llv.NODE_LABEL: NODE}
+    assert backend.volume_plan(stored(body)) == plan
+    assert backend.volume_plan(stored(body)).tags() == plan.tags()
 
 
 def test_a_snapshot_plan_survives_the_trip_and_reads_back_once_ready() -> None:
@@ -83,7 +86,7 @@ def test_a_snapshot_plan_survives_the_trip_and_reads_back_once_ready() -> None:
     plan = SnapshotPlan(make_ref(NODE, VG, snapshot_lv_name("snap-1")), "snap-1", source, 256 * MiB)
     body = res.snapshot_resource(plan)
     assert body["spec"]["cowSize"] == 256 * MiB and "lvmType" not in body["spec"]
-    assert res.snapshot_plan(stored(body), source) == plan
+    assert backend.snapshot_plan(stored(body), source) == plan
     assert res.resource_snapshot(stored(body, Phase.CREATING)) is None, "not ready: not a snapshot yet"
     snapshot = res.resource_snapshot(stored(body, Phase.READY, currentSize=256 * MiB))
     assert snapshot is not None
@@ -102,7 +105,7 @@ def test_a_thin_snapshot_names_its_pool_and_an_invalid_thick_one_is_not_ready() 
     assert snapshot is not None and snapshot.thin and snapshot.lv.pool_lv == "pool0"
 
     thick = res.snapshot_resource(SnapshotPlan(thin.ref, "t", source_volume(thin=False), MiB))
-    overflowed = {"type": res.HEALTHY_CONDITION, "status": "False", "reason": res.SNAPSHOT_INVALID_REASON}
+    overflowed = {"type": llv.HEALTHY_CONDITION, "status": "False", "reason": llv.SNAPSHOT_INVALID_REASON}
     snapshot = res.resource_snapshot(stored(thick, Phase.READY, conditions=[overflowed]))
     assert snapshot is not None and not snapshot.ready and snapshot.invalid
 
@@ -149,7 +152,7 @@ def test_a_resource_naming_no_usable_node_is_internal() -> None:
     body = stored(res.volume_resource(volume_plan()))
     body["spec"]["nodeName"] = "bad node"
     with pytest.raises(Internal, match="usable node"):
-        res.ref(body)
+        llv.ref(body)
 
 
 # -- errors and labels -----------------------------------------------------------------------------
@@ -157,10 +160,10 @@ def test_a_resource_naming_no_usable_node_is_internal() -> None:
 
 @pytest.mark.parametrize("kind", ALL_ERRORS)
 def test_every_core_error_round_trips_through_status_code(kind: type[Any]) -> None:
-    code = res.code_name(kind.code)
+    code = llv.code_name(kind.code)
     assert code[0].isupper() and "_" not in code
     obj = stored(res.volume_resource(volume_plan()), Phase.FAILED, code=code, message="vg full")
-    error = res.error_from_status(obj)
+    error = llv.error_from_status(obj)
     assert type(error) is kind
     assert error.message == f"node {NODE}: vg full"
 
@@ -168,24 +171,24 @@ def test_every_core_error_round_trips_through_status_code(kind: type[Any]) -> No
 def test_status_codes_named_in_the_crd_are_exactly_the_core_errors() -> None:
     schema = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     enum = schema["properties"]["status"]["properties"]["code"]["enum"]
-    assert sorted(enum) == sorted(res.code_name(kind.code) for kind in ALL_ERRORS)
-    assert res.code_name(ResourceExhausted.code) == "ResourceExhausted"
+    assert sorted(enum) == sorted(llv.code_name(kind.code) for kind in ALL_ERRORS)
+    assert llv.code_name(ResourceExhausted.code) == "ResourceExhausted"
 
 
 def test_an_unknown_status_code_is_internal_with_the_agents_message() -> None:
     obj = stored(res.volume_resource(volume_plan()), Phase.FAILED, code="Bogus")
-    error = res.error_from_status(obj)
+    error = llv.error_from_status(obj)
     assert isinstance(error, Internal) and "Bogus" in error.message
     assert not isinstance(error, NotFound)
 
 
 def test_node_names_become_label_values_and_long_ones_are_hashed() -> None:
-    assert res.node_label_value("node-1.example") == "node-1.example"
+    assert llv.node_label_value("node-1.example") == "node-1.example"
     long = "n" * 70
-    hashed = res.node_label_value(long)
-    assert hashed != long and len(hashed) <= 63 and hashed == res.node_label_value(long)
-    assert res.node_label_value("a" * 63) == "a" * 63
-    assert res.node_selector("node-1") == "localcsi.io/node=node-1"
+    hashed = llv.node_label_value(long)
+    assert hashed != long and len(hashed) <= 63 and hashed == llv.node_label_value(long)
+    assert llv.node_label_value("a" * 63) == "a" * 63
+    assert llv.node_selector("node-1") == "localcsi.io/node=node-1"
 
 
 # -- the schema keeps every field the code writes ----------------------------------------------------
