@@ -1,9 +1,9 @@
 """Inline ephemeral volumes on real lvm2 in the node VM, and the plugin killed at every step.
 
 The kubelet is played by hand: a pod directory laid out as the kubelet lays it out, NodePublishVolume
-with the ephemeral marker, NodeUnpublishVolume. Crashes are made without any hook in the plugin:
-small stand-ins for lvcreate, mkfs.ext4, mount, umount and lvremove sit first on the plugin's PATH
-and, when armed, kill the plugin (their parent) with SIGKILL before the real command would run.
+with the ephemeral marker, NodeUnpublishVolume. Crashes are made without any hook in the plugin
+(``localcsi.testing.crash_points``): the plugin is killed right before lvcreate, mkfs.ext4, mount,
+umount or lvremove would run.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import grpc
 import pytest
 
 from localcsi.csi import csi_pb2
+from localcsi.testing import crash_points
 from localcsi.testing import csi_requests as req
 from localcsi.testing.csi_requests import MIB
 from localcsi.testing.guest_plugin import PLUGIN_TCP_PORT, GuestPlugin
@@ -28,27 +28,9 @@ from localcsi.testing.vm import NodeVM, VMConfig
 pytestmark = pytest.mark.node
 
 VG = "localcsi-eph"
-SHIMS = "/opt/localcsi-crash"
-ARMED = "/run/localcsi-crash"
-GUEST_PATH = f"{SHIMS}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 COLLECT_SECONDS = 1
 CREATE_STEPS = ("lvcreate", "mkfs.ext4", "mount")
 DELETE_STEPS = ("umount", "lvremove")
-# Kill the parent (the plugin) when armed for this command's name; otherwise run the real command.
-SHIM = f"""#!/usr/bin/python3
-import os, signal, sys
-name = os.path.basename(sys.argv[0])
-armed = os.path.join({ARMED!r}, name)
-if os.path.exists(armed):
-    os.unlink(armed)
-    os.kill(os.getppid(), signal.SIGKILL)
-    sys.exit(137)
-for directory in os.environ["PATH"].split(":"):
-    real = os.path.join(directory, name)
-    if directory != {SHIMS!r} and os.access(real, os.X_OK):
-        os.execv(real, [name, *sys.argv[1:]])
-sys.exit(127)
-"""
 
 
 @dataclass(frozen=True)
@@ -86,12 +68,8 @@ def plugin(vm_phases: Phases) -> Iterator[GuestPlugin]:
         vm.start()
         install_project(vm)
         vm.check(["vgcreate", "-y", VG, vm.data_disks()[0]])
-        for name in (*CREATE_STEPS, *DELETE_STEPS):
-            vm.guest.put(f"{SHIMS}/{name}", SHIM.encode(), mode=0o755)
-        vm.check(["mkdir", "-p", ARMED])
-        guest = GuestPlugin(
-            vm, extra_args=("--ephemeral-collect-seconds", str(COLLECT_SECONDS)), env={"PATH": GUEST_PATH}
-        ).start()
+        env = crash_points.install(vm, (*CREATE_STEPS, *DELETE_STEPS))
+        guest = GuestPlugin(vm, extra_args=("--ephemeral-collect-seconds", str(COLLECT_SECONDS)), env=env).start()
         yield guest
         guest.stop()
     finally:
@@ -107,22 +85,6 @@ def new_pod(vm: NodeVM) -> Pod:
     pod = Pod(str(uuid.uuid4()))
     vm.check(["mkdir", "-p", pod.dir])
     return pod
-
-
-def crash_at(plugin: GuestPlugin, step: str, call: object) -> None:
-    """Arm ``step``, make the call, and see the plugin die at that step."""
-    plugin.vm.check(["touch", f"{ARMED}/{step}"])
-    assert callable(call)
-    with pytest.raises(grpc.RpcError):
-        call()
-    # The connection drops as the process exits, a moment before it can be reaped: look for a while.
-    deadline = time.monotonic() + 10
-    while plugin.vm.guest.signal(plugin.pid or 0, 0)[0]:
-        assert time.monotonic() < deadline, f"the plugin survived the {step} crash point:\n{plugin.logs()}"
-        time.sleep(0.2)
-    assert plugin.vm.run(["test", "-e", f"{ARMED}/{step}"]).rc != 0, f"{step} was never run"
-    plugin.kill()  # reap it
-    plugin.start()
 
 
 def is_mounted(vm: NodeVM, path: str) -> bool:
@@ -167,7 +129,7 @@ def test_a_kill_during_create_then_the_kubelets_retry_converge(plugin: GuestPlug
     vm = plugin.vm
     before = lvs(vm)
     pod = new_pod(vm)
-    crash_at(plugin, step, lambda: plugin.node.NodePublishVolume(pod.publish_request(), timeout=120))
+    crash_points.crash_at(plugin, step, lambda: plugin.node.NodePublishVolume(pod.publish_request(), timeout=120))
     time.sleep(3 * COLLECT_SECONDS)  # the restarted plugin's collector ran: the pod is still here
     assert len(lvs(vm)) - len(before) == (0 if step == "lvcreate" else 1)
 
@@ -185,7 +147,7 @@ def test_a_volume_whose_pod_left_during_a_crash_is_collected_only_after_the_pod_
     vm = plugin.vm
     before = lvs(vm)
     pod = new_pod(vm)
-    crash_at(plugin, step, lambda: plugin.node.NodePublishVolume(pod.publish_request(), timeout=120))
+    crash_points.crash_at(plugin, step, lambda: plugin.node.NodePublishVolume(pod.publish_request(), timeout=120))
     time.sleep(3 * COLLECT_SECONDS)
     assert len(lvs(vm)) == len(before) + 1, "collected while its pod's directory was still there"
 
@@ -199,7 +161,9 @@ def test_a_kill_during_delete_then_the_kubelets_retry_converge(plugin: GuestPlug
     before = lvs(vm)
     pod = new_pod(vm)
     plugin.node.NodePublishVolume(pod.publish_request())
-    crash_at(plugin, step, lambda: plugin.node.NodeUnpublishVolume(req.unpublish(pod.volume_id, pod.target)))
+    crash_points.crash_at(
+        plugin, step, lambda: plugin.node.NodeUnpublishVolume(req.unpublish(pod.volume_id, pod.target))
+    )
     assert len(lvs(vm)) == len(before) + 1
 
     plugin.node.NodeUnpublishVolume(req.unpublish(pod.volume_id, pod.target))

@@ -27,7 +27,9 @@ def imports(path: Path, package_name: str = "localcsi.core") -> set[str]:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            found.add((node.module or "") if node.level == 0 else package_name)  # relative: the package itself
+            module = (node.module or "") if node.level == 0 else package_name  # relative: the package itself
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)  # from a.b import c: a.b.c too
     return found
 
 
@@ -54,3 +56,10 @@ def test_the_resources_import_only_the_standard_library_the_core_and_themselves(
     }
     assert {name: found for name, found in foreign.items() if found} == {}, "see docs/architecture.md"
     assert not any("localcsi.resources" in m for path in CORE.glob("*.py") for m in imports(path)), "core is below"
+
+
+def test_the_agent_takes_the_logicalvolume_schema_from_the_resources_not_the_driver() -> None:
+    """The agent executes plans with the driver's backend on purpose; the schema is not the driver's."""
+    agent = CORE.parent / "agent"
+    users = {path.name for path in agent.glob("*.py") if any("cluster_resources" in m for m in imports(path))}
+    assert users == set(), f"{sorted(users)} import localcsi.driver.cluster_resources"
