@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from localcsi.core.errors import ALL_ERRORS, Internal, NotFound, ResourceExhausted
+from localcsi.core.errors import Internal
 from localcsi.core.ids import make_ref
 from localcsi.core.model import LogicalVolume, Volume, volume_from_lv
 from localcsi.core.names import snapshot_lv_name, volume_lv_name
@@ -153,42 +153,6 @@ def test_a_resource_naming_no_usable_node_is_internal() -> None:
     body["spec"]["nodeName"] = "bad node"
     with pytest.raises(Internal, match="usable node"):
         llv.ref(body)
-
-
-# -- errors and labels -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", ALL_ERRORS)
-def test_every_core_error_round_trips_through_status_code(kind: type[Any]) -> None:
-    code = llv.code_name(kind.code)
-    assert code[0].isupper() and "_" not in code
-    obj = stored(res.volume_resource(volume_plan()), Phase.FAILED, code=code, message="vg full")
-    error = llv.error_from_status(obj)
-    assert type(error) is kind
-    assert error.message == f"node {NODE}: vg full"
-
-
-def test_status_codes_named_in_the_crd_are_exactly_the_core_errors() -> None:
-    schema = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    enum = schema["properties"]["status"]["properties"]["code"]["enum"]
-    assert sorted(enum) == sorted(llv.code_name(kind.code) for kind in ALL_ERRORS)
-    assert llv.code_name(ResourceExhausted.code) == "ResourceExhausted"
-
-
-def test_an_unknown_status_code_is_internal_with_the_agents_message() -> None:
-    obj = stored(res.volume_resource(volume_plan()), Phase.FAILED, code="Bogus")
-    error = llv.error_from_status(obj)
-    assert isinstance(error, Internal) and "Bogus" in error.message
-    assert not isinstance(error, NotFound)
-
-
-def test_node_names_become_label_values_and_long_ones_are_hashed() -> None:
-    assert llv.node_label_value("node-1.example") == "node-1.example"
-    long = "n" * 70
-    hashed = llv.node_label_value(long)
-    assert hashed != long and len(hashed) <= 63 and hashed == llv.node_label_value(long)
-    assert llv.node_label_value("a" * 63) == "a" * 63
-    assert llv.node_selector("node-1") == "localcsi.io/node=node-1"
 
 
 # -- the schema keeps every field the code writes ----------------------------------------------------
