@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import urllib.parse
 import urllib.request
@@ -27,6 +26,7 @@ from typing import Any, Final
 import yaml
 
 from localcsi.testing.install import project_root
+from localcsi.testing.vm import free_port
 from localcsi.testing.waiting import wait_for
 
 INSTALL_HINT: Final = "install the Debian package `prometheus` (apt-get install -y prometheus; hack/install-deps does)"
@@ -44,12 +44,6 @@ def binary(name: str) -> str:
     if path is None:
         raise AssertionError(f"{name} is not on PATH: {INSTALL_HINT}")
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def dashboard_queries(
@@ -82,7 +76,7 @@ class Prometheus:
         interval: str = "1s",
     ) -> None:
         self.workdir = workdir
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},

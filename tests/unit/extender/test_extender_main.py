@@ -13,14 +13,9 @@ import pytest
 from localcsi.extender import main
 from localcsi.extender.informers import Watched
 from localcsi.extender.service import Extender
+from localcsi.testing.vm import free_port
 
 pytestmark = pytest.mark.unit
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_split_listen() -> None:
