@@ -136,7 +136,9 @@ def parse_args(body: bytes, names: NodeNamesCache | None = None) -> ExtenderArgs
 def _decode(body: bytes) -> ExtenderArgs:
     try:
         decoded = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except RecursionError:
+        raise ProtocolError("request body is nested too deeply") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         raise ProtocolError(f"request body is not JSON: {error}") from None
     if not isinstance(decoded, dict):
         raise ProtocolError("request body must be a JSON object (ExtenderArgs)")
@@ -175,7 +177,7 @@ def _cached_args(head: bytes, node_names: list[str] | None) -> ExtenderArgs | No
         return None
     try:
         decoded = json.loads(head[:-1] + b"}")
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
         return None
     if not isinstance(decoded, dict) or not decoded:
         return None

@@ -170,12 +170,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = connection == "close" or (
             self.request_version == "HTTP/1.0" and connection != "keep-alive"
         )
+        if self.command not in ("GET", "POST"):
+            # 405, not http.server's 501, and the body read first: left unread, it would be taken for
+            # the connection's next request. The answer is flushed here: only served requests are.
+            self._discard_body()
+            self._reply(HTTPStatus.METHOD_NOT_ALLOWED, b"GET /healthz or /metrics, POST /filter or /prioritize\n")
+            self.wfile.flush()
+            return False
         if headers.get("expect", "").lower() == "100-continue" and self.request_version == "HTTP/1.1":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.wfile.flush()
         return True
 
     def do_GET(self) -> None:
+        self._discard_body()  # a GET has none, but one sent must not be read as the next request
         if self.path == "/healthz":
             if self.server.ready():
                 self._reply(HTTPStatus.OK, b"ok\n", "text/plain")
@@ -234,25 +242,36 @@ class _Handler(BaseHTTPRequestHandler):
         if not 0 <= length <= MAX_BODY_BYTES:
             self.close_connection = True
             raise ProtocolError(f"body of {length} bytes is outside 0..{MAX_BODY_BYTES}")
-        return self.rfile.read(length)
+        body = self.rfile.read(length)
+        if len(body) < length:  # the client closed its side: never judge part of a request
+            self.close_connection = True
+            raise ProtocolError(f"body ended after {len(body)} of {length} bytes")
+        return body
 
     def _discard_body(self) -> None:
+        """Read a body nobody wants, in pieces; one that cannot be read closes the connection."""
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
-            length = 0
-        if 0 < length <= MAX_BODY_BYTES:
-            self.rfile.read(length)
-        elif length:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES or self.headers.get("Transfer-Encoding") is not None:
             self.close_connection = True
+            return
+        while length > 0:
+            piece = self.rfile.read(min(length, 1 << 16))
+            if not piece:
+                self.close_connection = True
+                return
+            length -= len(piece)
 
-    def _reply(self, status: HTTPStatus, body: bytes, content_type: str) -> HTTPStatus:
+    def _reply(self, status: HTTPStatus, body: bytes, content_type: str = "text/plain") -> HTTPStatus:
         closing = "Connection: close\r\n" if self.close_connection else ""
+        allow = "Allow: GET, POST\r\n" if status is HTTPStatus.METHOD_NOT_ALLOWED else ""
         head = (
             f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n{closing}\r\n"
+            f"Content-Length: {len(body)}\r\n{allow}{closing}\r\n"
         )
-        self.wfile.write(head.encode("latin-1") + body)
+        self.wfile.write(head.encode("latin-1") + (b"" if self.command == "HEAD" else body))
         return status
 
     def log_message(self, format: str, *args: Any) -> None:

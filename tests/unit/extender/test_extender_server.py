@@ -205,3 +205,50 @@ def test_malformed_request_heads_are_refused_and_the_connection_closed(
 ) -> None:
     answer = raw_exchange(server, request_head)  # returns only because the server closes
     assert answer.startswith(b"HTTP/1.1 " + status)
+
+
+# Found by the fuzz test (test_extender_server_fuzz.py): http.server answered other methods 501 without
+# reading their body, and a GET's body was never read, so either body was taken for the next request.
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "OPTIONS", "get"])
+def test_other_methods_are_405_and_their_body_is_not_read_as_the_next_request(
+    server: ExtenderServer, method: str
+) -> None:
+    conn = connect(server)
+    status, raw = call(conn, method, "/filter", b"GET /metrics HTTP/1.1\r\n\r\n")
+    assert (status, raw) == (405, b"GET /healthz or /metrics, POST /filter or /prioritize\n")
+    assert call(conn, "GET", "/healthz") == (200, b"ok\n")
+
+
+def test_a_head_request_gets_405_without_a_body(server: ExtenderServer) -> None:
+    conn = connect(server)
+    conn.request("HEAD", "/healthz")
+    response = conn.getresponse()
+    assert (response.status, response.getheader("Allow"), response.read()) == (405, "GET, POST", b"")
+    assert call(conn, "GET", "/healthz") == (200, b"ok\n")
+
+
+def test_a_body_sent_with_a_get_is_not_read_as_the_next_request(server: ExtenderServer) -> None:
+    conn = connect(server)
+    assert call(conn, "GET", "/healthz", b"POST /bind HTTP/1.1\r\n\r\n") == (200, b"ok\n")
+    assert call(conn, "GET", "/healthz") == (200, b"ok\n")
+
+
+def test_a_body_cut_short_by_the_client_is_refused(server: ExtenderServer) -> None:
+    body = args(pod("plain"), "big")
+    answer = raw_exchange_half_closed(
+        server, b"POST /filter HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (len(body) + 5) + body
+    )
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert answer.endswith(b"body ended after %d of %d bytes\n" % (len(body), len(body) + 5))
+
+
+def raw_exchange_half_closed(server: ExtenderServer, request: bytes) -> bytes:
+    """Send ``request``, close the sending side, and read until the server closes."""
+    host, port = server.server_address[:2]
+    with socket.create_connection((str(host), int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
