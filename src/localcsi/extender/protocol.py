@@ -17,6 +17,7 @@ exact bytes, so a request whose array is one of them has only its Pod decoded (s
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ _NAMES_KEY = b'"NodeNames"'
 _JSON_SPACE = b" \t\r\n"
 # Printable ASCII but the quote and the backslash: what goes into a JSON string unescaped.
 _PLAIN_BYTES = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
+# A \uD800-\uDFFF escape: json.loads makes a lone one a str that cannot be encoded (Go's decoder
+# would put U+FFFD in its place); the apiserver admits no such name, so a body with one is refused.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 NAMES_CACHE_SIZE = 4  # filter's names and its answer (prioritize's), and room for a second scheduler
 
 
@@ -119,7 +123,7 @@ def parse_args(body: bytes, names: NodeNamesCache | None = None) -> ExtenderArgs
     """The request, or ProtocolError. With ``names``, a request that ends with a NodeNames array the
     cache holds (``{...,"NodeNames":[...]}``) has only the rest decoded: at 5000 nodes that skips most of
     the parse (``_cached_args``); any other request is decoded whole, and its array remembered."""
-    split = _split_names(body) if names is not None else None
+    split = _split_names(body) if names is not None and not _SURROGATE_ESCAPE.search(body) else None
     if names is None or split is None:
         return _decode(body)
     head, array = split
@@ -142,6 +146,13 @@ def _decode(body: bytes) -> ExtenderArgs:
         raise ProtocolError(f"request body is not JSON: {error}") from None
     if not isinstance(decoded, dict):
         raise ProtocolError("request body must be a JSON object (ExtenderArgs)")
+    if _SURROGATE_ESCAPE.search(body):
+        try:
+            json.dumps(decoded, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ProtocolError("request body holds a lone UTF-16 surrogate (\\uD800-\\uDFFF)") from None
+        except RecursionError:
+            raise ProtocolError("request body is nested too deeply") from None
     pod = _pod(_field(decoded, "Pod"))
     node_names, nodes = _node_names(_field(decoded, "NodeNames"), _field(decoded, "Nodes"))
     return ExtenderArgs(pod, node_names, nodes, _plain("".join(node_names)))

@@ -226,7 +226,11 @@ class _Handler(BaseHTTPRequestHandler):
                 body = encode_ranks(extender.prioritize(args.pod, args.node_names).ranks, args.plain_names)
         except Exception as error:
             log.exception("%s failed", verb, extra=fields(verb=verb))
-            return self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, f"{verb} failed: {error}\n".encode(), "text/plain")
+            return self._reply(
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                f"{verb} failed: {error}\n".encode(errors="backslashreplace"),
+                "text/plain",
+            )
         return self._reply(HTTPStatus.OK, body, "application/json")
 
     def _read_body(self) -> bytes:

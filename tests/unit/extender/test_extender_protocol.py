@@ -66,6 +66,9 @@ def test_a_node_list_is_accepted_when_node_names_are_absent() -> None:
         # for these, and they escaped the server without an answer.
         (b'{"Pod":' + b"9" * 5000 + b"}", "request body is not JSON: Exceeds the limit"),
         (b'{"Pod":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+        # and a lone surrogate in the pod's uid made inline_volume_key's encode() fail: a 500
+        (body(Pod=pod("p", uid="\ud800"), NodeNames=[]), "lone UTF-16 surrogate"),
+        (body(Pod=pod("p"), NodeNames=["\udfff"]), "lone UTF-16 surrogate"),
     ],
 )
 def test_malformed_requests_say_what_is_wrong(raw: bytes, reason: str) -> None:
@@ -80,6 +83,14 @@ def test_a_head_that_cannot_be_decoded_before_a_remembered_array_is_a_protocol_e
     raw = b'{"Pod":' + value + b',"NodeNames":' + json.dumps(NAMES, separators=(",", ":")).encode() + b"}"
     with pytest.raises(ProtocolError):
         parse_args(raw, names)
+
+
+def test_a_lone_surrogate_is_refused_also_before_a_remembered_array_and_a_pair_is_not() -> None:
+    names = NodeNamesCache()
+    parse_args(go_body(pod("p"), NAMES), names)
+    with pytest.raises(ProtocolError, match="surrogate"):
+        parse_args(go_body(pod("p", uid="\ud800"), NAMES), names)
+    assert parse_args(go_body(pod("p", uid="\U0001f600"), NAMES), names).pod["metadata"]["uid"] == "\U0001f600"
 
 
 def test_filter_result_answers_with_node_names_and_the_exact_keys() -> None:
