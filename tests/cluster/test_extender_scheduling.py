@@ -198,24 +198,45 @@ def placed(cluster: KubeCluster, namespace: str) -> int:
     return sum(1 for node in selected_nodes(cluster, namespace).values() if node)
 
 
-def race(kube_cluster: KubeCluster, namespace: str, group: str, during: Callable[[], None] | None = None) -> int:
-    """30 pods of one 10 GiB PVC created at once against 10 nodes of 20 GiB: room for 20. ``during``
-    runs beside the creation, so it can act while the first pods are being scheduled."""
+def race(
+    kube_cluster: KubeCluster,
+    namespace: str,
+    group: str,
+    during: Callable[[], None] | None = None,
+    stagger: float = 0.0,
+) -> int:
+    """30 pods of one 10 GiB PVC created at once (or pod i after ``i * stagger`` seconds) against 10
+    nodes of 20 GiB: room for 20. ``during`` runs beside the creation, so it can act while the first
+    pods are being scheduled."""
     core(kube_cluster)  # built before the threads share it
-    with ThreadPoolExecutor(11) as pool:
+
+    def create(index: int) -> None:
+        time.sleep(index * stagger)
+        create_pod(kube_cluster, namespace, f"p{index}", group, [10])
+
+    with ThreadPoolExecutor(31 if stagger else 11) as pool:  # staggered: each pod its own sleeper
         beside = pool.submit(during) if during is not None else None
-        list(pool.map(lambda i: create_pod(kube_cluster, namespace, f"p{i}", group, [10]), range(30)))
+        list(pool.map(create, range(30)))
         if beside is not None:
             beside.result()
     return settle(lambda: placed(kube_cluster, namespace), 8, 120)
 
 
-def filters_answered(extender: ExtenderProcess) -> float:
-    """The filter requests this extender process answered with 200, from its /metrics."""
+def _metric(extender: ExtenderProcess, pattern: str) -> float:
     with urllib.request.urlopen(f"{extender.url}/metrics", timeout=5) as response:  # noqa: S310 (http on loopback)
         text = response.read().decode()
-    found = re.search(r'^localcsi_extender_requests_total\{code="200",verb="filter"\} (\S+)$', text, re.MULTILINE)
+    found = re.search(rf"^{pattern} (\S+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
+
+
+def filters_answered(extender: ExtenderProcess) -> float:
+    """The filter requests this extender process answered with 200, from its /metrics."""
+    return _metric(extender, r'localcsi_extender_requests_total\{code="200",verb="filter"\}')
+
+
+def reservations_made(extender: ExtenderProcess) -> float:
+    """The pods this extender process gave a reservation in filter."""
+    return _metric(extender, "localcsi_extender_reservations_total")
 
 
 def test_thirty_pods_racing_for_room_for_twenty(
@@ -255,16 +276,20 @@ def test_an_extender_restart_during_the_race_over_commits_nothing(
     namespace = make_namespace(kube_cluster, "extender-restart")
     replacement = ExtenderProcess(kube_cluster, extender.port)
     at_kill: list[int] = []
+    earlier = reservations_made(extender)  # by the module's earlier tests
 
     def restart() -> None:
-        # the race is under way once the first pod is placed: kill the extender right then
-        wait_for("the first pod placed", lambda: placed(kube_cluster, namespace), 60, 0.05, context=extender.log)
+        # The race is under way once the extender has reserved room for one of its pods, which is not
+        # placed yet: kill it right then.
+        wait_for("the race's first reservation", lambda: reservations_made(extender) > earlier, 60, 0.02, extender.log)
         extender.kill()
         at_kill.append(placed(kube_cluster, namespace))
         replacement.start()
 
     try:
-        race(kube_cluster, namespace, "restart", during=restart)
+        # Pods keep arriving for 3 s, so a kill at the first reservation lands with the race in flight
+        # (created all at once, the 20 that fit were placed within milliseconds of it).
+        race(kube_cluster, namespace, "restart", during=restart, stagger=0.1)
         # pods refused while no extender answered wait out kube-scheduler's backoff (up to 10 s)
         wait_for("20 pods placed", lambda: placed(kube_cluster, namespace) >= 20, 90, context=replacement.log)
         total = settle(lambda: placed(kube_cluster, namespace), 8, 60)
@@ -274,8 +299,8 @@ def test_an_extender_restart_during_the_race_over_commits_nothing(
     per_node = committed_gib(kube_cluster, namespace)
     assert max(per_node.values()) <= 20, per_node
     assert total == 20, f"{total} placed\n{replacement.log()}"
-    # the race was in flight at the kill: some pods placed, not yet all of the 20 that fit ...
-    assert 0 < at_kill[0] < 20, f"{at_kill[0]} placed when the extender died"
+    # the race was in flight at the kill: room reserved, not yet all of the 20 that fit placed ...
+    assert at_kill[0] < 20, f"{at_kill[0]} placed when the extender died"
     # ... and the replacement carried it on: pods placed after the kill, through its own filter
     assert total > at_kill[0]
     assert filters_answered(replacement) > 0, replacement.log()
