@@ -170,8 +170,18 @@ _class_params: dict[int, tuple[Mapping[str, Any], VolumeParams | CoreError]] = {
 # -- PV, PVC, LogicalVolume, inline volumes -------------------------------------------------------------
 
 
+def _volume_key(csi_name: str) -> str:
+    """The LV name the driver gives the volume named ``csi_name``. A name it refuses (over 128
+    characters: only a malformed object has one) is never provisioned, so any stable key that cannot
+    be a real LV name will do; raising would fail the whole request."""
+    try:
+        return volume_lv_name(csi_name)
+    except CoreError:
+        return "invalid-" + hashlib.sha256(csi_name.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def pvc_volume_key(pvc: Mapping[str, Any]) -> str:
-    return volume_lv_name(f"{PVC_NAME_PREFIX}-{meta(pvc).get('uid', '')}")
+    return _volume_key(f"{PVC_NAME_PREFIX}-{meta(pvc).get('uid', '')}")
 
 
 def requested_bytes(pvc_spec: Mapping[str, Any], default: int) -> int:
@@ -263,7 +273,7 @@ def pending_usage(pvc: Mapping[str, Any], params: VolumeParams, node: str, defau
 
 def inline_volume_key(pod_uid: str, volume_name: str) -> str:
     handle = "csi-" + hashlib.sha256(f"{pod_uid}{volume_name}".encode()).hexdigest()
-    return volume_lv_name(handle)
+    return _volume_key(handle)
 
 
 def inline_volumes(pod: Mapping[str, Any]) -> list[tuple[str, dict[str, str]]]:

@@ -152,6 +152,14 @@ def test_pending_usage_follows_the_class() -> None:
     )
 
 
+def test_a_claim_whose_volume_name_the_driver_would_refuse_still_gets_a_key() -> None:
+    """Found by fuzzing: a 200-character uid made pvc_volume_key raise, and filter answer 500."""
+    odd = pvc("odd", "1Gi", uid="u" * 200)
+    key = pvc_volume_key(odd)
+    assert key == pvc_volume_key(odd) and key.startswith("invalid-"), "stable, and never a real LV name"
+    assert key != pvc_volume_key(pvc("odd", "1Gi", uid="v" * 200))
+
+
 def test_inline_volume_keys_follow_kubelets_volume_handle() -> None:
     handle = "csi-" + hashlib.sha256(b"uid-p1scratch").hexdigest()
     assert inline_volume_key("uid-p1", "scratch") == volume_lv_name(handle)

@@ -107,6 +107,14 @@ def test_pods_filtered_before_any_commit_do_not_share_the_same_space() -> None:
     assert outcome.failed["n0"].endswith("while space is held for other pods being scheduled; retry follows")
 
 
+def test_a_claim_with_an_overlong_uid_is_judged_not_a_server_error() -> None:
+    """Found by fuzzing: its volume key raised inside filter, which the server turned into a 500."""
+    extender = cluster(free_gib=10)
+    claim = pvc("odd-0", "5Gi", uid="u" * 200)
+    extender.apply(PERSISTENT_VOLUME_CLAIMS, "ADDED", claim)
+    assert extender.filter(pod("odd", "odd-0"), NODES).passed == NODES
+
+
 def test_once_a_pod_is_committed_its_other_holds_are_released() -> None:
     extender = cluster(free_gib=10)
     first, claims = add_pod(extender, "first", "10Gi")
