@@ -9,13 +9,13 @@ command before the armed one, before the armed one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 
 import grpc
 
 from localcsi.testing.guest_plugin import GuestPlugin
 from localcsi.testing.vm import NodeVM
+from localcsi.testing.waiting import wait_for
 
 SHIM_DIR = "/opt/localcsi-crash"
 ARMED_DIR = "/run/localcsi-crash"
@@ -64,12 +64,12 @@ def crash_at(plugin: GuestPlugin, command: str, call: Callable[[], object], matc
         pass
     else:
         raise AssertionError(f"the call completed: it never ran `{command}` with {matching!r}")
+
     # The connection drops as the process exits, a moment before it can be reaped: look for a while.
-    deadline = time.monotonic() + 10
-    while plugin.vm.guest.signal(plugin.pid or 0, 0)[0]:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the plugin survived the crash point at {command}:\n{plugin.logs()}")
-        time.sleep(0.2)
+    def dead() -> bool:
+        return not plugin.vm.guest.signal(plugin.pid or 0, 0)[0]
+
+    wait_for(f"the plugin dead at the crash point at {command}", dead, 10, 0.2, plugin.logs)
     if is_armed(plugin.vm, command):
         raise AssertionError(f"the call failed before it reached `{command}`:\n{plugin.logs()}")
     plugin.kill()  # reap it

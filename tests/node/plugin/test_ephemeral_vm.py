@@ -24,6 +24,7 @@ from localcsi.testing.guest_plugin import PLUGIN_TCP_PORT, GuestPlugin
 from localcsi.testing.install import install_project
 from localcsi.testing.phases import Phases
 from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.waiting import wait_for
 
 pytestmark = pytest.mark.node
 
@@ -92,10 +93,7 @@ def is_mounted(vm: NodeVM, path: str) -> bool:
 
 
 def wait_until_gone(vm: NodeVM, before: list[str], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while lvs(vm) != before:
-        assert time.monotonic() < deadline, f"LVs {lvs(vm)} still there, expected {before}"
-        time.sleep(0.5)
+    wait_for(f"the LVs back to {before}", lambda: lvs(vm) == before, timeout, 0.5, lambda: f"LVs now: {lvs(vm)}")
 
 
 def test_an_inline_volume_lives_exactly_as_long_as_its_pod_uses_it(plugin: GuestPlugin) -> None:
