@@ -43,9 +43,10 @@ pytestmark = pytest.mark.last  # it ends on a cgroup v1 node: booting back is ne
 
 
 def _tests_follow(request: pytest.FixtureRequest) -> bool:
+    """Whether an e2e test runs after this module (node-tier tests in the same session use no e2e node)."""
     items = request.session.items
     last = max(index for index, item in enumerate(items) if item.path == request.path)
-    return last < len(items) - 1
+    return any(item.get_closest_marker("e2e") for item in items[last + 1 :])
 
 
 @pytest.fixture(scope="module")

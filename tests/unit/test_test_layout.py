@@ -17,21 +17,62 @@ def test_test_module_basenames_are_unique() -> None:
     assert [name for name, count in names.items() if count > 1 and name != "__init__.py"] == []
 
 
-def test_tests_marked_last_run_after_the_others_in_their_order(pytestconfig: pytest.Config) -> None:
-    """The root conftest moves ``last`` tests to the end (the e2e IO module leaves a cgroup v1 node)."""
+class FakeItem:
+    """The parts of a pytest item the root conftest reads and writes."""
+
+    def __init__(self, root: Path, path: str, *marks: str) -> None:
+        self.path = root / path
+        self.marks: dict[str, tuple[object, ...]] = {mark: () for mark in marks}
+
+    @property
+    def name(self) -> str:
+        return self.path.stem.removeprefix("test_")
+
+    def iter_markers(self, name: str) -> list[object]:
+        return [object()] if name in self.marks else []
+
+    def get_closest_marker(self, name: str) -> object | None:
+        return object() if name in self.marks else None
+
+    def add_marker(self, marker: pytest.MarkDecorator) -> None:
+        assert marker.name not in self.marks, f"{marker.name} added twice"
+        self.marks[marker.name] = marker.args
+
+
+def _order(pytestconfig: pytest.Config, items: list[FakeItem]) -> list[FakeItem]:
     import conftest  # noqa: PLC0415 - the repository's root conftest, on pythonpath "."
 
-    class Item:
-        def __init__(self, name: str, last: bool) -> None:
-            self.name, self.last = name, last
-            self.path = Path(pytestconfig.rootpath) / "tests" / "e2e" / f"test_{name}.py"
-
-        def iter_markers(self, name: str) -> list[object]:
-            return [object()] if (name == "last" and self.last) or name == "e2e" else []
-
-        def add_marker(self, marker: object) -> None:
-            raise AssertionError("already marked")
-
-    items = [Item("io1", True), Item("a", False), Item("io2", True), Item("b", False)]
     conftest.pytest_collection_modifyitems(pytestconfig, items)  # type: ignore[arg-type]
-    assert [item.name for item in items] == ["a", "b", "io1", "io2"]
+    return items
+
+
+def test_tests_marked_last_run_after_the_others_in_their_order(pytestconfig: pytest.Config) -> None:
+    """The root conftest moves ``last`` tests to the end of their tier (the e2e IO module leaves a cgroup v1 node)."""
+    root = Path(pytestconfig.rootpath)
+    names = ["io1", "a", "io2", "b"]
+    items = [FakeItem(root, f"tests/e2e/test_{name}.py", *(["last"] if "io" in name else [])) for name in names]
+    assert [item.name for item in _order(pytestconfig, items)] == ["a", "b", "io1", "io2"]
+
+
+def test_e2e_runs_first_as_one_group_and_each_node_module_is_its_own_group(pytestconfig: pytest.Config) -> None:
+    """What the `vm` tox env schedules by: one worker takes the whole e2e tier at once."""
+    root = Path(pytestconfig.rootpath)
+    items = [
+        FakeItem(root, "sanity/test_sanity.py"),
+        FakeItem(root, "tests/node/lvm/test_x.py"),
+        FakeItem(root, "tests/e2e/test_io.py", "last"),
+        FakeItem(root, "tests/e2e/test_volumes.py"),
+        FakeItem(root, "tests/unit/test_pure.py"),
+    ]
+    ordered = _order(pytestconfig, items)
+    assert [item.name for item in ordered] == ["volumes", "io", "sanity", "x", "pure"]
+    assert [item.marks.get("xdist_group") for item in ordered] == [
+        ("e2e",),
+        ("e2e",),
+        ("sanity/test_sanity.py",),
+        ("tests/node/lvm/test_x.py",),
+        None,
+    ]
+    assert [next(m for m in item.marks if m in ("unit", "node", "e2e")) for item in ordered] == [
+        "e2e", "e2e", "node", "node", "unit",
+    ]  # fmt: skip

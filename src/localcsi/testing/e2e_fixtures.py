@@ -11,7 +11,7 @@ The e2e tier is required in CI: when a tool, qemu or the image build is missing,
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -21,6 +21,8 @@ from localcsi.testing.phases import Phases
 from localcsi.testing.waiting import wait_for
 
 ENVIRONMENTS = ("vm", "kind")
+# How to stop the running VM environment early: set by the fixture, used after the last e2e test.
+_STOP_EARLY = pytest.StashKey[Callable[[], None]]()
 
 
 def _kind_environment() -> E2EEnvironment:
@@ -44,11 +46,24 @@ def e2e_env(pytestconfig: pytest.Config) -> Iterator[E2EEnvironment]:
     from localcsi.testing.e2e_vm import VMEnvironment  # noqa: PLC0415 - only the vm choice needs qemu
 
     vm_environment = VMEnvironment(phases).start()
+    pytestconfig.stash[_STOP_EARLY] = vm_environment.stop
     try:
         _wait_for_storage(vm_environment, phases)
         yield vm_environment
     finally:
         vm_environment.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Stop the VM environment right after the last e2e test, not at the session's end: in the `vm` tox
+    env the same worker goes on with node modules, and an idle real node would still cost a core."""
+    yield
+    if item.get_closest_marker("e2e") and (nextitem is None or not nextitem.get_closest_marker("e2e")):
+        stop = item.config.stash.get(_STOP_EARLY, None)
+        if stop is not None:
+            del item.config.stash[_STOP_EARLY]
+            stop()
 
 
 def _wait_for_storage(environment: E2EEnvironment, phases: Phases) -> None:

@@ -118,12 +118,15 @@ class VMEnvironment:
         return self
 
     def stop(self) -> None:
-        if self.vm is not None:
-            self.vm.stop()
-        if self.scheduler is not None:
-            self.scheduler.stop()
-        if self.extender is not None:
-            self.extender.stop()
+        """Stop everything; a second call does nothing (the e2e fixtures stop early, then at teardown)."""
+        vm, scheduler, extender = self.vm, self.scheduler, self.extender
+        self.vm = self.scheduler = self.extender = None
+        if vm is not None:
+            vm.stop()
+        if scheduler is not None:
+            scheduler.stop()
+        if extender is not None:
+            extender.stop()
         self.cluster.stop()
 
     def helm(self, *args: str) -> str:
