@@ -107,6 +107,12 @@ def _add_lvm_nsenter(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lvm-nsenter", action="store_true", help=help_text)
 
 
+def _device_pattern(text: str) -> str:
+    if not text.startswith("/dev/"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a glob of paths under /dev/")
+    return text
+
+
 def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add(
@@ -146,6 +152,17 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
         dest="vg_patterns",
         metavar="REGEX",
         help="use only VGs whose name matches; repeatable (default: ^localcsi-.+$)",
+    )
+    add(
+        "--device",
+        action="append",
+        dest="device_patterns",
+        type=_device_pattern,
+        metavar="GLOB",
+        help=(
+            "a whole disk whose /dev path or /dev/disk/by-id link matches GLOB may be given to one "
+            "volumeType Device volume (standalone mode), if blank; repeatable (default: none, no Device volumes)"
+        ),
     )
     add(
         "--registration-dir",
@@ -201,6 +218,8 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _plugin_flag_problem(args: argparse.Namespace) -> str | None:
+    if args.device_patterns and args.mode != "standalone":
+        return "--device: Device volumes are provisioned in standalone mode only, so far"
     if args.registration_dir and not args.kubelet_registration_path:
         return "--kubelet-registration-path is required with --registration-dir"
     if args.kubelet_registration_path and not args.registration_dir:

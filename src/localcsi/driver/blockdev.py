@@ -122,6 +122,20 @@ class LocalBlockDevices:
             os.fsync(fd)
             progress.finish()
 
+    def zero_ends(self, path: str, length: int) -> None:
+        """Zero the first and last ``length`` bytes of a device: its labels and partition tables."""
+        with _open(path, os.O_WRONLY | os.O_EXCL) as fd:
+            size = self._size(fd)
+            head = min(length, size)
+            try:
+                self._zero_range(fd, 0, head)
+                tail = min(length, size - head)
+                if tail:
+                    self._zero_range(fd, size - tail, tail)
+            except OSError as exc:
+                raise Internal(f"zeroing the ends of {path} failed: {exc.strerror}; retry") from None
+            os.fsync(fd)
+
     def copy(self, source: str, target: str, size_bytes: int) -> None:
         with _open(source, os.O_RDONLY) as src, _open(target, os.O_WRONLY | os.O_EXCL) as dst:
             target_size = self._size(dst)

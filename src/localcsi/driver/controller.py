@@ -29,6 +29,7 @@ from localcsi.core.errors import (
     OutOfRange,
     ResourceExhausted,
 )
+from localcsi.core.exclusive import is_device_vg
 from localcsi.core.ids import make_ref, parse_volume_id
 from localcsi.core.iolimits import IoLimits, parse_mutable_parameters
 from localcsi.core.locks import OperationLocks
@@ -49,6 +50,7 @@ from localcsi.driver.backend import (
     is_ready,
     overprovisioning_ratio,
 )
+from localcsi.driver.device_volumes import DeviceBackend, device_plan, refuse_device_expansion
 from localcsi.driver.requests import CapacityRequest, CreateVolumeRequest, ExpandVolumeRequest
 from localcsi.driver.snapshots import Origin, SnapshotDriver, check_page_request, resolve_origin
 from localcsi.driver.topology import candidate_nodes, topology_node
@@ -81,8 +83,10 @@ def _shape(request: CreateVolumeRequest) -> _Shape:
     if reason:
         raise InvalidArgument(reason)
     params = parse_volume_params(request.parameters)
-    if params.volume_type is not VolumeType.LVM:
-        raise InvalidArgument(f"volumeType {params.volume_type} is not provisioned by this driver yet; use LVM")
+    if params.volume_type is VolumeType.MOUNTPOINT:
+        raise InvalidArgument(f"volumeType {params.volume_type} is not provisioned yet; use LVM or Device")
+    if params.volume_type is VolumeType.DEVICE and request.source is not None:
+        raise InvalidArgument("a Device volume is a whole blank disk: it cannot be made from a snapshot or a volume")
     _check_range(request.required_bytes, request.limit_bytes)
     mounts = any(cap.access_type is AccessType.MOUNT for cap in request.capabilities)
     blocks = any(cap.access_type is AccessType.BLOCK for cap in request.capabilities)
@@ -122,8 +126,15 @@ def _mismatch(existing: Volume, request: CreateVolumeRequest, shape: _Shape) -> 
     checks = (
         (size_differs, f"its size {existing.size_bytes} does not fit the requested capacity_range"),
         (existing.source != request.source, f"its content source is {existing.source or 'none'}"),
+        (
+            is_device_vg(existing.ref.vg) != (params.volume_type is VolumeType.DEVICE),
+            "it is a Device volume" if is_device_vg(existing.ref.vg) else "it is an LVM volume",
+        ),
         (existing.lvm_type is not params.lvm_type, f"its lvmType is {existing.lvm_type}"),
-        (params.vg_name not in (None, existing.ref.vg), f"it is in volume group {existing.ref.vg}"),
+        (
+            params.vg_name not in (None, existing.ref.vg) and not is_device_vg(existing.ref.vg),
+            f"it is in volume group {existing.ref.vg}",
+        ),
         (
             params.lvm_type is LvmType.THIN and existing.thin_pool != params.thin_pool,
             f"it is in thin pool {existing.thin_pool}",
@@ -137,10 +148,13 @@ def _mismatch(existing: Volume, request: CreateVolumeRequest, shape: _Shape) -> 
 
 
 class ControllerDriver:
-    def __init__(self, backend: Backend, locks: OperationLocks | None = None) -> None:
+    def __init__(
+        self, backend: Backend, locks: OperationLocks | None = None, devices: DeviceBackend | None = None
+    ) -> None:
         self.backend = backend
         self.locks = locks or OperationLocks()
         self.snapshots = SnapshotDriver(backend, self.locks)
+        self.devices = devices  # Device volumes; None: this mode does not provision them
 
     # -- CreateVolume --------------------------------------------------------------------------
 
@@ -150,6 +164,11 @@ class ControllerDriver:
         source_key = self._source_key(request)
         with self.locks.hold(exclusive=[lv_name], shared=[source_key] if source_key else []):
             existing = self.backend.find_volume(lv_name)
+            if existing is not None and is_ready(existing):
+                return self._resume(existing, request, shape)
+            if shape.params.volume_type is VolumeType.DEVICE:
+                return self._device_backend().create(device_plan(self.backend.nodes(), request, shape.params,
+                                                                  shape.fs_type, shape.access_type))  # fmt: skip
             if existing is not None:
                 return self._resume(existing, request, shape)
             origin = resolve_origin(self.backend, request.source)
@@ -259,15 +278,25 @@ class ControllerDriver:
         except NotFound:
             return  # not an id this driver issued: nothing to delete
         with self.locks.hold(exclusive=[ref.lv]):
+            if is_device_vg(ref.vg):  # its VG may outlive the LV after a crash: the devices finish the job
+                if ref.node in self.backend.nodes():
+                    self._device_backend().delete(ref)
+                return
             volume = self.backend.get_volume(ref)
             if volume is not None:
                 self.backend.delete_volume(volume)
+
+    def _device_backend(self) -> DeviceBackend:
+        if self.devices is None:
+            raise InvalidArgument("Device volumes are not provisioned in this mode yet (standalone mode only)")
+        return self.devices
 
     def expand_volume(self, request: ExpandVolumeRequest) -> tuple[Volume, bool]:
         """The expanded volume, and whether the node must grow its filesystem too."""
         ref = parse_volume_id(request.volume_id)
         if not request.required_bytes and not request.limit_bytes:
             raise InvalidArgument("capacity_range is required to expand a volume: set required_bytes")
+        refuse_device_expansion(ref, request.required_bytes)
         with self.locks.hold(exclusive=[ref.lv]):
             volume = self._ready_volume(request.volume_id)
             group = self.backend.storage(ref.node).vg(ref.vg)
@@ -350,11 +379,16 @@ class ControllerDriver:
         if request.capabilities:
             validate_capabilities(request.capabilities)
         none = Capacity(available_bytes=0, maximum_volume_bytes=0)
-        if params.volume_type is not VolumeType.LVM or unsupported_reason(request.capabilities):
+        if params.volume_type is VolumeType.MOUNTPOINT or unsupported_reason(request.capabilities):
             return none
         nodes = self.backend.nodes()
         if request.topology is not None:
             nodes = tuple(node for node in nodes if node == topology_node(request.topology))
+        if params.volume_type is VolumeType.DEVICE:
+            if self.devices is None or not nodes:
+                return none
+            available, largest = self.devices.capacity(params.media_type)
+            return Capacity(available_bytes=available, maximum_volume_bytes=largest)
         per_node = [capacity(s.vgs, s.pools, params) for s in map(self.backend.storage, nodes)]
         return Capacity(
             available_bytes=sum(c.available_bytes for c in per_node),

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from localcsi.core.errors import Aborted, AlreadyExists, FailedPrecondition, Internal, ResourceExhausted
+from localcsi.core.exclusive import is_device_vg
 from localcsi.core.health import Condition, volume_condition
 from localcsi.core.ids import LvRef
 from localcsi.core.iolimits import IoLimits
@@ -108,7 +109,9 @@ class LocalLvmBackend:
         if node != self.node:
             return NodeStorage(node, (), ())
         state = self.view.current()
-        return NodeStorage(node, state.vgs, thin_pools(state.lvs))
+        # A Device volume's VG is a whole disk taken by one volume: never room for LVM volumes.
+        vgs = tuple(vg for vg in state.vgs if not is_device_vg(vg.name))
+        return NodeStorage(node, vgs, tuple(p for p in thin_pools(state.lvs) if not is_device_vg(p.vg)))
 
     def volumes(self) -> list[Volume]:
         return [volume for lv in self.view.current().lvs if (volume := self._volume(lv)) is not None]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from localcsi import DRIVER_NAME
+from localcsi.core.exclusive import is_device_vg
 
 DEFAULT_VG_PATTERNS = (r"^localcsi-.+$",)
 
@@ -39,6 +40,9 @@ class PluginConfig:
     ephemeral_collect_seconds: float = 60.0
     # Only VGs whose name matches one of these are ever used: never touch a VG not given to us.
     vg_patterns: tuple[str, ...] = DEFAULT_VG_PATTERNS
+    # Whole disks that Device volumes may take (globs of /dev paths, by-id links included); none: no
+    # Device volumes. Standalone mode.
+    device_patterns: tuple[str, ...] = ()
     # How long a controller call may wait on the node (cluster mode) before DEADLINE_EXCEEDED.
     operation_timeout: float = 60.0
     # Cluster mode (--mode controller): the apiserver to write LogicalVolumes to; None: in-cluster.
@@ -64,4 +68,6 @@ class PluginConfig:
         return self.mode in (Mode.STANDALONE, Mode.NODE)
 
     def vg_allowed(self, vg_name: str) -> bool:
+        if self.device_patterns and is_device_vg(vg_name):
+            return True  # a Device volume's own VG, on a disk --device gave
         return any(re.search(pattern, vg_name) for pattern in self.vg_patterns)

@@ -20,6 +20,7 @@ from localcsi.core.tags import Source, SourceKind
 from localcsi.csi import csi_pb2, csi_pb2_grpc
 from localcsi.driver.backend import volume_context
 from localcsi.driver.controller import ControllerDriver
+from localcsi.driver.devices import LocalDevices
 from localcsi.driver.local_backend import LocalLvmBackend
 from localcsi.driver.requests import (
     CapacityRequest,
@@ -288,6 +289,8 @@ def build_controller_servicer(config: PluginConfig) -> ControllerServicer:
         log.info("cluster mode: volumes are LogicalVolume resources; waiting up to %gs for a node's agent",
                  config.operation_timeout)  # fmt: skip
         return ControllerServicer(ControllerDriver(cluster))
-    lvm = Lvm(SubprocessRunner(nsenter=config.lvm_nsenter))
+    runner = SubprocessRunner(nsenter=config.lvm_nsenter)
+    lvm = Lvm(runner)
     backend = LocalLvmBackend(lvm, config.node_id, vg_allowed=config.vg_allowed)
-    return ControllerServicer(ControllerDriver(backend))
+    devices = LocalDevices(runner, config.node_id, config.device_patterns, lvm=lvm, on_change=backend.view.changed)
+    return ControllerServicer(ControllerDriver(backend, devices=devices if config.device_patterns else None))

@@ -43,6 +43,7 @@ def config_from_args(args: argparse.Namespace) -> PluginConfig:
         kubelet_registration_path=args.kubelet_registration_path,
         health_address=args.health_address,
         vg_patterns=tuple(args.vg_patterns or DEFAULT_VG_PATTERNS),
+        device_patterns=tuple(args.device_patterns or ()),
         kubeconfig=args.kubeconfig,
         cgroup_root=args.cgroup_root,
         io_limits_resync_seconds=float(args.io_limits_resync_seconds),
