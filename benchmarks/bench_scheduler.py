@@ -1,20 +1,27 @@
 #!/usr/bin/env python3
-"""Scheduling throughput of the real kube-scheduler with the localcsi extender against the same
-kube-scheduler without it, in one run on one real apiserver (etcd and kube-apiserver on loopback).
+"""Scheduling throughput of the real kube-scheduler (issue 17's acceptance), in one run on one real
+apiserver (etcd and kube-apiserver on loopback, nodes without kubelets):
 
-    python benchmarks/bench_scheduler.py [--nodes 100] [--pods 200] [--rounds 2] [--floors]
+    python benchmarks/bench_scheduler.py [--nodes 100] [--pods 300] [--mixed-pods 1000] [--rounds 3]
+                                         [--only mixed localcsi capacity] [--python-noop]
 
-Each pod has one WaitForFirstConsumer PVC of our driver. A pod counts as scheduled when a watch
-sees its PVC get `volume.kubernetes.io/selected-node`, the scheduler's decision (no provisioner
-runs, so pods stay in PreBind; the time measured is the scheduling cycle, extender calls included).
-Each round
-creates its pods first and then starts a kube-scheduler (with or without the extender) to work
-through them. Rounds alternate baseline and extender so that growing caches do not favour either side.
+Three comparisons, each a side over its reference, taken round by round (rounds alternate the sides):
 
-With --floors, two more sides run in the same rounds: a Go extender that does nothing
-(benchmarks/noop_extender/main.go: what the extender protocol itself costs kube-scheduler, two HTTP
-calls per pod in any language) and localcsi's HTTP server in front of an extender that does nothing
-(benchmarks/noop_extender.py: what Python and the server cost, apart from the extender's work).
+- mixed: 90 % pods without volumes and 10 % with one localcsi PVC. The extender runs as shipped,
+  `managedResources: [localcsi.io/capacity]` with the localcsi pods carrying the webhook's mark, against
+  the same pods and kube-scheduler with no extender. Goal >= 0.95.
+- localcsi: pods that all have one localcsi PVC (marked): localcsi's extender against a Go extender that
+  does nothing (benchmarks/noop_extender/main.go: the two HTTP calls per pod any extender costs).
+  Goal >= 0.9.
+- capacity: the same pods unmarked, no extender: CSIStorageCapacity-only mode (CSIDriver
+  `storageCapacity: true`, one CSIStorageCapacity per node) against no capacity tracking.
+
+Each round of a side creates its pods first and then starts a kube-scheduler to work through the
+backlog; the rate is counted from the first decision to the last (benchmarks/bench_scheduler_workload.py),
+so neither the Python client that creates the pods nor the scheduler's start-up is measured.
+``--python-noop`` adds localcsi's HTTP server in front of an extender that does nothing
+(benchmarks/noop_extender.py) to the localcsi pods' sides. Run it through /tmp/vmslot on a shared
+machine; a run of the defaults takes about five minutes.
 """
 
 from __future__ import annotations
@@ -25,18 +32,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from bench_scheduler_stats import Comparison, describe, round_ratios, side_order  # benchmarks/, this directory
+from bench_scheduler_workload import Decisions, Workload
 from kubernetes import client
 
-from localcsi import DRIVER_NAME
-from localcsi.k8s.resources import stream_events
+from localcsi import DRIVER_NAME, TOPOLOGY_KEY
 from localcsi.testing.cluster import KubeCluster
 from localcsi.testing.extender import ExtenderProcess
 from localcsi.testing.scheduler import KubeScheduler
@@ -45,90 +52,95 @@ from localcsi.testing.vm import free_port
 from localcsi.testing.waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
-SELECTED_NODE = "volume.kubernetes.io/selected-node"
 STORAGE_CLASS = "localcsi-bench"
-WATCH_SECONDS = 600
+CAPACITY_NAMESPACE = "bench-capacity"
+NODE_GIB = 100_000
 
 
-class Decisions:
-    """When each PVC of a namespace got ``selected-node``, from a watch (polling lists of hundreds of
-    PVCs would itself take the apiserver's CPU, from both sides alike but not in proportion)."""
-
-    def __init__(self, core: client.CoreV1Api, namespace: str) -> None:
-        self.times: dict[str, float] = {}
-        self.error: Exception | None = None
-        self._core = core
-        self._namespace = namespace
-        self._since = core.list_namespaced_persistent_volume_claim(namespace).metadata.resource_version
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        since = self._since
-        try:
-            while True:  # a watch may end early; go on from the last version seen, as informers do
-                events = stream_events(
-                    self._core.list_namespaced_persistent_volume_claim, since, WATCH_SECONDS, namespace=self._namespace
-                )
-                for event in events:
-                    metadata = event.object.get("metadata") or {}
-                    since = str(metadata.get("resourceVersion") or since)
-                    if SELECTED_NODE in (metadata.get("annotations") or {}):
-                        self.times.setdefault(str(metadata.get("name")), time.monotonic())
-        except Exception as error:  # the apiserver stops at the end while the watch still runs
-            self.error = error
-
-    def rate(self, pods: int) -> float:
-        """Pods per second from the first decision to the last, once all ``pods`` are decided."""
-        wait_for(f"{pods} scheduling decisions", lambda: self._all_decided(pods), WATCH_SECONDS, 0.05, self._progress)
-        decided = sorted(self.times.values())
-        return (pods - 1) / (decided[-1] - decided[0])
-
-    def _all_decided(self, pods: int) -> bool:
-        if len(self.times) < pods and not self._thread.is_alive():
-            raise RuntimeError(f"the watch ended: {self._progress()}")
-        return len(self.times) >= pods
-
-    def _progress(self) -> str:
-        return f"{len(self.times)} decided (watch error: {self.error!r})"
+@dataclass(frozen=True)
+class Side:
+    mixed: bool
+    marked: bool
+    extender: str | None = None  # "localcsi", "go-noop", "python-noop"
+    capacity_tracking: bool = False
 
 
-def schedule_round(cluster: KubeCluster, namespace: str, pods: int, extender_url: str | None) -> tuple[float, str]:
-    """Pods per second one kube-scheduler reaches on ``pods`` pods created before it starts, and the
-    mean time per verb inside the extender's server if it is localcsi's.
+SIDES = {
+    "mixed-baseline": Side(mixed=True, marked=False),
+    "mixed-extender": Side(mixed=True, marked=True, extender="localcsi"),
+    "localcsi-extender": Side(mixed=False, marked=True, extender="localcsi"),
+    "localcsi-go-noop": Side(mixed=False, marked=True, extender="go-noop"),
+    "localcsi-python-noop": Side(mixed=False, marked=True, extender="python-noop"),
+    "localcsi-baseline": Side(mixed=False, marked=False),
+    "localcsi-capacity": Side(mixed=False, marked=False, capacity_tracking=True),
+}
+COMPARISONS = {
+    "mixed": [Comparison("mixed 90/10, extender / no extender", "mixed-extender", "mixed-baseline", 0.95)],
+    "localcsi": [
+        Comparison("all localcsi, extender / Go no-op extender", "localcsi-extender", "localcsi-go-noop", 0.9),
+        Comparison("all localcsi, extender / no extender", "localcsi-extender", "localcsi-baseline"),
+        Comparison("all localcsi, Go no-op extender / no extender", "localcsi-go-noop", "localcsi-baseline"),
+    ],
+    "capacity": [
+        Comparison("all localcsi, CSIStorageCapacity / no tracking", "localcsi-capacity", "localcsi-baseline")
+    ],
+}
+PYTHON_NOOP = Comparison("all localcsi, Python no-op / Go no-op extender", "localcsi-python-noop", "localcsi-go-noop")
 
-    The pods wait, all of them, before the scheduler runs, so neither the pace of creating them (one
-    Python client) nor the scheduler's start-up is measured: the rate is counted from the first
-    decision to the last.
-    """
+
+def sides_of(comparisons: list[Comparison]) -> list[str]:
+    wanted = {name for comparison in comparisons for name in (comparison.side, comparison.reference)}
+    return [name for name in SIDES if name in wanted]
+
+
+def schedule_round(
+    cluster: KubeCluster, namespace: str, workload: Workload, side: Side, extender_url: str | None
+) -> tuple[float, str]:
+    """Pods per second one kube-scheduler reaches on the workload's backlog, and the mean time per verb
+    inside the extender's server if it is localcsi's."""
     core = client.CoreV1Api(cluster.api_client())
-    core.create_namespace({"metadata": {"name": namespace}})
-    for index in range(pods):
-        core.create_namespaced_persistent_volume_claim(
-            namespace,
-            {
-                "metadata": {"name": f"data-{index}"},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "storageClassName": STORAGE_CLASS,
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            },
-        )
-    for index in range(pods):
-        volume = {"name": "data", "persistentVolumeClaim": {"claimName": f"data-{index}"}}
-        container = {"name": "app", "image": "registry.k8s.io/pause:3.10"}
-        core.create_namespaced_pod(
-            namespace, {"metadata": {"name": f"app-{index}"}, "spec": {"containers": [container], "volumes": [volume]}}
-        )
+    workload.create(core, namespace)
     decisions = Decisions(core, namespace)
     before = server_seconds(extender_url)
-    with KubeScheduler(cluster, extender_url=extender_url):
-        rate = decisions.rate(pods)
+    with ExitStack() as stack:
+        if side.capacity_tracking:
+            stack.enter_context(capacity_tracking(cluster))
+        stack.enter_context(KubeScheduler(cluster, extender_url=extender_url, managed_resources=side.marked))
+        rate = decisions.rate(workload.pods)
     inside = describe_server_time(before, server_seconds(extender_url))
-    # Unscheduled pods are deleted at once (no kubelet); the PVCs stay Terminating, which is harmless.
-    core.delete_collection_namespaced_pod(namespace)
+    # Gone at once (no kubelet); the PVCs stay, with selected-node, which the extender counts as committed.
+    core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0)
     return rate, inside
+
+
+@contextmanager
+def capacity_tracking(cluster: KubeCluster) -> Iterator[None]:
+    """The CSIDriver with storageCapacity: kube-scheduler's VolumeBinding then checks CSIStorageCapacity."""
+    storage = client.StorageV1Api(cluster.api_client())
+    storage.create_csi_driver(
+        {"metadata": {"name": DRIVER_NAME}, "spec": {"attachRequired": False, "storageCapacity": True}}
+    )
+    try:
+        yield
+    finally:
+        storage.delete_csi_driver(DRIVER_NAME)
+
+
+def publish_capacities(cluster: KubeCluster, nodes: list[str]) -> None:
+    """One CSIStorageCapacity per node for the class, as the external-provisioner publishes them; read only
+    while the CSIDriver says storageCapacity (the capacity side)."""
+    core = client.CoreV1Api(cluster.api_client())
+    core.create_namespace({"metadata": {"name": CAPACITY_NAMESPACE}})
+    storage = client.StorageV1Api(cluster.api_client())
+    for node in nodes:
+        body = {
+            "metadata": {"name": f"capacity-{node}"},
+            "storageClassName": STORAGE_CLASS,
+            "nodeTopology": {"matchLabels": {TOPOLOGY_KEY: node}},
+            "capacity": f"{NODE_GIB}Gi",
+            "maximumVolumeSize": f"{NODE_GIB}Gi",
+        }
+        storage.create_namespaced_csi_storage_capacity(CAPACITY_NAMESPACE, body)
 
 
 def server_seconds(url: str | None) -> dict[str, tuple[float, float]]:
@@ -155,7 +167,8 @@ def describe_server_time(before: dict[str, tuple[float, float]], after: dict[str
     for verb, (total, count) in sorted(after.items()):
         old_total, old_count = before.get(verb, (0.0, 0.0))
         if count > old_count:
-            parts.append(f"{verb} {(total - old_total) / (count - old_count) * 1000:.2f} ms")
+            calls = count - old_count
+            parts.append(f"{verb} {calls:.0f} x {(total - old_total) / calls * 1000:.2f} ms")
     return f" (inside the server: {', '.join(parts)})" if parts else ""
 
 
@@ -182,63 +195,77 @@ def _healthy(proc: subprocess.Popen[bytes], url: str) -> bool:
         return False
 
 
-def go_binary() -> str:
-    found = shutil.which("go") or "/usr/local/go/bin/go"
-    if not Path(found).exists():
-        raise RuntimeError("--floors needs Go to build benchmarks/noop_extender")
-    return found
+def build_go_noop(scratch: str) -> list[str]:
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    if not Path(go).exists():
+        raise RuntimeError("the Go no-op extender needs Go to build benchmarks/noop_extender")
+    binary = str(Path(scratch) / "noop_extender")
+    subprocess.run([go, "build", "-o", binary, str(HERE / "noop_extender" / "main.go")], check=True)
+    return [binary]
+
+
+def prepare_cluster(cluster: KubeCluster, nodes: int) -> None:
+    storage = client.StorageV1Api(cluster.api_client())
+    storage.create_storage_class(
+        {
+            "metadata": {"name": STORAGE_CLASS},
+            "provisioner": DRIVER_NAME,
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "parameters": {"volumeType": "LVM"},
+        }
+    )
+    names = [f"node-{index:04d}" for index in range(nodes)]
+    for name in names:  # every side sees the same nodes, topology label included
+        add_storage_node(cluster, name, {"localcsi-pool-0": NODE_GIB * GIB}, labels={TOPOLOGY_KEY: name})
+    publish_capacities(cluster, names)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=100)
-    parser.add_argument("--pods", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=2, help="rounds per side, alternating")
-    parser.add_argument("--floors", action="store_true", help="also run no-op Go and Python extenders")
+    parser.add_argument("--pods", type=int, default=300, help="pods per round of the all-localcsi sides")
+    parser.add_argument("--mixed-pods", type=int, default=1000, help="pods per round of the mixed sides")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per side, alternating")
+    parser.add_argument("--only", nargs="+", choices=sorted(COMPARISONS), default=sorted(COMPARISONS))
+    parser.add_argument("--python-noop", action="store_true", help="also localcsi's server over a no-op extender")
     args = parser.parse_args()
-    sides = ["baseline", "extender"] + (["go-noop", "python-noop"] if args.floors else [])
+    comparisons = [comparison for name in args.only for comparison in COMPARISONS[name]]
+    comparisons += [PYTHON_NOOP] if args.python_noop else []
+    sides = sides_of(comparisons)
+    rates: dict[str, list[float]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory() as scratch, KubeCluster() as cluster:
-        floors: dict[str, list[str]] = {}
-        if args.floors:
-            go_noop = str(Path(scratch) / "noop_extender")
-            subprocess.run([go_binary(), "build", "-o", go_noop, str(HERE / "noop_extender" / "main.go")], check=True)
-            floors = {"go-noop": [go_noop], "python-noop": [sys.executable, str(HERE / "noop_extender.py")]}
-        storage = client.StorageV1Api(cluster.api_client())
-        storage.create_storage_class(
-            {
-                "metadata": {"name": STORAGE_CLASS},
-                "provisioner": DRIVER_NAME,
-                "volumeBindingMode": "WaitForFirstConsumer",
-                "parameters": {"volumeType": "LVM"},
-            }
-        )
-        for index in range(args.nodes):
-            add_storage_node(cluster, f"node-{index:04d}", {"localcsi-pool-0": 100_000 * GIB})
+        floors = {"python-noop": [sys.executable, str(HERE / "noop_extender.py")]}
+        if "localcsi-go-noop" in sides:
+            floors["go-noop"] = build_go_noop(scratch)
+        prepare_cluster(cluster, args.nodes)
         extender = ExtenderProcess(cluster, free_port(), log_level="warning").start()
-        results: dict[str, list[float]] = {side: [] for side in sides}
         try:
             for round_index in range(args.rounds):
-                for side in sides:
-                    namespace = f"bench-{side}-{round_index}"
-                    if side in floors:
-                        port = free_port()
-                        argv = [*floors[side], f"127.0.0.1:{port}"]
-                        with floor_extender(argv, port) as floor_url:
-                            rate, inside = schedule_round(cluster, namespace, args.pods, floor_url)
-                    else:
-                        rate, inside = schedule_round(
-                            cluster, namespace, args.pods, extender.url if side == "extender" else None
-                        )
-                    results[side].append(rate)
-                    print(f"round {round_index} {side:11s}: {rate:.1f} pods/s{inside}", flush=True)
+                for name in side_order(sides, round_index):
+                    side = SIDES[name]
+                    pods = args.mixed_pods if side.mixed else args.pods
+                    workload = Workload(pods, 0.1 if side.mixed else 1.0, side.marked, STORAGE_CLASS)
+                    namespace = f"bench-{name}-{round_index}"
+                    with ExitStack() as stack:
+                        url = None
+                        if side.extender == "localcsi":
+                            url = extender.url
+                        elif side.extender is not None:
+                            port = free_port()
+                            url = stack.enter_context(
+                                floor_extender([*floors[side.extender], f"127.0.0.1:{port}"], port)
+                            )
+                        rate, inside = schedule_round(cluster, namespace, workload, side, url)
+                    rates[name].append(rate)
+                    print(f"round {round_index} {name:20s}: {rate:6.1f} pods/s{inside}", flush=True)
         finally:
             extender.stop()
-    baseline = statistics.mean(results["baseline"])
-    print(f"nodes={args.nodes} pods/round={args.pods}, mean of {args.rounds} rounds:")
-    for side in sides:
-        rate = statistics.mean(results[side])
-        goal = " (goal >= 0.8)" if side == "extender" else ""
-        print(f"  {side:11s} {rate:7.1f} pods/s  ratio {rate / baseline:.2f}{goal}")
+    print(f"nodes={args.nodes}, pods/round={args.pods} (mixed {args.mixed_pods}), {args.rounds} rounds")
+    for name in sides:
+        rounds = ", ".join(f"{rate:.0f}" for rate in rates[name])
+        print(f"  {name:20s} {statistics.mean(rates[name]):7.1f} pods/s  (rounds {rounds})")
+    for comparison in comparisons:
+        print(describe(comparison, round_ratios(rates, comparison.side, comparison.reference)))
     return 0
 
 
