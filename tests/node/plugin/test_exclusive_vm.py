@@ -1,0 +1,152 @@
+"""Device volumes on real disks in the node VM: the standalone plugin with ``--device``.
+
+Four extra virtio disks: vdb (1 GiB) carries an ext4 filesystem with a file, vdc (2 GiB) and vdd
+(3 GiB) are blank, vde (1 GiB) is not given to the plugin. The plugin must never hand out vdb or
+vde, must give each volume the smallest blank disk that fits, and must leave a deleted volume's
+disk blank, so that the next claim reads zeroes only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from localcsi.core.exclusive import usable_bytes
+from localcsi.csi import csi_pb2
+from localcsi.testing import csi_requests as req
+from localcsi.testing.csi_requests import GIB, MIB
+from localcsi.testing.guest_plugin import PLUGIN_TCP_PORT, GuestPlugin
+from localcsi.testing.install import install_project
+from localcsi.testing.phases import Phases
+from localcsi.testing.vm import NodeVM, VMConfig
+
+pytestmark = pytest.mark.node
+
+DISKS_GIB = [1, 2, 3, 1]
+DEVICE = {"volumeType": "Device"}
+FOREIGN, SMALL, LARGE, NOT_GIVEN = "/dev/vdb", "/dev/vdc", "/dev/vdd", "/dev/vde"
+
+
+@pytest.fixture(scope="module")
+def plugin(vm_phases: Phases) -> Iterator[GuestPlugin]:
+    vm = NodeVM(VMConfig(disks_gib=DISKS_GIB, port_forwards={PLUGIN_TCP_PORT: 0}), vm_phases)
+    try:
+        vm.start()
+        install_project(vm)
+        vm.check(["mkfs.ext4", "-q", FOREIGN])
+        vm.check(["mkdir", "-p", "/mnt/foreign"])
+        vm.check(["mount", FOREIGN, "/mnt/foreign"])
+        vm.check(["dd", "if=/dev/urandom", "of=/mnt/foreign/data", "bs=1M", "count=4", "conv=fsync", "status=none"])
+        vm.check(["umount", "/mnt/foreign"])
+        devices = ("--device", FOREIGN, "--device", SMALL, "--device", LARGE)
+        guest = GuestPlugin(vm, extra_args=devices).start()
+        yield guest
+        guest.stop()
+    finally:
+        vm.stop()
+
+
+def disk_of(vm: NodeVM, volume_id: str) -> str:
+    """The disk under a Device volume, from lvm2 (the id names the volume's own VG)."""
+    vg = volume_id.split("/")[1]
+    return vm.check(["pvs", "--noheadings", "-o", "pv_name", "--select", f"vg_name={vg}"]).stdout.strip()
+
+
+def lv_path(volume_id: str) -> str:
+    _, vg, lv = volume_id.split("/")
+    return f"/dev/{vg}/{lv}"
+
+
+def signature(vm: NodeVM, device: str) -> str:
+    return vm.run(["blkid", "-p", "-o", "value", "-s", "TYPE", device]).stdout.strip()
+
+
+def delete(plugin: GuestPlugin, volume_id: str) -> None:
+    plugin.controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=volume_id))
+
+
+def test_a_disk_with_a_filesystem_is_refused_and_the_smallest_blank_one_given(plugin: GuestPlugin) -> None:
+    vm = plugin.vm
+    digest = vm.check(["sha256sum", FOREIGN]).stdout.split()[0]
+    volume = plugin.controller.CreateVolume(req.create_volume("dev-small", 512 * MIB, DEVICE)).volume
+    try:
+        assert disk_of(vm, volume.volume_id) == SMALL, "not the smallest blank disk that fits"
+        # The whole disk less lvm2's first MiB, in 4 MiB extents (docs/exclusive-volumes.md).
+        assert volume.capacity_bytes == usable_bytes(2 * GIB) == 2044 * MIB
+        again = plugin.controller.CreateVolume(req.create_volume("dev-small", 512 * MIB, DEVICE)).volume
+        assert again.volume_id == volume.volume_id, "a retry must find the first attempt's disk"
+        assert signature(vm, FOREIGN) == "ext4" and vm.check(["sha256sum", FOREIGN]).stdout.split()[0] == digest
+        assert signature(vm, NOT_GIVEN) == "" and vm.run(["pvs", NOT_GIVEN]).rc != 0, "a disk not given was touched"
+
+        # The only blank disk left is 3 GiB: a 2.5 GiB volume gets it, and nothing is left for a third.
+        large = plugin.controller.CreateVolume(req.create_volume("dev-large", 2560 * MIB, DEVICE)).volume
+        assert disk_of(vm, large.volume_id) == LARGE
+        with pytest.raises(grpc.RpcError) as exhausted:
+            plugin.controller.CreateVolume(req.create_volume("dev-none", 16 * MIB, DEVICE))
+        assert exhausted.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "ext4" in (exhausted.value.details() or ""), "the refusal should say why the foreign disk is not free"
+        delete(plugin, large.volume_id)
+    finally:
+        delete(plugin, volume.volume_id)
+    assert signature(vm, FOREIGN) == "ext4" and vm.check(["sha256sum", FOREIGN]).stdout.split()[0] == digest
+
+
+def test_media_type_is_honoured(plugin: GuestPlugin) -> None:
+    """virtio-blk disks all report the same rotational flag (qemu gives no way to vary it), so the
+    proof is one-sided: the media type they have is served, the other one is refused."""
+    vm = plugin.vm
+    rotational = vm.check(["cat", "/sys/block/vdc/queue/rotational"]).stdout.strip() == "1"
+    have, lack = ("hdd", "ssd") if rotational else ("ssd", "hdd")
+    with pytest.raises(grpc.RpcError) as refused:
+        plugin.controller.CreateVolume(req.create_volume("dev-lack", 16 * MIB, {**DEVICE, "mediaType": lack}))
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    capacity = plugin.controller.GetCapacity(csi_pb2.GetCapacityRequest(parameters={**DEVICE, "mediaType": lack}))
+    assert capacity.available_capacity == 0
+    capacity = plugin.controller.GetCapacity(csi_pb2.GetCapacityRequest(parameters={**DEVICE, "mediaType": have}))
+    assert capacity.available_capacity == usable_bytes(2 * GIB) + usable_bytes(3 * GIB)
+    assert capacity.maximum_volume_size.value == usable_bytes(3 * GIB)
+    volume = plugin.controller.CreateVolume(req.create_volume("dev-have", 16 * MIB, {**DEVICE, "mediaType": have}))
+    delete(plugin, volume.volume.volume_id)
+
+
+def test_a_deleted_device_reads_zeroes_for_the_next_claim(plugin: GuestPlugin) -> None:
+    vm = plugin.vm
+    first = plugin.controller.CreateVolume(req.create_volume("tenant-a", GIB, DEVICE)).volume
+    target = "/mnt/tenant-a"
+    plugin.node.NodePublishVolume(req.publish(first.volume_id, target))
+    assert vm.check(["findmnt", "-n", "-o", "FSTYPE", target]).stdout.strip() == "ext4"
+    vm.check(["dd", "if=/dev/urandom", f"of={target}/secret", "bs=1M", "count=32", "conv=fsync", "status=none"])
+    stats = plugin.node.NodeGetVolumeStats(csi_pb2.NodeGetVolumeStatsRequest(volume_id=first.volume_id,
+                                                                             volume_path=target))  # fmt: skip
+    assert stats.usage[0].used >= 32 * MIB
+    for refused in (
+        lambda: plugin.controller.ControllerExpandVolume(req.expand(first.volume_id, 3 * GIB)),
+        lambda: plugin.controller.CreateSnapshot(req.create_snapshot(first.volume_id, "dev-snap")),
+    ):
+        with pytest.raises(grpc.RpcError) as error:
+            refused()
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as in_use:
+        delete(plugin, first.volume_id)
+    assert in_use.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    plugin.node.NodeUnpublishVolume(req.unpublish(first.volume_id, target))
+    disk = disk_of(vm, first.volume_id)
+    delete(plugin, first.volume_id)
+    delete(plugin, first.volume_id)  # repeated: nothing left to do
+    assert signature(vm, disk) == "" and vm.run(["pvs", disk]).rc != 0, "the disk is not blank again"
+    size = int(vm.check(["blockdev", "--getsize64", disk]).stdout)
+    for offset in (0, size - MIB):
+        assert vm.run(["cmp", "-n", str(MIB), f"--ignore-initial={offset}:0", disk, "/dev/zero"]).rc == 0
+
+    second = plugin.controller.CreateVolume(req.create_volume("tenant-b", GIB, DEVICE, req.block_capability())).volume
+    try:
+        assert disk_of(vm, second.volume_id) == disk, "the blank disk went back to the pool"
+        block = "/mnt/tenant-b-block"
+        plugin.node.NodePublishVolume(req.publish(second.volume_id, block, req.block_capability()))
+        length = second.capacity_bytes
+        assert vm.run(["cmp", "-n", str(length), block, "/dev/zero"], timeout=600).rc == 0, "old data is readable"
+        plugin.node.NodeUnpublishVolume(req.unpublish(second.volume_id, block))
+    finally:
+        delete(plugin, second.volume_id)
