@@ -113,6 +113,12 @@ def _device_pattern(text: str) -> str:
     return text
 
 
+def _mount_point_pattern(text: str) -> str:
+    if not text.startswith("/") or text == "/":
+        raise argparse.ArgumentTypeError(f"{text!r} is not a glob of absolute paths below /")
+    return text
+
+
 def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add(
@@ -162,6 +168,17 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
         help=(
             "a whole disk whose /dev path or /dev/disk/by-id link matches GLOB may be given to one "
             "volumeType Device volume (standalone mode), if blank; repeatable (default: none, no Device volumes)"
+        ),
+    )
+    add(
+        "--mount-point",
+        action="append",
+        dest="mount_point_patterns",
+        type=_mount_point_pattern,
+        metavar="GLOB",
+        help=(
+            "a mounted filesystem whose mount point matches GLOB may be given whole to one volumeType "
+            "MountPoint volume (standalone mode), if empty; repeatable (default: none, no MountPoint volumes)"
         ),
     )
     add(
@@ -220,6 +237,8 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
 def _plugin_flag_problem(args: argparse.Namespace) -> str | None:
     if args.device_patterns and args.mode != "standalone":
         return "--device: Device volumes are provisioned in standalone mode only, so far"
+    if args.mount_point_patterns and args.mode != "standalone":
+        return "--mount-point: MountPoint volumes are provisioned in standalone mode only, so far"
     if args.registration_dir and not args.kubelet_registration_path:
         return "--kubelet-registration-path is required with --registration-dir"
     if args.kubelet_registration_path and not args.registration_dir:

@@ -122,3 +122,58 @@ def choose_disk(disks: Sequence[Disk], required_bytes: int, limit_bytes: int, me
 def _describe(disk: Disk) -> str:
     state = f"volume group {disk.owner_vg}" if disk.owner_vg else (disk.problem or "free")
     return f"{disk.name}: {format_bytes(disk.usable_bytes)} usable, {disk.media_type}, {state}"
+
+
+# -- MountPoint volumes ---------------------------------------------------------------------------
+
+# The id of a MountPoint volume is <node>/localcsi-mountpoint/<lv-style name>: the middle part is no
+# VG (the name is reserved: a VG of that name is never offered), it says "look in the mount points".
+MOUNTPOINT_GROUP = "localcsi-mountpoint"
+# At a mount point's root: the marker that it is taken (out of the pod's view), and the directory the
+# pod gets (bind-mounted).
+OWNER_MARKER = ".localcsi-owner"
+VOLUME_DIR = "localcsi-volume"
+# What a fresh filesystem holds at its root and still counts as empty.
+EMPTY_ROOT_ENTRIES = frozenset({"lost+found"})
+
+
+def is_mountpoint_group(name: str) -> bool:
+    return name == MOUNTPOINT_GROUP
+
+
+def is_exclusive_group(name: str) -> bool:
+    """A Device volume's VG or the MountPoint volumes' id part: never a VG for LVM volumes."""
+    return is_device_vg(name) or is_mountpoint_group(name)
+
+
+@dataclass(frozen=True)
+class MountPointInfo:
+    """A mount point selected for MountPoint volumes."""
+
+    path: str
+    total_bytes: int
+    owner: str = ""  # the LV-style name of the volume that holds it (from its marker)
+    problem: str = ""  # why it is not free: not empty, unreadable marker...
+
+    @property
+    def free(self) -> bool:
+        return not self.owner and not self.problem
+
+
+def choose_mount_point(points: Sequence[MountPointInfo], required_bytes: int, limit_bytes: int) -> MountPointInfo:
+    """The smallest free mount point of at least ``required_bytes`` (at most ``limit_bytes`` if set)."""
+    fitting = [
+        point
+        for point in points
+        if point.free and point.total_bytes >= required_bytes and (not limit_bytes or point.total_bytes <= limit_bytes)
+    ]
+    if fitting:
+        return min(fitting, key=lambda point: (point.total_bytes, point.path))
+    states = "; ".join(
+        f"{p.path}: {format_bytes(p.total_bytes)}, {('held by ' + p.owner) if p.owner else (p.problem or 'free')}"
+        for p in points
+    )
+    raise ResourceExhausted(
+        f"no free mount point of at least {format_bytes(required_bytes)} "
+        f"({states or 'no mount point is given to MountPoint volumes on this node'})"
+    )

@@ -29,7 +29,7 @@ from localcsi.core.errors import (
     OutOfRange,
     ResourceExhausted,
 )
-from localcsi.core.exclusive import is_device_vg
+from localcsi.core.exclusive import is_device_vg, is_exclusive_group, is_mountpoint_group
 from localcsi.core.ids import make_ref, parse_volume_id
 from localcsi.core.iolimits import IoLimits, parse_mutable_parameters
 from localcsi.core.locks import OperationLocks
@@ -50,7 +50,7 @@ from localcsi.driver.backend import (
     is_ready,
     overprovisioning_ratio,
 )
-from localcsi.driver.device_volumes import DeviceBackend, device_plan, refuse_device_expansion
+from localcsi.driver.exclusive_volumes import ExclusiveVolumes, refuse_exclusive_expansion
 from localcsi.driver.requests import CapacityRequest, CreateVolumeRequest, ExpandVolumeRequest
 from localcsi.driver.snapshots import Origin, SnapshotDriver, check_page_request, resolve_origin
 from localcsi.driver.topology import candidate_nodes, topology_node
@@ -83,10 +83,10 @@ def _shape(request: CreateVolumeRequest) -> _Shape:
     if reason:
         raise InvalidArgument(reason)
     params = parse_volume_params(request.parameters)
-    if params.volume_type is VolumeType.MOUNTPOINT:
-        raise InvalidArgument(f"volumeType {params.volume_type} is not provisioned yet; use LVM or Device")
-    if params.volume_type is VolumeType.DEVICE and request.source is not None:
-        raise InvalidArgument("a Device volume is a whole blank disk: it cannot be made from a snapshot or a volume")
+    if params.volume_type is not VolumeType.LVM and request.source is not None:
+        raise InvalidArgument(
+            f"a {params.volume_type} volume starts empty: it cannot be made from a snapshot or volume"
+        )
     _check_range(request.required_bytes, request.limit_bytes)
     mounts = any(cap.access_type is AccessType.MOUNT for cap in request.capabilities)
     blocks = any(cap.access_type is AccessType.BLOCK for cap in request.capabilities)
@@ -149,12 +149,12 @@ def _mismatch(existing: Volume, request: CreateVolumeRequest, shape: _Shape) -> 
 
 class ControllerDriver:
     def __init__(
-        self, backend: Backend, locks: OperationLocks | None = None, devices: DeviceBackend | None = None
+        self, backend: Backend, locks: OperationLocks | None = None, exclusive: ExclusiveVolumes | None = None
     ) -> None:
         self.backend = backend
         self.locks = locks or OperationLocks()
         self.snapshots = SnapshotDriver(backend, self.locks)
-        self.devices = devices  # Device volumes; None: this mode does not provision them
+        self.exclusive = exclusive or ExclusiveVolumes()  # Device and MountPoint volumes, where served
 
     # -- CreateVolume --------------------------------------------------------------------------
 
@@ -166,9 +166,9 @@ class ControllerDriver:
             existing = self.backend.find_volume(lv_name)
             if existing is not None and is_ready(existing):
                 return self._resume(existing, request, shape)
-            if shape.params.volume_type is VolumeType.DEVICE:
-                return self._device_backend().create(device_plan(self.backend.nodes(), request, shape.params,
-                                                                  shape.fs_type, shape.access_type))  # fmt: skip
+            if shape.params.volume_type is not VolumeType.LVM:
+                return self.exclusive.create(self.backend.nodes(), request, shape.params, shape.fs_type,
+                                             shape.access_type)  # fmt: skip
             if existing is not None:
                 return self._resume(existing, request, shape)
             origin = resolve_origin(self.backend, request.source)
@@ -278,25 +278,19 @@ class ControllerDriver:
         except NotFound:
             return  # not an id this driver issued: nothing to delete
         with self.locks.hold(exclusive=[ref.lv]):
-            if is_device_vg(ref.vg):  # its VG may outlive the LV after a crash: the devices finish the job
-                if ref.node in self.backend.nodes():
-                    self._device_backend().delete(ref)
+            if is_exclusive_group(ref.vg):
+                self.exclusive.delete(self.backend.nodes(), ref)
                 return
             volume = self.backend.get_volume(ref)
             if volume is not None:
                 self.backend.delete_volume(volume)
-
-    def _device_backend(self) -> DeviceBackend:
-        if self.devices is None:
-            raise InvalidArgument("Device volumes are not provisioned in this mode yet (standalone mode only)")
-        return self.devices
 
     def expand_volume(self, request: ExpandVolumeRequest) -> tuple[Volume, bool]:
         """The expanded volume, and whether the node must grow its filesystem too."""
         ref = parse_volume_id(request.volume_id)
         if not request.required_bytes and not request.limit_bytes:
             raise InvalidArgument("capacity_range is required to expand a volume: set required_bytes")
-        refuse_device_expansion(ref, request.required_bytes)
+        refuse_exclusive_expansion(ref, request.required_bytes)
         with self.locks.hold(exclusive=[ref.lv]):
             volume = self._ready_volume(request.volume_id)
             group = self.backend.storage(ref.node).vg(ref.vg)
@@ -340,6 +334,8 @@ class ControllerDriver:
 
     def _ready_volume(self, volume_id: str) -> Volume:
         ref = parse_volume_id(volume_id)
+        if is_mountpoint_group(ref.vg):
+            return self.exclusive.mount_point_volume(ref)
         volume = self.backend.get_volume(ref)
         if volume is None or not is_ready(volume):
             raise NotFound(f"volume {volume_id} does not exist")
@@ -379,16 +375,13 @@ class ControllerDriver:
         if request.capabilities:
             validate_capabilities(request.capabilities)
         none = Capacity(available_bytes=0, maximum_volume_bytes=0)
-        if params.volume_type is VolumeType.MOUNTPOINT or unsupported_reason(request.capabilities):
+        if unsupported_reason(request.capabilities):
             return none
         nodes = self.backend.nodes()
         if request.topology is not None:
             nodes = tuple(node for node in nodes if node == topology_node(request.topology))
-        if params.volume_type is VolumeType.DEVICE:
-            if self.devices is None or not nodes:
-                return none
-            available, largest = self.devices.capacity(params.media_type)
-            return Capacity(available_bytes=available, maximum_volume_bytes=largest)
+        if params.volume_type is not VolumeType.LVM:
+            return self.exclusive.capacity(params, nodes)
         per_node = [capacity(s.vgs, s.pools, params) for s in map(self.backend.storage, nodes)]
         return Capacity(
             available_bytes=sum(c.available_bytes for c in per_node),

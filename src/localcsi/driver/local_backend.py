@@ -18,7 +18,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from localcsi.core.errors import Aborted, AlreadyExists, FailedPrecondition, Internal, ResourceExhausted
-from localcsi.core.exclusive import is_device_vg
+from localcsi.core.exclusive import is_exclusive_group
 from localcsi.core.health import Condition, volume_condition
 from localcsi.core.ids import LvRef
 from localcsi.core.iolimits import IoLimits
@@ -110,8 +110,8 @@ class LocalLvmBackend:
             return NodeStorage(node, (), ())
         state = self.view.current()
         # A Device volume's VG is a whole disk taken by one volume: never room for LVM volumes.
-        vgs = tuple(vg for vg in state.vgs if not is_device_vg(vg.name))
-        return NodeStorage(node, vgs, tuple(p for p in thin_pools(state.lvs) if not is_device_vg(p.vg)))
+        vgs = tuple(vg for vg in state.vgs if not is_exclusive_group(vg.name))
+        return NodeStorage(node, vgs, tuple(p for p in thin_pools(state.lvs) if not is_exclusive_group(p.vg)))
 
     def volumes(self) -> list[Volume]:
         return [volume for lv in self.view.current().lvs if (volume := self._volume(lv)) is not None]

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from localcsi.core.errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound
-from localcsi.core.exclusive import is_device_vg
 from localcsi.core.ids import LvRef, make_ref, parse_snapshot_id, parse_volume_id
 from localcsi.core.locks import OperationLocks
 from localcsi.core.model import Snapshot
@@ -21,7 +20,7 @@ from localcsi.core.params import parse_snapshot_params
 from localcsi.core.snapshots import cow_bytes
 from localcsi.core.tags import Source, SourceKind
 from localcsi.driver.backend import Backend, SnapshotPlan, deleting_snapshot, is_ready
-from localcsi.driver.device_volumes import refuse_device_snapshot
+from localcsi.driver.exclusive_volumes import refuse_exclusive_source
 from localcsi.driver.requests import ListSnapshotsRequest
 
 
@@ -50,8 +49,7 @@ def resolve_origin(backend: Backend, source: Source | None) -> Origin | None:
             )
         return Origin(source, snapshot.ref, snapshot.thin, snapshot.lv.pool_lv or None, snapshot.size_bytes)
     ref = parse_volume_id(source.id)
-    if is_device_vg(ref.vg):
-        raise InvalidArgument(f"source volume {source.id} is a whole disk (volumeType Device) and cannot be cloned")
+    refuse_exclusive_source(ref, "cloned")
     volume = backend.get_volume(ref)
     if volume is None or not is_ready(volume):
         raise NotFound(f"source volume {source.id} does not exist")
@@ -74,7 +72,7 @@ class SnapshotDriver:
     def create(self, name: str, source_volume_id: str, parameters: Mapping[str, str]) -> Snapshot:
         validate_csi_name(name, what="name")
         source_ref = parse_volume_id(source_volume_id)
-        refuse_device_snapshot(source_ref)
+        refuse_exclusive_source(source_ref, "snapshotted")
         params = parse_snapshot_params(parameters)
         lv_name = snapshot_lv_name(name)
         with self.locks.hold(exclusive=[lv_name], shared=[source_ref.lv]):

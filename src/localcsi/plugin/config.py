@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from localcsi import DRIVER_NAME
-from localcsi.core.exclusive import is_device_vg
+from localcsi.core.exclusive import is_device_vg, is_mountpoint_group
 
 DEFAULT_VG_PATTERNS = (r"^localcsi-.+$",)
 
@@ -43,6 +43,9 @@ class PluginConfig:
     # Whole disks that Device volumes may take (globs of /dev paths, by-id links included); none: no
     # Device volumes. Standalone mode.
     device_patterns: tuple[str, ...] = ()
+    # Mount points that MountPoint volumes may take (globs of absolute paths); none: no MountPoint
+    # volumes. Standalone mode.
+    mount_point_patterns: tuple[str, ...] = ()
     # How long a controller call may wait on the node (cluster mode) before DEADLINE_EXCEEDED.
     operation_timeout: float = 60.0
     # Cluster mode (--mode controller): the apiserver to write LogicalVolumes to; None: in-cluster.
@@ -68,6 +71,8 @@ class PluginConfig:
         return self.mode in (Mode.STANDALONE, Mode.NODE)
 
     def vg_allowed(self, vg_name: str) -> bool:
+        if is_mountpoint_group(vg_name):
+            return False  # a reserved name in MountPoint volumes' ids, never a VG to use
         if self.device_patterns and is_device_vg(vg_name):
             return True  # a Device volume's own VG, on a disk --device gave
         return any(re.search(pattern, vg_name) for pattern in self.vg_patterns)

@@ -21,7 +21,9 @@ from localcsi.csi import csi_pb2, csi_pb2_grpc
 from localcsi.driver.backend import volume_context
 from localcsi.driver.controller import ControllerDriver
 from localcsi.driver.devices import LocalDevices
+from localcsi.driver.exclusive_volumes import ExclusiveVolumes
 from localcsi.driver.local_backend import LocalLvmBackend
+from localcsi.driver.mountpoints import LocalMountPoints
 from localcsi.driver.requests import (
     CapacityRequest,
     CreateVolumeRequest,
@@ -29,6 +31,7 @@ from localcsi.driver.requests import (
     ListSnapshotsRequest,
 )
 from localcsi.driver.topology import TopologyRequirement, node_topology
+from localcsi.fs.adapter import Filesystems
 from localcsi.lvm.lvm import Lvm
 from localcsi.lvm.runner import SubprocessRunner
 from localcsi.plugin.capability import capability_from_proto
@@ -293,4 +296,7 @@ def build_controller_servicer(config: PluginConfig) -> ControllerServicer:
     lvm = Lvm(runner)
     backend = LocalLvmBackend(lvm, config.node_id, vg_allowed=config.vg_allowed)
     devices = LocalDevices(runner, config.node_id, config.device_patterns, lvm=lvm, on_change=backend.view.changed)
-    return ControllerServicer(ControllerDriver(backend, devices=devices if config.device_patterns else None))
+    mount_points = LocalMountPoints(Filesystems(runner), config.node_id, config.mount_point_patterns)
+    exclusive = ExclusiveVolumes(devices if config.device_patterns else None,
+                                 mount_points if config.mount_point_patterns else None)  # fmt: skip
+    return ControllerServicer(ControllerDriver(backend, exclusive=exclusive))

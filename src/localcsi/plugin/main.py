@@ -44,6 +44,7 @@ def config_from_args(args: argparse.Namespace) -> PluginConfig:
         health_address=args.health_address,
         vg_patterns=tuple(args.vg_patterns or DEFAULT_VG_PATTERNS),
         device_patterns=tuple(args.device_patterns or ()),
+        mount_point_patterns=tuple(args.mount_point_patterns or ()),
         kubeconfig=args.kubeconfig,
         cgroup_root=args.cgroup_root,
         io_limits_resync_seconds=float(args.io_limits_resync_seconds),

@@ -13,8 +13,8 @@ from localcsi.core.params import MediaType, VolumeParams, parse_volume_params
 from localcsi.core.sizes import GiB, MiB
 from localcsi.core.tags import Source, SourceKind
 from localcsi.driver.controller import ControllerDriver
-from localcsi.driver.device_volumes import device_plan
 from localcsi.driver.devices import DevicePlan
+from localcsi.driver.exclusive_volumes import ExclusiveVolumes, device_plan
 from localcsi.driver.requests import CapacityRequest, CreateVolumeRequest, ExpandVolumeRequest
 
 pytestmark = pytest.mark.unit
@@ -68,7 +68,7 @@ def devices(backend: FakeBackend) -> FakeDevices:
 
 @pytest.fixture
 def driver(backend: FakeBackend, devices: FakeDevices) -> ControllerDriver:
-    return ControllerDriver(backend, devices=devices)
+    return ControllerDriver(backend, exclusive=ExclusiveVolumes(devices))
 
 
 def test_a_device_volume_gets_its_own_vg_and_a_retry_the_same_volume(
@@ -107,7 +107,7 @@ def test_a_disk_cannot_grow_be_snapshotted_or_cloned(driver: ControllerDriver) -
         driver.snapshots.create("snap-d", volume.id, {})
     with pytest.raises(InvalidArgument, match="whole disk"):
         driver.create_volume(CreateVolumeRequest("pvc-c", (BLOCK,), source=Source(SourceKind.VOLUME, volume.id)))
-    with pytest.raises(InvalidArgument, match="blank disk"):
+    with pytest.raises(InvalidArgument, match="starts empty"):
         driver.create_volume(
             CreateVolumeRequest("pvc-e", (BLOCK,), parameters=DEVICE, source=Source(SourceKind.VOLUME, volume.id))
         )
@@ -134,7 +134,7 @@ def test_capacity_is_per_volume_type(driver: ControllerDriver) -> None:
 
 def test_without_devices_a_device_volume_is_refused(backend: FakeBackend) -> None:
     driver = ControllerDriver(backend)
-    with pytest.raises(InvalidArgument, match="not provisioned"):
+    with pytest.raises(InvalidArgument, match="not provisioned here"):
         driver.create_volume(CreateVolumeRequest("pvc-d", (BLOCK,), parameters=DEVICE))
     assert driver.capacity(CapacityRequest(DEVICE)).available_bytes == 0
 
