@@ -5,12 +5,16 @@ No STAGE_UNSTAGE_VOLUME: NodePublishVolume mounts the volume straight at its tar
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from localcsi.csi import csi_pb2, csi_pb2_grpc
 from localcsi.driver.ephemeral import EphemeralVolumes
 from localcsi.driver.local_backend import LocalLvmBackend
+from localcsi.driver.mountpoints import LocalMountPoints
 from localcsi.driver.node import ExpandRequest, NodeService, PublishRequest
+from localcsi.driver.node_mountpoints import NodeServiceWithMountPoints
 from localcsi.driver.pod_limits import PodIoLimits
 from localcsi.fs.adapter import Filesystems
 from localcsi.lvm.lvm import Lvm
@@ -126,13 +130,17 @@ def build_node_servicer(
 ) -> NodeServicer:
     """The Node service on real adapters; lvm2 and mount run in PID 1's namespaces with lvm_nsenter."""
     runner = SubprocessRunner(nsenter=config.lvm_nsenter)
-    service = NodeService(
-        config.node_id,
-        Filesystems(runner),
-        Lvm(runner),
-        max_volumes_per_node=config.max_volumes_per_node,
-        vg_allowed=config.vg_allowed,
-        io_limits=io_limits or pod_io_limits(config, events=True),
-        ephemeral=ephemeral or ephemeral_volumes(config),
-    )
+    common: dict[str, Any] = {
+        "max_volumes_per_node": config.max_volumes_per_node,
+        "vg_allowed": config.vg_allowed,
+        "io_limits": io_limits or pod_io_limits(config, events=True),
+        "ephemeral": ephemeral or ephemeral_volumes(config),
+    }
+    fs = Filesystems(runner)
+    service: NodeService
+    if config.mount_point_patterns:
+        mount_points = LocalMountPoints(fs, config.node_id, config.mount_point_patterns)
+        service = NodeServiceWithMountPoints(config.node_id, fs, Lvm(runner), mount_points=mount_points, **common)
+    else:
+        service = NodeService(config.node_id, fs, Lvm(runner), **common)
     return NodeServicer(service)
