@@ -1,9 +1,11 @@
-"""Device volumes on real disks in the node VM: the standalone plugin with ``--device``.
+"""Device and MountPoint volumes on real disks in the node VM: the standalone plugin with ``--device``
+and ``--mount-point``.
 
-Four extra virtio disks: vdb (1 GiB) carries an ext4 filesystem with a file, vdc (2 GiB) and vdd
-(3 GiB) are blank, vde (1 GiB) is not given to the plugin. The plugin must never hand out vdb or
-vde, must give each volume the smallest blank disk that fits, and must leave a deleted volume's
-disk blank, so that the next claim reads zeroes only.
+Device: vdb (1 GiB) carries an ext4 filesystem with a file, vdc (2 GiB) and vdd (3 GiB) are blank,
+vde (1 GiB) is not given to the plugin. The plugin must never hand out vdb or vde, must give each
+volume the smallest blank disk that fits, and must leave a deleted volume's disk blank, so that the
+next claim reads zeroes only. MountPoint: vdf and vdg are ext4 filesystems mounted at /mnt/mp/a and
+/mnt/mp/b; b holds a file, so only a is free.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from localcsi.testing.vm import NodeVM, VMConfig
 
 pytestmark = pytest.mark.node
 
-DISKS_GIB = [1, 2, 3, 1]
+DISKS_GIB = [1, 2, 3, 1, 1, 1]
 DEVICE = {"volumeType": "Device"}
+MOUNT_POINT = {"volumeType": "MountPoint"}
 FOREIGN, SMALL, LARGE, NOT_GIVEN = "/dev/vdb", "/dev/vdc", "/dev/vdd", "/dev/vde"
+FREE_MP, TAKEN_MP = "/mnt/mp/a", "/mnt/mp/b"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +44,12 @@ def plugin(vm_phases: Phases) -> Iterator[GuestPlugin]:
         vm.check(["mount", FOREIGN, "/mnt/foreign"])
         vm.check(["dd", "if=/dev/urandom", "of=/mnt/foreign/data", "bs=1M", "count=4", "conv=fsync", "status=none"])
         vm.check(["umount", "/mnt/foreign"])
-        devices = ("--device", FOREIGN, "--device", SMALL, "--device", LARGE)
+        for disk, path in (("/dev/vdf", FREE_MP), ("/dev/vdg", TAKEN_MP)):
+            vm.check(["mkfs.ext4", "-q", disk])
+            vm.check(["mkdir", "-p", path])
+            vm.check(["mount", disk, path])
+        vm.check(["python3", "-c", f"open('{TAKEN_MP}/keep', 'w').write('not yours')"])
+        devices = ("--device", FOREIGN, "--device", SMALL, "--device", LARGE, "--mount-point", "/mnt/mp/*")
         guest = GuestPlugin(vm, extra_args=devices).start()
         yield guest
         guest.stop()
@@ -149,3 +158,51 @@ def test_a_deleted_device_reads_zeroes_for_the_next_claim(plugin: GuestPlugin) -
         plugin.node.NodeUnpublishVolume(req.unpublish(second.volume_id, block))
     finally:
         delete(plugin, second.volume_id)
+
+
+def test_a_mount_point_volume_is_bound_into_the_pod_and_emptied_without_escaping(plugin: GuestPlugin) -> None:
+    vm = plugin.vm
+    fragment, blocks = vm.check(["stat", "-f", "-c", "%S %b", FREE_MP]).stdout.split()
+    total = int(fragment) * int(blocks)
+    capacity = plugin.controller.GetCapacity(csi_pb2.GetCapacityRequest(parameters=MOUNT_POINT))
+    assert capacity.available_capacity == total, "only the empty mount point is offered, with its size"
+    with pytest.raises(grpc.RpcError) as block:
+        plugin.controller.CreateVolume(req.create_volume("mp-block", MIB, MOUNT_POINT, req.block_capability()))
+    assert block.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    volume = plugin.controller.CreateVolume(req.create_volume("mp-1", 64 * MIB, MOUNT_POINT)).volume
+    assert volume.capacity_bytes == total
+    with pytest.raises(grpc.RpcError) as second:
+        plugin.controller.CreateVolume(req.create_volume("mp-2", MIB, MOUNT_POINT))
+    assert second.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, "the mount point with a file is not free"
+
+    target = "/mnt/pod-mp"
+    plugin.node.NodePublishVolume(req.publish(volume.volume_id, target))
+    plugin.node.NodePublishVolume(req.publish(volume.volume_id, target))  # a retry changes nothing
+    assert vm.run(["test", "-e", f"{target}/.localcsi-owner"]).rc != 0, "the owner marker is in the pod's view"
+    stats = plugin.node.NodeGetVolumeStats(csi_pb2.NodeGetVolumeStatsRequest(volume_id=volume.volume_id,
+                                                                             volume_path=target))  # fmt: skip
+    assert stats.usage[0].total == total
+    # What a pod may leave behind: data, nested directories, and symbolic links out of the mount point.
+    vm.check(["mkdir", "-p", "/mnt/outside/dir", f"{target}/nested/deeper"])
+    vm.check(["python3", "-c", "open('/mnt/outside/secret', 'w').write('outside');"
+              "open('/mnt/outside/dir/inner', 'w').write('inner')"])  # fmt: skip
+    vm.check(["dd", "if=/dev/urandom", f"of={target}/nested/deeper/data", "bs=1M", "count=4", "status=none"])
+    for link, points_to in (("file-link", "/mnt/outside/secret"), ("dir-link", "/mnt/outside"),
+                            ("nested/up-link", "/mnt/outside/dir"), ("taken-link", TAKEN_MP)):  # fmt: skip
+        vm.check(["ln", "-s", points_to, f"{target}/{link}"])
+    with pytest.raises(grpc.RpcError) as published:
+        delete(plugin, volume.volume_id)
+    assert published.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    plugin.node.NodeUnpublishVolume(req.unpublish(volume.volume_id, target))
+    assert vm.run(["findmnt", target]).rc != 0 and vm.run(["test", "-e", target]).rc != 0
+    delete(plugin, volume.volume_id)
+    delete(plugin, volume.volume_id)  # repeated: nothing left to do
+    assert vm.check(["cat", "/mnt/outside/secret"]).stdout == "outside"
+    assert vm.check(["cat", "/mnt/outside/dir/inner"]).stdout == "inner"
+    assert vm.check(["cat", f"{TAKEN_MP}/keep"]).stdout == "not yours"
+    assert vm.check(["ls", "-A", FREE_MP]).stdout.split() == ["lost+found"], "the mount point is not empty again"
+    assert vm.run(["findmnt", FREE_MP]).rc == 0, "the mount point itself stays mounted"
+    again = plugin.controller.CreateVolume(req.create_volume("mp-3", MIB, MOUNT_POINT)).volume
+    assert vm.check(["ls", "-A", f"{FREE_MP}/localcsi-volume"]).stdout == "", "a new tenant sees old files"
+    delete(plugin, again.volume_id)
