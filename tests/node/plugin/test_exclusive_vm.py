@@ -1,7 +1,7 @@
 """Device and MountPoint volumes on real disks in the node VM: the standalone plugin with ``--device``
 and ``--mount-point``.
 
-Device: vdb (1 GiB) carries an ext4 filesystem with a file, vdc (2 GiB) and vdd (3 GiB) are blank,
+Device: vdb (1 GiB) carries an ext4 filesystem with a file, vdc (1 GiB) and vdd (2 GiB) are blank,
 vde (1 GiB) is not given to the plugin. The plugin must never hand out vdb or vde, must give each
 volume the smallest blank disk that fits, and must leave a deleted volume's disk blank, so that the
 next claim reads zeroes only. MountPoint: vdf and vdg are ext4 filesystems mounted at /mnt/mp/a and
@@ -26,7 +26,7 @@ from localcsi.testing.vm import NodeVM, VMConfig
 
 pytestmark = pytest.mark.node
 
-DISKS_GIB = [1, 2, 3, 1, 1, 1]
+DISKS_GIB = [1, 1, 2, 1, 1, 1]
 DEVICE = {"volumeType": "Device"}
 MOUNT_POINT = {"volumeType": "MountPoint"}
 FOREIGN, SMALL, LARGE, NOT_GIVEN = "/dev/vdb", "/dev/vdc", "/dev/vdd", "/dev/vde"
@@ -83,14 +83,15 @@ def test_a_disk_with_a_filesystem_is_refused_and_the_smallest_blank_one_given(pl
     try:
         assert disk_of(vm, volume.volume_id) == SMALL, "not the smallest blank disk that fits"
         # The whole disk less lvm2's first MiB, in 4 MiB extents (docs/exclusive-volumes.md).
-        assert volume.capacity_bytes == usable_bytes(2 * GIB) == 2044 * MIB
+        assert volume.capacity_bytes == usable_bytes(GIB) == 1020 * MIB
         again = plugin.controller.CreateVolume(req.create_volume("dev-small", 512 * MIB, DEVICE)).volume
         assert again.volume_id == volume.volume_id, "a retry must find the first attempt's disk"
         assert signature(vm, FOREIGN) == "ext4" and vm.check(["sha256sum", FOREIGN]).stdout.split()[0] == digest
         assert signature(vm, NOT_GIVEN) == "" and vm.run(["pvs", NOT_GIVEN]).rc != 0, "a disk not given was touched"
 
-        # The only blank disk left is 3 GiB: a 2.5 GiB volume gets it, and nothing is left for a third.
-        large = plugin.controller.CreateVolume(req.create_volume("dev-large", 2560 * MIB, DEVICE)).volume
+        # The only blank disk left is 2 GiB: a 1.5 GiB volume gets it, and nothing is left for a third.
+        large = plugin.controller.CreateVolume(req.create_volume("dev-large", 1536 * MIB, DEVICE)).volume
+        assert large.capacity_bytes == usable_bytes(2 * GIB) == 2044 * MIB
         assert disk_of(vm, large.volume_id) == LARGE
         with pytest.raises(grpc.RpcError) as exhausted:
             plugin.controller.CreateVolume(req.create_volume("dev-none", 16 * MIB, DEVICE))
@@ -114,15 +115,15 @@ def test_media_type_is_honoured(plugin: GuestPlugin) -> None:
     capacity = plugin.controller.GetCapacity(csi_pb2.GetCapacityRequest(parameters={**DEVICE, "mediaType": lack}))
     assert capacity.available_capacity == 0
     capacity = plugin.controller.GetCapacity(csi_pb2.GetCapacityRequest(parameters={**DEVICE, "mediaType": have}))
-    assert capacity.available_capacity == usable_bytes(2 * GIB) + usable_bytes(3 * GIB)
-    assert capacity.maximum_volume_size.value == usable_bytes(3 * GIB)
+    assert capacity.available_capacity == usable_bytes(GIB) + usable_bytes(2 * GIB)
+    assert capacity.maximum_volume_size.value == usable_bytes(2 * GIB)
     volume = plugin.controller.CreateVolume(req.create_volume("dev-have", 16 * MIB, {**DEVICE, "mediaType": have}))
     delete(plugin, volume.volume.volume_id)
 
 
 def test_a_deleted_device_reads_zeroes_for_the_next_claim(plugin: GuestPlugin) -> None:
     vm = plugin.vm
-    first = plugin.controller.CreateVolume(req.create_volume("tenant-a", GIB, DEVICE)).volume
+    first = plugin.controller.CreateVolume(req.create_volume("tenant-a", 512 * MIB, DEVICE)).volume
     target = "/mnt/tenant-a"
     plugin.node.NodePublishVolume(req.publish(first.volume_id, target))
     assert vm.check(["findmnt", "-n", "-o", "FSTYPE", target]).stdout.strip() == "ext4"
@@ -131,7 +132,7 @@ def test_a_deleted_device_reads_zeroes_for_the_next_claim(plugin: GuestPlugin) -
                                                                              volume_path=target))  # fmt: skip
     assert stats.usage[0].used >= 32 * MIB
     with pytest.raises(grpc.RpcError) as grow:
-        plugin.controller.ControllerExpandVolume(req.expand(first.volume_id, 3 * GIB))
+        plugin.controller.ControllerExpandVolume(req.expand(first.volume_id, 2 * GIB))
     assert grow.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.RpcError) as snapshot:
         plugin.controller.CreateSnapshot(req.create_snapshot(first.volume_id, "dev-snap"))
@@ -148,7 +149,8 @@ def test_a_deleted_device_reads_zeroes_for_the_next_claim(plugin: GuestPlugin) -
     for offset in (0, size - MIB):
         assert vm.run(["cmp", "-n", str(MIB), f"--ignore-initial={offset}:0", disk, "/dev/zero"]).rc == 0
 
-    second = plugin.controller.CreateVolume(req.create_volume("tenant-b", GIB, DEVICE, req.block_capability())).volume
+    block_request = req.create_volume("tenant-b", 512 * MIB, DEVICE, req.block_capability())
+    second = plugin.controller.CreateVolume(block_request).volume
     try:
         assert disk_of(vm, second.volume_id) == disk, "the blank disk went back to the pool"
         block = "/mnt/tenant-b-block"
