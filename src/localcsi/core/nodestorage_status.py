@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from localcsi.core.exclusive import is_exclusive_group
 from localcsi.core.health import THIN_POOL_FULL_PERCENT, volume_condition
 from localcsi.core.model import LogicalVolume, VolumeGroup, thin_pools
 from localcsi.core.nodestorage import (
@@ -140,7 +141,12 @@ def node_storage_info(
 
 def filtered_storage_info(spec: StorageSpec, info: Mapping[str, Any], offered: Sequence[str]) -> dict[str, Any]:
     return {
-        "volumeGroups": sorted(vg["name"] for vg in info["volumeGroups"] if spec.vgs.accepts(vg["name"])),
+        # A Device volume's VG is one volume's whole disk, never room for LVM volumes.
+        "volumeGroups": sorted(
+            vg["name"]
+            for vg in info["volumeGroups"]
+            if spec.vgs.accepts(vg["name"]) and not is_exclusive_group(vg["name"])
+        ),
         "devices": list(offered),
         "mountPoints": sorted(m["name"] for m in info["mountPoints"] if spec.mount_points.accepts(m["name"])),
         "updateStatusInfo": {"updateStatus": UPDATE_ACCEPTED},

@@ -17,6 +17,7 @@ from typing import Any
 
 from localcsi import DRIVER_NAME, TOPOLOGY_KEY
 from localcsi.core.errors import CoreError
+from localcsi.core.exclusive import is_device_vg, is_exclusive_group, usable_bytes
 from localcsi.core.ids import parse_volume_id
 from localcsi.core.names import SNAPSHOT_LV_PREFIX, VOLUME_LV_PREFIX, volume_lv_name
 from localcsi.core.params import LvmType, MediaType, VolumeParams, VolumeType, parse_volume_params
@@ -114,9 +115,16 @@ def report_from_nls(nls: Mapping[str, Any]) -> NodeReport:
         size = byte_count(vg.get("total")) - byte_count(vg.get("reserved"))
         vgs.append(VgReport(name, max(size, free), free, _problem(vg)))
         lv_keys.update(str(lv.get("name")) for lv in items(vg, "logicalVolumes"))
+    for vg in items(info, "volumeGroups"):  # a Device volume's own VG: its LV is a reported volume
+        if is_device_vg(str(vg.get("name") or "")):
+            lv_keys.update(str(lv.get("name")) for lv in items(vg, "logicalVolumes"))
     disks = [
-        DiskReport(
-            str(d["name"]), VolumeType.DEVICE, byte_count(d.get("total")), _media(d.get("mediaType")), _problem(d)
+        DiskReport(  # the size a Device volume on it gets, after lvm2's metadata (as the driver counts)
+            str(d["name"]),
+            VolumeType.DEVICE,
+            usable_bytes(byte_count(d.get("total"))),
+            _media(d.get("mediaType")),
+            _problem(d),
         )
         for d in items(info, "deviceInfo")
         if d.get("name") in allowed_devices
@@ -228,6 +236,11 @@ def usage_from_pv(pv: Mapping[str, Any]) -> tuple[str, Usage] | None:
     kind = str(attributes.get("volumeType") or VolumeType.LVM.value)
     try:
         ref = parse_volume_id(str(csi.get("volumeHandle") or ""))
+        if is_exclusive_group(ref.vg):
+            # A Device or MountPoint volume: its disk is known to the agent's next report, which then
+            # lists the Device volume's LV (lv_keys); until then it takes one fitting free disk.
+            exclusive = VolumeType.DEVICE if is_device_vg(ref.vg) else VolumeType.MOUNTPOINT
+            return ref.node, Usage(ref.lv, volume_type=exclusive, size_bytes=size)
     except CoreError:
         # A whole disk or mount point: the agent leaves one in use out of its offer, so only a PV
         # naming its disk can say more (and only until the next report).

@@ -212,3 +212,24 @@ def test_failed_discovery_writes_conditions_only() -> None:
     by_type = {c["type"]: c for c in result["conditions"]}
     assert by_type["Discovered"]["status"] == "False" and by_type["Ready"]["reason"] == "DiscoveryFailed"
     assert by_type["VolumeGroupsInitialized"]["status"] == "True"  # kept from before
+
+
+def test_a_device_volumes_vg_is_listed_but_never_offered() -> None:
+    """A Device volume's disk is a PV of its own VG: reported (used, with its LV), not free, not offered."""
+    taken = "localcsi-dev-0123456789abcdef0123"
+    spec = parse_spec({"listConfig": {"vgs": {"include": ["^localcsi-.+$", "^pool[0-9]+$"]},
+                                      "devices": {"include": ["/dev/vd[b-z]"]}}})  # fmt: skip
+    pv = PhysicalVolume("/dev/vde", taken, 10 * GiB, 0)
+    inventory = NodeInventory(
+        devices=(*INVENTORY.devices, device("vde", fstype="LVM2_member"), device("vdf")),
+        vgs=(*INVENTORY.vgs, VolumeGroup(taken, 10 * GiB, 0, EXTENT, 1, pvs=(pv,), tags=(OWNER_TAG,))),
+        lvs=(*INVENTORY.lvs, lv("csi-d", vg=taken)),
+    )
+    conditions = [discovered_condition(spec, inventory), init_condition(spec, VgInitPlan(), {})]
+    result = build_status(spec, inventory, conditions, previous=None, now=T0, generation=1,
+                          patterns=DEFAULT_DEVICE_PATTERNS)  # fmt: skip
+    groups = {vg["name"]: vg for vg in result["nodeStorageInfo"]["volumeGroups"]}
+    assert [entry["name"] for entry in groups[taken]["logicalVolumes"]] == ["csi-d"]
+    assert result["filteredStorageInfo"]["volumeGroups"] == ["pool0"]
+    assert result["filteredStorageInfo"]["devices"] == ["/dev/vdf"]
+    assert "/dev/vde" in [d["name"] for d in result["nodeStorageInfo"]["deviceInfo"]]

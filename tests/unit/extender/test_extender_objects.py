@@ -4,6 +4,7 @@ import pytest
 from extender_objects import inline, nls, pod, pv_for, pvc, storage_class
 
 from localcsi.core.errors import InvalidArgument
+from localcsi.core.exclusive import MOUNTPOINT_GROUP, device_vg_name, usable_bytes
 from localcsi.core.ids import make_ref
 from localcsi.core.names import volume_lv_name
 from localcsi.core.params import LvmType, MediaType, VolumeParams, VolumeType
@@ -168,3 +169,28 @@ def test_inline_volume_keys_follow_kubelets_volume_handle() -> None:
 def test_inline_usages_of_a_scheduled_pod() -> None:
     scheduled = pod("p1", node="n1", volumes=(inline("scratch", size="2Gi"), inline("bad", volumeType="Tape")))
     assert inline_usages(scheduled, GiB) == [Usage(inline_volume_key("uid-p1", "scratch"), 2 * GiB, None)]
+
+
+def test_a_device_disk_offers_its_usable_size_and_a_device_volumes_lv_is_a_reported_volume() -> None:
+    """The driver gives a Device volume the disk less lvm2's first MiB, in 4 MiB extents: so does the
+    extender. The LV in a Device volume's VG (not an offered VG) counts as reported."""
+    obj = nls("n1", ("vg0", 10), devices=({"name": "/dev/sdb", "total": GiB, "mediaType": "ssd"},))
+    device_vg = device_vg_name("pvc-d")
+    obj["status"]["nodeStorageInfo"]["volumeGroups"].append(
+        {"name": device_vg, "total": GiB, "logicalVolumes": [{"name": volume_lv_name("pvc-d"), "total": GiB}]}
+    )
+    report = report_from_nls(obj)
+    assert [(d.name, d.size_bytes) for d in report.disks] == [("/dev/sdb", usable_bytes(GiB))]
+    assert [vg.name for vg in report.vgs] == ["vg0"], "a Device volume's VG is never room for LVM volumes"
+    assert volume_lv_name("pvc-d") in report.lv_keys
+
+
+def test_a_pv_of_an_exclusive_volume_is_an_exclusive_usage() -> None:
+    claim = pvc("data", "1Gi", "device")
+    device = pv_for(claim, "n1", vg=device_vg_name("pvc-d"))
+    node, usage = usage_from_pv(device) or ("", Usage(""))
+    assert node == "n1" and usage.volume_type is VolumeType.DEVICE and usage.disk is None
+    assert usage.size_bytes == GiB and usage.charge_bytes == 0 and usage.vg is None
+    mount_point = pv_for(claim, "n1", vg=MOUNTPOINT_GROUP)
+    node, usage = usage_from_pv(mount_point) or ("", Usage(""))
+    assert usage.volume_type is VolumeType.MOUNTPOINT and usage.size_bytes == GiB
