@@ -5,11 +5,13 @@ Device: vdb (1 GiB) carries an ext4 filesystem with a file, vdc (1 GiB) and vdd 
 vde (1 GiB) is not given to the plugin. The plugin must never hand out vdb or vde, must give each
 volume the smallest blank disk that fits, and must leave a deleted volume's disk blank, so that the
 next claim reads zeroes only. MountPoint: vdf and vdg are ext4 filesystems mounted at /mnt/mp/a and
-/mnt/mp/b; b holds a file, so only a is free.
+/mnt/mp/b; b holds a file, so only a is free. The agent's mount point initialisation makes a
+filesystem on blank vdh, refuses vdb, and its mount comes back after a reboot (the last test).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import grpc
@@ -20,13 +22,13 @@ from localcsi.csi import csi_pb2
 from localcsi.testing import csi_requests as req
 from localcsi.testing.csi_requests import GIB, MIB
 from localcsi.testing.guest_plugin import PLUGIN_TCP_PORT, GuestPlugin
-from localcsi.testing.install import install_project
+from localcsi.testing.install import GUEST_SITE, install_project
 from localcsi.testing.phases import Phases
 from localcsi.testing.vm import NodeVM, VMConfig
 
 pytestmark = pytest.mark.node
 
-DISKS_GIB = [1, 1, 2, 1, 1, 1]
+DISKS_GIB = [1, 1, 2, 1, 1, 1, 1]
 DEVICE = {"volumeType": "Device"}
 MOUNT_POINT = {"volumeType": "MountPoint"}
 FOREIGN, SMALL, LARGE, NOT_GIVEN = "/dev/vdb", "/dev/vdc", "/dev/vdd", "/dev/vde"
@@ -208,3 +210,50 @@ def test_a_mount_point_volume_is_bound_into_the_pod_and_emptied_without_escaping
     again = plugin.controller.CreateVolume(req.create_volume("mp-3", MIB, MOUNT_POINT)).volume
     assert vm.check(["ls", "-A", f"{FREE_MP}/localcsi-volume"]).stdout == "", "a new tenant sees old files"
     delete(plugin, again.volume_id)
+
+
+INIT_SCRIPT = """
+import json, sys
+from localcsi.agent.mountpoint_init import MountPointInitializer
+from localcsi.core.mountpoint_init import MountPointToInit
+from localcsi.lvm.runner import SubprocessRunner
+entries = [MountPointToInit(p, d, f, tuple(o)) for p, d, f, o in json.loads(sys.argv[1])]
+initializer = MountPointInitializer(SubprocessRunner())
+print(json.dumps({r.path: [r.ready, r.reason] for r in map(initializer.ensure, entries)}))
+"""
+INIT_OK, INIT_REFUSED = "/mnt/init/ok", "/mnt/init/refused"
+
+
+def init_mount_points(vm: NodeVM) -> dict[str, list[object]]:
+    entries = [(INIT_OK, "/dev/vdh", "xfs", ["noatime"]), (INIT_REFUSED, FOREIGN, "ext4", [])]
+    out = vm.check(["env", f"PYTHONPATH={GUEST_SITE}", "python3", "-c", INIT_SCRIPT, json.dumps(entries)]).stdout
+    result: dict[str, list[object]] = json.loads(out)
+    return result
+
+
+def test_mount_point_initialisation_formats_only_a_blank_device_and_survives_a_reboot(plugin: GuestPlugin) -> None:
+    vm = plugin.vm
+    digest = vm.check(["sha256sum", FOREIGN]).stdout.split()[0]
+    result = init_mount_points(vm)
+    assert result[INIT_OK] == [True, ""]
+    assert result[INIT_REFUSED][0] is False and "ext4" in str(result[INIT_REFUSED][1])
+    assert vm.check(["sha256sum", FOREIGN]).stdout.split()[0] == digest, "a device with a signature was written"
+    assert vm.check(["findmnt", "-n", "-o", "FSTYPE,SOURCE", INIT_OK]).stdout.split() == ["xfs", "/dev/vdh"]
+    assert "noatime" in vm.check(["findmnt", "-n", "-o", "OPTIONS", INIT_OK]).stdout
+    uuid = vm.check(["blkid", "-p", "-o", "value", "-s", "UUID", "/dev/vdh"]).stdout.strip()
+    fstab = vm.check(["cat", "/etc/fstab"]).stdout
+    assert f"UUID={uuid} {INIT_OK} xfs noatime,nofail 0 2 # localcsi.io" in fstab.splitlines()
+    vm.check(["python3", "-c", f"open('{INIT_OK}/kept', 'w').write('across reboots')"])
+    assert init_mount_points(vm)[INIT_OK] == [True, ""], "a second run changes nothing"
+    assert vm.check(["cat", "/etc/fstab"]).stdout == fstab
+
+    plugin.stop()
+    vm.reboot()
+    plugin.start()
+    # The VM's init reads no fstab (a systemd node would mount the line at boot): `mount <path>`, as the
+    # agent's next cycle runs it, mounts it through the line written before the reboot.
+    assert init_mount_points(vm)[INIT_OK] == [True, ""]
+    assert vm.check(["findmnt", "-n", "-o", "FSTYPE", INIT_OK]).stdout.strip() == "xfs"
+    assert vm.check(["blkid", "-p", "-o", "value", "-s", "UUID", "/dev/vdh"]).stdout.strip() == uuid, "reformatted"
+    assert vm.check(["cat", f"{INIT_OK}/kept"]).stdout == "across reboots"
+    assert vm.check(["sha256sum", FOREIGN]).stdout.split()[0] == digest
