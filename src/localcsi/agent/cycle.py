@@ -16,9 +16,11 @@ from typing import Any
 
 from localcsi.agent.activation import activate_managed
 from localcsi.agent.discovery import CountingRunner, Discovery
+from localcsi.agent.mountpoint_init import MountPointInitializer
 from localcsi.agent.orphans import OrphanTracker, claimed, collect, find_orphans
 from localcsi.agent.status import (
     NORMAL,
+    REASON_MOUNT_POINT_FAILED,
     REASON_ORPHAN,
     REASON_ORPHAN_REMOVED,
     REASON_VG_CREATED,
@@ -28,6 +30,7 @@ from localcsi.agent.status import (
 )
 from localcsi.agent.vginit import VgInitializer
 from localcsi.core.errors import CoreError
+from localcsi.core.mountpoint_init import parse_mount_points_to_init
 from localcsi.core.nodestorage import DEFAULT_DEVICE_PATTERNS, NodeInventory, StorageSpec, parse_spec
 from localcsi.core.nodestorage_init import VgInitPlan, devices_to_probe, plan_vg_init
 from localcsi.core.nodestorage_status import (
@@ -85,6 +88,7 @@ class Agent:
         self.orphans = orphans
         self.patterns = tuple(patterns)
         self.initializer = VgInitializer(self.runner, discard=discard)
+        self.mount_points = MountPointInitializer(self.runner)
         self.backend = LocalLvmBackend(Lvm(self.runner), node)
 
     def _initialise(
@@ -110,6 +114,14 @@ class Agent:
         texts = (f"creating VG {vg} failed: {error}" for vg, error in failures.items())
         self.publisher.report_while_it_lasts(nls, REASON_VG_FAILED, texts)
         return replace(plan, refusals=tuple(refusals)), failures, created
+
+    def _init_mount_points(self, nls: Mapping[str, Any]) -> bool:
+        """resourceToBeInited.mountpoints (agent/mountpoint_init.py); True when there were any."""
+        entries, problems = parse_mount_points_to_init(nls.get("spec") or {})
+        results = [self.mount_points.ensure(entry) for entry in entries]
+        texts = [*problems, *(f"mount point {r.path}: {r.reason}" for r in results if not r.ready)]
+        self.publisher.report_while_it_lasts(nls, REASON_MOUNT_POINT_FAILED, texts)
+        return bool(entries)
 
     def _orphans(self, nls: Mapping[str, Any] | None, inventory: NodeInventory) -> int:
         if self.list_volumes is None:
@@ -159,6 +171,8 @@ class Agent:
     ) -> tuple[NodeInventory, VgInitPlan, bool]:
         """Initialise what the spec asks for, then write the status; returns what was written from."""
         plan, failures, created = self._initialise(nls, spec, inventory)
+        if self._init_mount_points(nls):
+            created = True  # the mount table may have changed
         if created:
             inventory = self.discovery.discover()
         conditions = [discovered_condition(spec, inventory), init_condition(spec, plan, failures)]

@@ -21,6 +21,7 @@ NORMAL = "Normal"
 REASON_REFUSED = "DeviceRefused"
 REASON_VG_CREATED = "VolumeGroupCreated"
 REASON_VG_FAILED = "VolumeGroupCreateFailed"
+REASON_MOUNT_POINT_FAILED = "MountPointInitFailed"
 REASON_ORPHAN = "OrphanVolume"
 REASON_ORPHAN_REMOVED = "OrphanVolumeRemoved"
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import pytest
 from pytest_subprocess import FakeProcess
+from test_status import Events, PruningStatusWriter
 
-from localcsi.agent.mountpoint_init import MountPointInitializer, uuid_argv
+from localcsi.agent.cycle import Agent
+from localcsi.agent.mountpoint_init import MountPointInitializer, MountPointResult, uuid_argv
+from localcsi.agent.orphans import OrphanTracker
+from localcsi.agent.status import REASON_MOUNT_POINT_FAILED, StatusPublisher
 from localcsi.core.mountpoint_init import MountPointToInit
 from localcsi.lvm.runner import SubprocessRunner
 
@@ -72,3 +77,27 @@ def test_something_else_mounted_at_the_path_is_refused(tmp_path: Path, fp: FakeP
     fp.register(FINDMNT, stdout=json.dumps({"filesystems": [row]}))
     result = MountPointInitializer(SubprocessRunner(), str(tmp_path / "fstab")).ensure(ENTRY)
     assert not result.ready and "/dev/vdz is mounted there" in result.reason
+
+
+class RefusingInitializer:
+    def __init__(self) -> None:
+        self.seen: list[MountPointToInit] = []
+
+    def ensure(self, entry: MountPointToInit) -> MountPointResult:
+        self.seen.append(entry)
+        return MountPointResult(entry.path, False, "/dev/vdb carries ext4 (filesystem)")
+
+
+def test_the_agents_cycle_initialises_the_specs_mount_points_and_reports_refusals() -> None:
+    events = Events()
+    agent = Agent("node-1", SubprocessRunner(), StatusPublisher(PruningStatusWriter(), events), None,
+                  orphans=OrphanTracker(60.0, False))  # fmt: skip
+    initializer = RefusingInitializer()
+    agent.mount_points = cast(MountPointInitializer, initializer)
+    nls = {"metadata": {"name": "node-1"}, "spec": {"resourceToBeInited": {"mountpoints": [
+        {"path": "/mnt/a", "device": "/dev/vdb"}, {"path": "/", "device": "/dev/vdc"}]}}}  # fmt: skip
+    assert agent._init_mount_points(nls)
+    assert initializer.seen == [ENTRY]
+    reasons = sorted(message for _, reason, message in events.seen if reason == REASON_MOUNT_POINT_FAILED)
+    assert len(reasons) == 2 and "mount point /mnt/a: /dev/vdb carries ext4" in reasons[0]
+    assert not agent._init_mount_points({"metadata": {"name": "node-1"}, "spec": {}})
