@@ -1,5 +1,6 @@
 """``localcsi status``: one line per node and VG (capacity, reservation, condition, volumes), read
-from the NodeLocalStorage and LogicalVolume resources; a table for people, JSON for scripts."""
+from the NodeLocalStorage and LogicalVolume resources; a table for people, JSON for scripts. The table
+then lists the whole disks and mount points of exclusive volumes (Device, MountPoint): free or used."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, TextIO
 
 from kubernetes.config.config_exception import ConfigException
 
+from localcsi.core.exclusive import is_device_vg
 from localcsi.k8s.client import api_client
 from localcsi.k8s.errors import KubeError
 from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, CustomResources
@@ -67,6 +69,60 @@ def rows(storages: Iterable[Mapping[str, Any]], logical_volumes: Iterable[Mappin
     return result
 
 
+EXCLUSIVE_COLUMNS = ("NODE", "KIND", "NAME", "TOTAL", "MEDIA", "STATE")
+
+
+@dataclass(frozen=True)
+class ExclusiveRow:
+    node: str
+    kind: str  # Device or MountPoint
+    name: str
+    total: int
+    media: str
+    state: str  # free, a Device volume's VG, or not offered (in use, or not selected by listConfig)
+
+
+def exclusive_rows(storages: Iterable[Mapping[str, Any]]) -> list[ExclusiveRow]:
+    """The disks and mount points of each node: free to take whole, or what holds them."""
+    result: list[ExclusiveRow] = []
+    for storage in sorted(storages, key=lambda obj: str(obj["metadata"]["name"])):
+        node = str(storage["metadata"]["name"])
+        status = storage.get("status") or {}
+        info, filtered = status.get("nodeStorageInfo") or {}, status.get("filteredStorageInfo") or {}
+        holders = {
+            pv: str(vg["name"])
+            for vg in info.get("volumeGroups") or []
+            if is_device_vg(str(vg.get("name")))
+            for pv in vg.get("physicalVolumes") or []
+        }
+        free = set(filtered.get("devices") or [])
+        for disk in sorted(info.get("deviceInfo") or [], key=lambda d: str(d.get("name"))):
+            name = str(disk.get("name"))
+            state = "free" if name in free else (f"Device volume ({holders[name]})" if name in holders else "-")
+            if state == "-":
+                continue  # a disk in use otherwise (a VG's PV, partitioned, mounted): not exclusive storage
+            result.append(ExclusiveRow(node, "Device", name, int(disk.get("total") or 0), str(disk.get("mediaType")),
+                                       state))  # fmt: skip
+        offered = set(filtered.get("mountPoints") or [])
+        for point in sorted(info.get("mountPoints") or [], key=lambda m: str(m.get("name"))):
+            name = str(point.get("name"))
+            if name in offered:
+                used = int(point.get("total") or 0) - int(point.get("available") or 0)
+                state = f"offered, {_gib(used)} used"
+                result.append(ExclusiveRow(node, "MountPoint", name, int(point.get("total") or 0), "-", state))
+    return result
+
+
+def render_exclusive(table: list[ExclusiveRow], out: TextIO) -> None:
+    if not table:
+        return
+    cells = [EXCLUSIVE_COLUMNS, *((r.node, r.kind, r.name, _gib(r.total), r.media, r.state) for r in table)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(EXCLUSIVE_COLUMNS))]
+    out.write("\n")
+    for row in cells:
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
 def _gib(size: int) -> str:
     return f"{size / GIB:.1f}Gi"
 
@@ -95,4 +151,5 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         out.write("\n")
     else:
         render_table(table, out)
+        render_exclusive(exclusive_rows(storages), out)
     return 0

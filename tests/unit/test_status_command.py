@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from localcsi.status import GIB, VgRow, render_table, rows
+from localcsi.status import GIB, ExclusiveRow, VgRow, exclusive_rows, render_exclusive, render_table, rows
 
 
 def storage(node: str, groups: list[dict[str, Any]], managed: list[str]) -> dict[str, Any]:
@@ -48,3 +48,32 @@ def test_the_table_aligns_columns_and_shows_sizes_in_gib() -> None:
     assert header.split() == ["NODE", "VG", "TOTAL", "ALLOCATABLE", "RESERVED", "CONDITION", "VOLUMES", "SNAPSHOTS"]
     assert line.split() == ["node-1", "localcsi-pool-0", "10.0Gi", "1.5Gi", "0.0Gi", "DiskReady", "12", "0"]
     assert header.index("ALLOCATABLE") == line.index("1.5Gi")
+
+
+def test_disks_and_mount_points_show_free_or_the_device_volume_holding_them() -> None:
+    taken = "localcsi-dev-0123456789abcdef0123"
+    node = storage("node-1", [{"name": taken, "physicalVolumes": ["/dev/vdc"]}], [])
+    node["status"]["nodeStorageInfo"]["deviceInfo"] = [
+        {"name": "/dev/vdb", "total": 2 * GIB, "mediaType": "ssd"},
+        {"name": "/dev/vdc", "total": GIB, "mediaType": "hdd"},
+        {"name": "/dev/vdd", "total": GIB, "mediaType": "hdd"},  # a PV of a shared VG: not exclusive storage
+    ]
+    node["status"]["nodeStorageInfo"]["mountPoints"] = [
+        {"name": "/mnt/a", "total": 4 * GIB, "available": 3 * GIB},
+        {"name": "/", "total": 9 * GIB, "available": GIB},
+    ]
+    node["status"]["filteredStorageInfo"].update(devices=["/dev/vdb"], mountPoints=["/mnt/a"])
+    table = exclusive_rows([node])
+    assert table == [
+        ExclusiveRow("node-1", "Device", "/dev/vdb", 2 * GIB, "ssd", "free"),
+        ExclusiveRow("node-1", "Device", "/dev/vdc", GIB, "hdd", f"Device volume ({taken})"),
+        ExclusiveRow("node-1", "MountPoint", "/mnt/a", 4 * GIB, "-", "offered, 1.0Gi used"),
+    ]
+    out = io.StringIO()
+    render_exclusive(table, out)
+    blank, header, *lines = out.getvalue().splitlines()
+    assert blank == "" and header.split() == ["NODE", "KIND", "NAME", "TOTAL", "MEDIA", "STATE"]
+    assert lines[0].split() == ["node-1", "Device", "/dev/vdb", "2.0Gi", "ssd", "free"]
+    empty = io.StringIO()
+    render_exclusive([], empty)
+    assert empty.getvalue() == "", "nothing exclusive: the VG table alone, as before"
