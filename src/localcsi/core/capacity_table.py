@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from itertools import repeat
+from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +28,14 @@ NO_ROW = -1
 NO_ROOM = -(1 << 62)  # far below any real free space, and far from overflowing when charges are taken off
 _GROWTH = 2
 _FIRST_ROWS = 16
-_RECENT = 2  # filter's nodes, and prioritize's (those that passed)
+_RECENT = 2  # filter's nodes, and prioritize's (those that passed; filter hands their rows over)
+
+
+def pick(names: Sequence[str], indexes: list[int]) -> list[str]:
+    """``[names[i] for i in indexes]``, with the loop in C (``itemgetter``)."""
+    if len(indexes) == 1:
+        return [names[indexes[0]]]
+    return list(itemgetter(*indexes)(names)) if indexes else []
 
 
 class CapacityTable:
@@ -76,12 +84,23 @@ class CapacityTable:
         last ones is several times faster than looking each up anew (the names arrive as new strings,
         so every lookup compares against a key that is cold in the CPU's caches).
         """
-        for known, rows in self._recent:
+        for position, (known, rows) in enumerate(self._recent):
             if known == nodes:
+                if position:
+                    self._recent.insert(0, self._recent.pop(position))
                 return rows
         rows = self._lookup(nodes)
-        self._recent = [(list(nodes), rows), *self._recent[: _RECENT - 1]]
+        self.remember(nodes, rows)
         return rows
+
+    def remember(self, nodes: Sequence[str], rows: Rows) -> None:
+        """``rows`` are ``nodes``' rows (as ``rows_of`` would give them), for the next ``rows_of``: filter
+        hands over the rows of the nodes that passed, which prioritize is asked about next."""
+        for position, (known, _) in enumerate(self._recent):
+            if known is nodes or known == nodes:
+                del self._recent[position]
+                break
+        self._recent = [(list(nodes), rows), *self._recent[: _RECENT - 1]]
 
     def room(self, rows: Rows, held: HeldGroups) -> npt.NDArray[np.int64]:
         """The free bytes of ``rows`` (as ``rows_of`` gives them) per column, less what ``held``

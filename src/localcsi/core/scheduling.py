@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
+from functools import cached_property
 
 from localcsi.core.params import LvmType, MediaType, VolumeParams, VolumeType
 from localcsi.core.sizes import MiB, format_bytes, round_up
@@ -59,6 +60,10 @@ class VolumeRequest:
             object.__setattr__(self, "charge_bytes", lvm_charge(self.size_bytes, VolumeParams()))
 
     def describe(self) -> str:
+        return self._description
+
+    @cached_property
+    def _description(self) -> str:  # once per request: every node that fails names it in its reason
         return f"{self.label} ({format_bytes(self.size_bytes)})"
 
 

@@ -15,7 +15,7 @@ from itertools import compress
 import numpy as np
 import numpy.typing as npt
 
-from localcsi.core.capacity_table import NO_ROW, CapacityTable, HeldGroups
+from localcsi.core.capacity_table import NO_ROW, CapacityTable, HeldGroups, pick
 from localcsi.core.scheduling import NodeCapacity, PodDemand, VolumeRequest, best_fit
 from localcsi.core.scheduling_charges import HELD_NOTE, Assignment, Charge, Held, assignment
 from localcsi.core.scheduling_disks import fit_exclusive
@@ -193,22 +193,30 @@ class Fitter:
         (benchmarks/bench_extender.py).
         """
         if not (self._simple and not self._pinned and nodes and table.vg_names):
-            return self._fit_each(
-                nodes, range(len(nodes)), caps=caps, held=held, passing=[False] * len(nodes), holds={}
-            )
+            passing = [False] * len(nodes)
+            failed, placed_each = self._fit_each(nodes, range(len(nodes)), caps=caps, held=held, passing=passing)
+            return list(compress(nodes, passing)), failed, placed_each
         rows = table.rows_of(nodes)
         fits, choice = _best_fit_rows(table.room(rows, held_groups), rows != NO_ROW, self._charges)
         passing = fits.tolist()
-        holds: dict[str, Assignment] = {}
         fast = np.flatnonzero(fits)
-        for columns, members in _same_rows(choice[fast]) if len(fast) else ():
+        groups = _same_rows(choice[fast]) if len(fast) else []
+        holds: dict[str, Assignment] = {}
+        for columns, members in groups:
             placed = self._assignment(tuple(table.vg_names[c] for c in columns))
-            names = [nodes[i] for i in fast[members].tolist()]
-            if holds:
-                holds.update(dict.fromkeys(names, placed))
+            if len(groups) == 1:  # the usual case: every passing node took the same VGs
+                holds = dict.fromkeys(compress(nodes, passing), placed)
             else:
-                holds = dict.fromkeys(names, placed)
-        return self._fit_each(nodes, np.flatnonzero(~fits).tolist(), caps=caps, held=held, passing=passing, holds=holds)
+                holds.update(dict.fromkeys(pick(nodes, fast[members].tolist()), placed))
+        failing = np.flatnonzero(~fits).tolist()
+        failed, slow_holds = self._fit_each(nodes, failing, caps=caps, held=held, passing=passing)
+        holds.update(slow_holds)
+        if not failing:
+            return list(nodes), failed, holds
+        passed = list(compress(nodes, passing))
+        # prioritize is asked about the nodes that passed next: their rows, for its rows_of
+        table.remember(passed, rows[np.fromiter(passing, dtype=np.bool_, count=len(passing))])
+        return passed, failed, holds
 
     def _fit_each(
         self,
@@ -218,10 +226,11 @@ class Fitter:
         caps: Mapping[str, NodeCapacity],
         held: Callable[[str], Held | None],
         passing: list[bool],
-        holds: dict[str, Assignment],
-    ) -> tuple[list[str], dict[str, str], dict[str, Assignment]]:
-        """``fit`` on ``nodes[i]`` for each of ``indexes``, completing ``passing`` and ``holds``."""
+    ) -> tuple[dict[str, str], dict[str, Assignment]]:
+        """``fit`` on ``nodes[i]`` for each of ``indexes``, setting ``passing[i]`` for those that fit: the
+        reason of each that fails, and what to hold on each that fits."""
         failed: dict[str, str] = {}
+        holds: dict[str, Assignment] = {}
         for index in indexes:
             node = nodes[index]
             result = self.fit(caps.get(node), held(node))
@@ -230,7 +239,7 @@ class Fitter:
             else:
                 passing[index] = True
                 holds[node] = result
-        return list(compress(nodes, passing)), failed, holds
+        return failed, holds
 
     def _assignment(self, choice: tuple[str, ...]) -> Assignment:
         shared = self._shared.get(choice)

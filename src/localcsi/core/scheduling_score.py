@@ -7,13 +7,13 @@ held for other pods being scheduled counts as used.
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Container, Sequence, Sized
 from collections.abc import Set as AbstractSet
 
 import numpy as np
 import numpy.typing as npt
 
-from localcsi.core.capacity_table import NO_ROW, CapacityTable, HeldGroups
+from localcsi.core.capacity_table import NO_ROW, CapacityTable, HeldGroups, pick
 from localcsi.core.scheduling import NodeCapacity, PodDemand, Strategy
 from localcsi.core.scheduling_charges import Held
 
@@ -71,17 +71,24 @@ class Scorer:
         known = rows != NO_ROW
         rows = np.where(known, rows, 0)
         size = np.where(known, table.size[rows], 0)
-        taken = table.used[rows] + np.where(_members(nodes, already_held), 0, self._lvm_bytes)
+        if isinstance(already_held, Sized) and not len(already_held):
+            taken = table.used[rows] + self._lvm_bytes
+        else:
+            taken = table.used[rows] + np.where(_members(nodes, already_held), 0, self._lvm_bytes)
         if held:
             taken += table.held_per_row(held)[rows]
         fullness = np.clip(taken * MAX_SCORE // np.maximum(size, 1), 0, MAX_SCORE)
         fullness[size <= 0] = 0
         scores = fullness if self._binpack else MAX_SCORE - fullness
         scores[~known] = 0  # as score gives: never prefer a node whose room is unknown
+        counts = np.bincount(scores, minlength=MAX_SCORE + 1).tolist()
+        if max(counts) == len(nodes):  # one score for every node
+            ranks[counts.index(len(nodes))] = list(nodes)
+            return ranks
         order = np.argsort(scores, kind="stable").tolist()
         start = 0
-        for score, count in enumerate(np.bincount(scores, minlength=MAX_SCORE + 1).tolist()):
-            ranks[score] = [nodes[i] for i in order[start : start + count]]
+        for score, count in enumerate(counts):
+            ranks[score] = pick(nodes, order[start : start + count])
             start += count
         return ranks
 
