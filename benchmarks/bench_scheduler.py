@@ -27,6 +27,7 @@ machine; a run of the defaults takes about five minutes.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -100,20 +101,23 @@ def sides_of(comparisons: list[Comparison]) -> list[str]:
 
 
 def schedule_round(
-    cluster: KubeCluster, namespace: str, workload: Workload, side: Side, extender_url: str | None
+    cluster: KubeCluster, namespace: str, workload: Workload, side: Side, extender: ExtenderProcess, *, url: str | None
 ) -> tuple[float, str]:
-    """Pods per second one kube-scheduler reaches on the workload's backlog, and the mean time per verb
-    inside the extender's server if it is localcsi's."""
+    """Pods per second one kube-scheduler reaches on the workload's backlog, and what localcsi's extender
+    did meanwhile: the mean time per verb inside its server, and its CPU seconds (informers included),
+    which on this machine are taken from the scheduler, the apiserver and etcd whichever side runs."""
     core = client.CoreV1Api(cluster.api_client())
     workload.create(core, namespace)
     decisions = Decisions(core, namespace)
-    before = server_seconds(extender_url)
+    before = server_seconds(url)
+    cpu_before = process_cpu_seconds(extender)
     with ExitStack() as stack:
         if side.capacity_tracking:
             stack.enter_context(capacity_tracking(cluster))
-        stack.enter_context(KubeScheduler(cluster, extender_url=extender_url, managed_resources=side.marked))
+        stack.enter_context(KubeScheduler(cluster, extender_url=url, managed_resources=side.marked))
         rate = decisions.rate(workload.pods)
-    inside = describe_server_time(before, server_seconds(extender_url))
+    inside = describe_server_time(before, server_seconds(url))
+    inside += f" (localcsi extender CPU {process_cpu_seconds(extender) - cpu_before:.2f} s)"
     # Gone at once (no kubelet); the PVCs stay, with selected-node, which the extender counts as committed.
     core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0)
     return rate, inside
@@ -157,6 +161,13 @@ def publish_capacities(cluster: KubeCluster, nodes: list[str]) -> None:
             "maximumVolumeSize": f"{NODE_GIB}Gi",
         }
         storage.create_namespaced_csi_storage_capacity(CAPACITY_NAMESPACE, body)
+
+
+def process_cpu_seconds(extender: ExtenderProcess) -> float:
+    """User and system CPU seconds of the extender's process so far, from /proc."""
+    assert extender.proc is not None
+    fields = Path(f"/proc/{extender.proc.pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def server_seconds(url: str | None) -> dict[str, tuple[float, float]]:
@@ -271,7 +282,7 @@ def main() -> int:
                             url = stack.enter_context(
                                 floor_extender([*floors[side.extender], f"127.0.0.1:{port}"], port)
                             )
-                        rate, inside = schedule_round(cluster, namespace, workload, side, url)
+                        rate, inside = schedule_round(cluster, namespace, workload, side, extender, url=url)
                     rates[name].append(rate)
                     print(f"round {round_index} {name:20s}: {rate:6.1f} pods/s{inside}", flush=True)
         finally:
