@@ -346,7 +346,7 @@ class ControllerDriver:
 
     def list_volumes(self, max_entries: int, starting_token: str) -> Page[Volume]:
         check_page_request(max_entries, starting_token)
-        volumes = [volume for volume in self.backend.volumes() if is_ready(volume)]
+        volumes = [volume for volume in self.backend.volumes() if is_ready(volume)] + self.exclusive.volumes()
         return paginate(volumes, lambda volume: volume.id, max_entries, starting_token)
 
     def validate_capabilities(

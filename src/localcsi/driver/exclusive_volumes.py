@@ -52,6 +52,8 @@ class MountPointBackend(Protocol):
 
     def find(self, lv_name: str) -> tuple[str, Volume] | None: ...
 
+    def volumes(self) -> list[Volume]: ...
+
     def capacity(self) -> tuple[int, int]: ...
 
 
@@ -137,6 +139,10 @@ class ExclusiveVolumes:
         if found is None or found[1].ref != ref:
             raise NotFound(f"volume {ref} does not exist")
         return found[1]
+
+    def volumes(self) -> list[Volume]:
+        """The MountPoint volumes (Device volumes are LVs: the LVM backend lists them)."""
+        return self.mount_points.volumes() if self.mount_points is not None else []
 
     def capacity(self, params: VolumeParams, nodes: Sequence[str]) -> Capacity:
         available, largest = 0, 0

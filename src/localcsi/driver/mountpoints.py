@@ -104,19 +104,26 @@ class LocalMountPoints:
             return None
         return LogicalVolume(MOUNTPOINT_GROUP, name, self.fs.usage(path).total_bytes, _ACTIVE_ATTR, tags=tuple(tags))
 
-    def find(self, lv_name: str) -> tuple[str, Volume] | None:
-        """The mount point and volume whose marker names ``lv_name``."""
+    def _held(self) -> list[tuple[str, Volume]]:
+        """Each selected mount point that a volume holds, with the volume its marker describes."""
+        held = []
         for mount in self._selected():
             try:
                 tags = _read_marker(mount.target)
             except OSError:
                 continue
             lv = self._lv(mount.target, tags) if tags else None
-            if lv is not None and lv.name == lv_name:
-                volume = volume_from_lv(self.node, lv)
-                if volume is not None:
-                    return mount.target, volume
-        return None
+            volume = volume_from_lv(self.node, lv) if lv is not None else None
+            if volume is not None:
+                held.append((mount.target, volume))
+        return held
+
+    def find(self, lv_name: str) -> tuple[str, Volume] | None:
+        """The mount point and volume whose marker names ``lv_name``."""
+        return next(((path, volume) for path, volume in self._held() if volume.ref.lv == lv_name), None)
+
+    def volumes(self) -> list[Volume]:
+        return [volume for _, volume in self._held()]
 
     def capacity(self) -> tuple[int, int]:
         sizes = [point.total_bytes for point in self.mount_points() if point.free]

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 from controller_fakes import BLOCK, MOUNT, NODE, FakeBackend, make_vg
 
 from localcsi.core.errors import AlreadyExists, InvalidArgument, ResourceExhausted
-from localcsi.core.exclusive import device_vg_name
+from localcsi.core.exclusive import MOUNTPOINT_GROUP, device_vg_name
 from localcsi.core.ids import LvRef
-from localcsi.core.model import LogicalVolume, Volume
+from localcsi.core.model import LogicalVolume, Volume, volume_from_lv
+from localcsi.core.names import volume_lv_name
 from localcsi.core.params import MediaType, VolumeParams, parse_volume_params
 from localcsi.core.sizes import GiB, MiB
-from localcsi.core.tags import Source, SourceKind
+from localcsi.core.tags import LvKind, LvMetadata, Source, SourceKind, encode_tags
 from localcsi.driver.controller import ControllerDriver
 from localcsi.driver.devices import DevicePlan
-from localcsi.driver.exclusive_volumes import ExclusiveVolumes, device_plan
+from localcsi.driver.exclusive_volumes import ExclusiveVolumes, MountPointBackend, device_plan
 from localcsi.driver.requests import CapacityRequest, CreateVolumeRequest, ExpandVolumeRequest
 
 pytestmark = pytest.mark.unit
@@ -145,3 +148,19 @@ def test_a_plan_needs_exactly_one_node() -> None:
     assert plan.ref.node == NODE and plan.ref.vg == device_vg_name("pvc-d")
     with pytest.raises(Exception, match="one node"):
         device_plan((NODE, "node-2"), request, DEVICE_PARAMS, None, "block")
+
+
+def test_list_volumes_includes_mount_point_volumes(backend: FakeBackend, devices: FakeDevices) -> None:
+    lv = LogicalVolume(MOUNTPOINT_GROUP, volume_lv_name("pvc-m"), GiB, "-wi-a-----",
+                       tags=encode_tags(LvMetadata(LvKind.VOLUME, "pvc-m", GiB)))  # fmt: skip
+    mount_point_volume = volume_from_lv(NODE, lv)
+    assert mount_point_volume is not None
+    held = [mount_point_volume]
+
+    class Points:
+        def volumes(self) -> list[Volume]:
+            return held
+    driver = ControllerDriver(backend, exclusive=ExclusiveVolumes(devices, cast(MountPointBackend, Points())))
+    driver.create_volume(CreateVolumeRequest("pvc-d", (BLOCK,), required_bytes=GiB, parameters=DEVICE))
+    listed = [volume.name for volume in driver.list_volumes(0, "").entries]
+    assert sorted(listed) == ["pvc-d", "pvc-m"]

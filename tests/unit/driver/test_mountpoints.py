@@ -110,3 +110,11 @@ def test_unselected_paths_are_never_looked_at(tmp_path: Path) -> None:
     points = LocalMountPoints(cast(FilesystemOps, fs), "node-1", [f"{tmp_path}/mp/*"])
     assert points.mount_points() == []
     assert LocalMountPoints(cast(FilesystemOps, fs), "node-1", []).mount_points() == []
+
+
+def test_volumes_lists_each_held_mount_point(tmp_path: Path) -> None:
+    points, _ = mount_points(tmp_path, a=GIB, b=2 * GIB, c=GIB)
+    (tmp_path / "mp" / "c" / "data").write_text("not a volume")
+    made = [points.create(plan("pvc-1")), points.create(plan("pvc-2"))]
+    assert sorted(v.id for v in points.volumes()) == sorted(v.id for v in made)
+    assert {v.name for v in points.volumes()} == {"pvc-1", "pvc-2"}
