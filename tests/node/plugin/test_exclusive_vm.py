@@ -19,6 +19,7 @@ import pytest
 
 from localcsi.core.exclusive import usable_bytes
 from localcsi.csi import csi_pb2
+from localcsi.testing import crash_points
 from localcsi.testing import csi_requests as req
 from localcsi.testing.csi_requests import GIB, MIB
 from localcsi.testing.guest_plugin import PLUGIN_TCP_PORT, GuestPlugin
@@ -52,7 +53,8 @@ def plugin(vm_phases: Phases) -> Iterator[GuestPlugin]:
             vm.check(["mount", disk, path])
         vm.check(["python3", "-c", f"open('{TAKEN_MP}/keep', 'w').write('not yours')"])
         devices = ("--device", FOREIGN, "--device", SMALL, "--device", LARGE, "--mount-point", "/mnt/mp/*")
-        guest = GuestPlugin(vm, extra_args=devices).start()
+        env = crash_points.install(vm, ("lvcreate", "pvremove"))
+        guest = GuestPlugin(vm, extra_args=devices, env=env).start()
         yield guest
         guest.stop()
     finally:
@@ -162,6 +164,25 @@ def test_a_deleted_device_reads_zeroes_for_the_next_claim(plugin: GuestPlugin) -
         plugin.node.NodeUnpublishVolume(req.unpublish(second.volume_id, block))
     finally:
         delete(plugin, second.volume_id)
+
+
+def test_a_kill_between_vgcreate_and_lvcreate_or_before_pvremove_converges(plugin: GuestPlugin) -> None:
+    """Killed after vgcreate, the retry finds the VG (so the disk) of the first attempt; killed after
+    lvremove, the retried delete finishes: the disk is blank and free again."""
+    vm = plugin.vm
+    request = req.create_volume("dev-crash", 16 * MIB, DEVICE)
+    crash_points.crash_at(plugin, "lvcreate", lambda: plugin.controller.CreateVolume(request, timeout=120))
+    vg = vm.check(["pvs", "--noheadings", "-o", "vg_name", SMALL]).stdout.strip()
+    assert vg.startswith("localcsi-dev-") and vm.run(["lvs", "--noheadings", vg]).stdout.strip() == ""
+    volume = plugin.controller.CreateVolume(request).volume
+    assert volume.volume_id.split("/")[1] == vg and disk_of(vm, volume.volume_id) == SMALL
+
+    delete_request = csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id)
+    crash_points.crash_at(plugin, "pvremove", lambda: plugin.controller.DeleteVolume(delete_request, timeout=120))
+    assert vm.run(["lvs", "--noheadings", vg]).rc == 0, "the VG outlives its LV until the retry"
+    delete(plugin, volume.volume_id)
+    assert signature(vm, SMALL) == "" and vm.run(["pvs", SMALL]).rc != 0
+    assert vm.run(["cmp", "-n", str(MIB), SMALL, "/dev/zero"]).rc == 0
 
 
 def test_a_mount_point_volume_is_bound_into_the_pod_and_emptied_without_escaping(plugin: GuestPlugin) -> None:
