@@ -17,6 +17,7 @@ from localcsi.testing.guest_plugin import GuestPlugin
 from localcsi.testing.vm import NodeVM
 
 KINDS = {"thick": (THICK, THICK_VG), "thin": (THIN, THIN_VG)}
+CREATING = "localcsi.io/state=creating"
 
 
 def sha256_prefix(vm: NodeVM, path: str, size: int) -> str:
@@ -103,7 +104,8 @@ def tagged_lvs(vm: NodeVM, vg: str) -> list[str]:
 
 
 def test_kill_9_during_create_then_retry_leaves_one_lv(csi_plugin: GuestPlugin) -> None:
-    """Kill the plugin while it copies a thick snapshot into a new volume, then retry."""
+    """Kill the plugin while it copies a thick snapshot into a new volume: the half copy is marked and
+    never listed; the retry finishes it into exactly one LV with the snapshot's data."""
     vm = csi_plugin.vm
     size = 1024 * MIB
     origin = csi_plugin.controller.CreateVolume(
@@ -138,6 +140,11 @@ def test_kill_9_during_create_then_retry_leaves_one_lv(csi_plugin: GuestPlugin) 
     assert "volume" not in outcome, "the create finished before the kill: the copy was too fast to interrupt"
 
     csi_plugin.start()
+    [half_copied] = set(tagged_lvs(vm, THICK_VG)) - before
+    tags = vm.check(["lvs", "--noheadings", "-o", "lv_tags", f"{THICK_VG}/{half_copied}"]).stdout.strip().split(",")
+    assert CREATING in tags, "the half-copied LV is still marked as being created"
+    listed = csi_plugin.controller.ListVolumes(csi_pb2.ListVolumesRequest())
+    assert not any(half_copied in entry.volume.volume_id for entry in listed.entries), "a half copy is never listed"
     restored = csi_plugin.controller.CreateVolume(request, timeout=600).volume
     new_lvs = set(tagged_lvs(vm, THICK_VG)) - before
     assert len(new_lvs) == 1, f"expected exactly one new LV after the retry, got {sorted(new_lvs)}"
