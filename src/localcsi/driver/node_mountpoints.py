@@ -58,8 +58,11 @@ class NodeServiceWithMountPoints(NodeService):
         log.info("published MountPoint volume %s (%s) at %s", volume_id, source, target)
 
     def _device(self, path: str) -> object:
-        mount = next((m for m in self.fs.list_mounts() if path.startswith(m.target.rstrip("/") + "/")), None)
-        return mount.device if mount is not None else None
+        """The device of the filesystem ``path`` is on: the topmost of the longest mount points above it."""
+        above = [m for m in self.fs.list_mounts() if path == m.target or path.startswith(m.target.rstrip("/") + "/")]
+        longest = max((len(m.target) for m in above), default=0)
+        nearest = [m for m in above if len(m.target) == longest]
+        return nearest[-1].device if nearest else None
 
     def _unpublish(self, volume_id: str, target: str) -> None:
         ref = parse_volume_id(volume_id)

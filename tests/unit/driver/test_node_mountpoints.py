@@ -43,6 +43,7 @@ class OnePoint:
 
 def service() -> tuple[NodeServiceWithMountPoints, BindingFilesystems]:
     fs = BindingFilesystems()
+    fs.mounts["/"] = [Mount("/", "/dev/vda1", "ext4", ("rw",), DeviceNumber(254, 1))]  # listed first, as findmnt does
     fs.mounts[POINT] = [Mount(POINT, "/dev/vdf", "ext4", ("rw",), DISK)]
     points = cast(LocalMountPoints, OnePoint())
     return NodeServiceWithMountPoints(NODE, fs, FakeLvm(), mount_points=points), fs
