@@ -79,36 +79,53 @@ def _best_fit_rows(
     room: npt.NDArray[np.int64], known: npt.NDArray[np.bool_], charges: Sequence[int]
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
     """``best_fit`` of each charge in turn on every row of ``room`` (free bytes per column, changed in
-    place) at once: whether all charges fit each row (False where not ``known``), and the column each
-    charge takes. Ties go to the first column, the smallest name, as in ``best_fit``."""
-    everyone = np.arange(len(room))
-    choice = np.zeros((len(room), len(charges)), dtype=np.int64)
-    fits = known
+    place when it is C-contiguous) at once: whether all charges fit each row (False where not
+    ``known``), and the column each charge takes. Ties go to the first column, the smallest name, as
+    in ``best_fit``."""
+    room = np.ascontiguousarray(room)
+    rows, columns = room.shape
+    flat = room.reshape(-1)
+    row_starts = np.arange(0, rows * columns, columns)
+    choice = np.empty((rows, len(charges)), dtype=np.int64)
+    fits = known.copy()
     for index, charge in enumerate(charges):
         left = room - charge
-        left[left < 0] = _NO_FIT
+        np.putmask(left, left < 0, _NO_FIT)
         column = left.argmin(axis=1)  # the least left, the first (smallest name) of equals
-        best = left[everyone, column]
-        fits = fits & (best != _NO_FIT)
-        room[everyone, column] = best
+        taken = row_starts + column  # flat positions: faster than indexing by (row, column) pairs
+        best = left.reshape(-1)[taken]
+        fits &= best != _NO_FIT
+        flat[taken] = best
         choice[:, index] = column
     return fits, choice
 
 
+_FEW_CODES = 4096  # up to this many possible rows, they are counted (bincount) rather than sorted
+
+
 def _same_rows(choice: npt.NDArray[np.int64]) -> list[tuple[list[int], npt.NDArray[np.intp]]]:
-    """The distinct rows of ``choice`` (small non-negative numbers), each with the indexes that have it.
-    Rows are numbered in base ``1 + max`` to group them: far faster than ``np.unique(axis=0)``."""
-    if (choice == choice[0]).all():  # the usual case: every node takes the same VGs
-        return [(choice[0].tolist(), np.arange(len(choice)))]
+    """The distinct rows of ``choice`` (small non-negative numbers), each with the indexes that have it,
+    in the order of their numbers in base ``1 + max`` (the first column the least significant). Rows are
+    numbered to group them: far faster than ``np.unique(axis=0)``, and counting the numbers faster
+    than sorting them when there can be few."""
     base = int(choice.max()) + 1
-    if base ** choice.shape[1] >= 1 << 62:
+    width = choice.shape[1]
+    if base**width >= 1 << 62:
         distinct, members = np.unique(choice, axis=0, return_inverse=True)
         members = members.reshape(-1)
-    else:
-        weights = base ** np.arange(choice.shape[1], dtype=np.int64)
-        _, first, members = np.unique(choice @ weights, return_index=True, return_inverse=True)
-        distinct = choice[first]
-    return [(row, np.flatnonzero(members == group)) for group, row in enumerate(distinct.tolist())]
+        return [(row, np.flatnonzero(members == group)) for group, row in enumerate(distinct.tolist())]
+    codes = choice[:, width - 1].copy()
+    for column in range(width - 2, -1, -1):
+        codes *= base
+        codes += choice[:, column]
+    if base**width <= _FEW_CODES:
+        present = np.flatnonzero(np.bincount(codes)).tolist()
+        if len(present) == 1:  # the usual case: every node takes the same VGs
+            return [(choice[0].tolist(), np.arange(len(choice)))]
+        groups = [np.flatnonzero(codes == code) for code in present]
+        return [(choice[members[0]].tolist(), members) for members in groups]
+    _, first, members = np.unique(codes, return_index=True, return_inverse=True)
+    return [(row, np.flatnonzero(members == group)) for group, row in enumerate(choice[first].tolist())]
 
 
 def _fit_unnamed(demand: PodDemand, room: dict[str, int], charges: list[Charge]) -> tuple[str, str | None, int] | None:
