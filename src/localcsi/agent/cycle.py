@@ -16,7 +16,7 @@ from typing import Any
 
 from localcsi.agent.activation import activate_managed
 from localcsi.agent.discovery import CountingRunner, Discovery
-from localcsi.agent.mountpoint_init import MountPointInitializer
+from localcsi.agent.mountpoint_init import FSTAB, MountPointInitializer
 from localcsi.agent.orphans import OrphanTracker, claimed, collect, find_orphans
 from localcsi.agent.status import (
     NORMAL,
@@ -79,6 +79,7 @@ class Agent:
         orphans: OrphanTracker,
         patterns: Sequence[str] = DEFAULT_DEVICE_PATTERNS,
         discard: bool = True,
+        fstab: str = FSTAB,
     ) -> None:
         self.node = node
         self.runner = CountingRunner(runner)
@@ -88,7 +89,7 @@ class Agent:
         self.orphans = orphans
         self.patterns = tuple(patterns)
         self.initializer = VgInitializer(self.runner, discard=discard)
-        self.mount_points = MountPointInitializer(self.runner)
+        self.mount_points = MountPointInitializer(self.runner, fstab)
         self.backend = LocalLvmBackend(Lvm(self.runner), node)
 
     def _initialise(

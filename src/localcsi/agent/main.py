@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY
 
 from localcsi.agent.cycle import Agent
 from localcsi.agent.lv_reconciler import LogicalVolumeReconciler
+from localcsi.agent.mountpoint_init import FSTAB, HOST_FSTAB_FROM_CONTAINER
 from localcsi.agent.orphans import OrphanTracker
 from localcsi.agent.status import StatusPublisher
 from localcsi.core.nodestorage import parse_spec
@@ -135,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         StatusPublisher(CustomResources(api, NODE_LOCAL_STORAGE), EventRecorder(api, COMPONENT, node)),
         lambda: volumes.list(selector)[0],
         orphans=OrphanTracker(grace, collect),
+        fstab=HOST_FSTAB_FROM_CONTAINER if args.lvm_nsenter else FSTAB,
     )
     changes = SpecChanges()
     # A watch on this node's one resource (by name), not on every node's.

@@ -26,6 +26,9 @@ from localcsi.lvm.runner import CommandFailed, CommandRunner
 log = logging.getLogger(__name__)
 
 FSTAB = "/etc/fstab"
+# In a container that runs mkfs and mount in the host's namespaces (--lvm-nsenter, with hostPID), the
+# host's fstab is its PID 1's: the line must be where the host's `mount <path>` and boot read it.
+HOST_FSTAB_FROM_CONTAINER = "/proc/1/root/etc/fstab"
 
 
 @dataclass(frozen=True)
