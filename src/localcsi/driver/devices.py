@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,8 @@ class LocalDevices:
         self.on_change = on_change  # e.g. the LVM backend's cached view, which lists this volume's LV
         self.sys_block = sys_block
         self.by_id = by_id
+        # Choosing a disk and vgcreate on it are one step: two creates must not pick the same disk.
+        self._taking = threading.Lock()
 
     # -- the inventory ----------------------------------------------------------------------------
 
@@ -189,10 +192,12 @@ class LocalDevices:
             raise Internal(f"{vg} is not a Device volume's volume group name")
         group = self._group(vg)
         if group is None:
-            disk = self._take_disk(plan)
+            with self._taking:
+                group = self._group(vg)  # a retry of the same name may have made it meanwhile
+                disk = self._take_disk(plan) if group is None else None
             group = self._group(vg)
             if group is None:
-                raise Internal(f"vgcreate {vg} on {disk.path} succeeded but vgs does not show it")
+                raise Internal(f"vgcreate {vg} on {disk.path if disk else '?'} succeeded but vgs does not show it")
         lv = self.lvm.get_lv(vg, lv_name)
         if lv is None:
             pv_paths = [os.path.realpath(pv.name) for pv in self.lvm.list_pvs(vg)]

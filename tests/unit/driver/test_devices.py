@@ -7,6 +7,8 @@ real disks are in tests/node/plugin/test_exclusive_vm.py.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import cast
 
@@ -15,7 +17,7 @@ from pytest_subprocess import FakeProcess
 
 from localcsi.agent.discovery import lsblk_argv
 from localcsi.core.errors import FailedPrecondition, ResourceExhausted
-from localcsi.core.exclusive import device_vg_name
+from localcsi.core.exclusive import Disk, device_vg_name
 from localcsi.core.ids import LvRef
 from localcsi.core.model import LogicalVolume, PhysicalVolume, VolumeGroup
 from localcsi.core.names import volume_lv_name
@@ -215,3 +217,42 @@ def test_delete_refuses_an_open_volume_and_touches_nothing(tmp_path: Path) -> No
 def test_no_patterns_no_disks(tmp_path: Path, fp: FakeProcess) -> None:
     assert devices(tmp_path, FakeLvm(), patterns=()).disks() == []
     assert fp.call_count([fp.any()]) == 0
+
+
+def test_two_creates_never_take_the_same_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lvm = FakeLvm()
+    made: list[list[str]] = []
+
+    class SlowVgcreate:
+        def run(self, argv: list[str], *, timeout: float | None = None) -> object:
+            assert argv[0] == "vgcreate"
+            time.sleep(0.2)  # the other create looks at the disks meanwhile
+            made.append(argv)
+            vg = argv[-2]
+            lvm.vgs.append(VolumeGroup(vg, 1020 * MiB, 1020 * MiB, 4 * MiB, 1))
+            lvm.pvs.append(PhysicalVolume(argv[-1], vg, GiB, 1020 * MiB))
+            return None
+
+    local = devices(tmp_path, lvm)
+    local.runner = cast(SubprocessRunner, SlowVgcreate())
+    monkeypatch.setattr(local, "disks", lambda: [
+        Disk("/dev/vdb", GiB, True, owner_vg=next((pv.vg for pv in lvm.pvs), ""))
+    ])  # fmt: skip
+    monkeypatch.setattr(local, "_signature", lambda path: "")
+    results: list[object] = []
+
+    def create(name: str) -> None:
+        tags = encode_tags(LvMetadata(LvKind.VOLUME, name, MiB))
+        ref = LvRef("node-1", device_vg_name(name), volume_lv_name(name))
+        try:
+            results.append(local.create(DevicePlan(ref, name, MiB, 0, None, tags)))
+        except ResourceExhausted as error:
+            results.append(error)
+
+    threads = [threading.Thread(target=create, args=(name,)) for name in ("pvc-a", "pvc-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1, "both creates ran vgcreate on the one disk"
+    assert sorted(type(r).__name__ for r in results) == ["ResourceExhausted", "Volume"]
