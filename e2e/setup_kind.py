@@ -6,7 +6,8 @@
 1. a loop device on the runner backed by a sparse file (the node's blank disk);
 2. the kind cluster, its node given lvm2, xfsprogs and thin-provisioning-tools;
 3. the localcsi image built from images/localcsi/Containerfile with docker and loaded with `kind load`
-   (the sidecars are pulled from registry.k8s.io at the versions the chart names);
+   (the sidecars are pulled from registry.k8s.io at the versions the chart names), and the same for
+   the IO-limit test's fio image (images/fio/Containerfile, no build context);
 4. the upstream VolumeSnapshot CRDs (the module source of the pinned external-snapshotter), then
    `helm install` with the same values the node VM's release gets (`write_helm_values`).
 """
@@ -23,7 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from localcsi.testing.e2e_env import CHART, NAMESPACE, RELEASE, write_helm_values  # noqa: E402
-from localcsi.testing.images import LOCALCSI_CONTAINERFILE, LOCALCSI_IMAGE, SITE_ARCHIVE  # noqa: E402
+from localcsi.testing.images import (  # noqa: E402
+    FIO_CONTAINERFILE,
+    FIO_IMAGE,
+    LOCALCSI_CONTAINERFILE,
+    LOCALCSI_IMAGE,
+    SITE_ARCHIVE,
+)
 from localcsi.testing.install import build_site_tarball  # noqa: E402
 from localcsi.testing.snapshot_crds import snapshot_crd_paths  # noqa: E402
 
@@ -63,6 +70,9 @@ def main() -> int:
         shutil.copyfile(build_site_tarball(Path(tmp)), context / SITE_ARCHIVE)
     run("docker", "build", "-t", LOCALCSI_IMAGE, "-f", str(ROOT / LOCALCSI_CONTAINERFILE), str(context))
     run("kind", "load", "docker-image", "--name", CLUSTER, LOCALCSI_IMAGE)
+    with tempfile.TemporaryDirectory() as empty_context:
+        run("docker", "build", "-t", FIO_IMAGE, "-f", str(ROOT / FIO_CONTAINERFILE), empty_context)
+    run("kind", "load", "docker-image", "--name", CLUSTER, FIO_IMAGE)
     for crd in snapshot_crd_paths():
         run("kubectl", "apply", "-f", str(crd))
     run("helm", "install", RELEASE, str(ROOT / CHART), "--namespace", NAMESPACE, "--create-namespace",

@@ -25,7 +25,9 @@ import pytest
 from localcsi.testing.snapshot_crds import snapshot_crd_paths
 from localcsi.testing.tools import (
     CSI_SANITY,
+    KUBERNETES_VERSION,
     PAUSE,
+    PAUSE_VERSION,
     TOOLS,
     GoModuleError,
     ModuleBuild,
@@ -259,7 +261,7 @@ def test_failed_build_prints_the_log_tail_and_caches_nothing(
 
 def test_all_builds_every_registered_tool_once(cache: Path, fake_go: FakeGo) -> None:
     fake_go.install_gcc()
-    fake_go.module_file("k8s.io/kubernetes@v1.31.4", "build/pause/linux/pause.c")
+    fake_go.module_file(f"k8s.io/kubernetes@{KUBERNETES_VERSION}", "build/pause/linux/pause.c")
     result = run_build_script("all", "csi-sanity")
 
     assert result.returncode == 0, result.stderr
@@ -340,17 +342,17 @@ def test_c_build_compiles_the_source_from_the_go_module_cache(
     cache: Path, fake_go: FakeGo, build_script: ModuleType
 ) -> None:
     fake_go.install_gcc()
-    source = fake_go.module_file("k8s.io/kubernetes@v1.31.4", "build/pause/linux/pause.c")
+    source = fake_go.module_file(f"k8s.io/kubernetes@{KUBERNETES_VERSION}", "build/pause/linux/pause.c")
 
     assert build_script.build_tool(PAUSE) == "built"
 
     download, gcc = fake_go.calls()
-    assert download["argv"] == ["mod", "download", "-json", "k8s.io/kubernetes@v1.31.4"]
+    assert download["argv"] == ["mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"]
     assert download["GOWORK"] == "off"
     staging = Path(gcc["argv"][-2]).parent
     assert gcc["program"] == "gcc"
     assert gcc["argv"] == [
-        *("-Os", "-Wall", "-Werror", "-static", "-s", "-DVERSION=v3.10-v1.31.4"),
+        *("-Os", "-Wall", "-Werror", "-static", "-s", f"-DVERSION=v{PAUSE_VERSION}-{KUBERNETES_VERSION}"),
         *("-o", str(staging / "pause"), str(source)),
     ]
     assert staging.parent == PAUSE.directory
@@ -362,7 +364,7 @@ def test_c_build_without_the_source_in_the_module_says_so(cache: Path, fake_go: 
     fake_go.install_gcc()
     result = run_build_script("pause")
     assert result.returncode == 1
-    assert "k8s.io/kubernetes@v1.31.4 has no build/pause/linux/pause.c" in result.stderr
+    assert f"k8s.io/kubernetes@{KUBERNETES_VERSION} has no build/pause/linux/pause.c" in result.stderr
     assert leftovers(PAUSE) == []
 
 

@@ -1,11 +1,12 @@
-"""Container images for a node's containerd: localcsi, the CSI sidecars and pause, built without a registry.
+"""Container images for a node's containerd: localcsi, the CSI sidecars, pause and the tests' fio, built
+without a registry.
 
 There is no Docker engine and no registry here, so buildah builds the Containerfiles of `images/` as
 root, with the vfs storage driver and chroot isolation, into its own storage under the cache. Each
 image is exported as a docker-archive tarball into `<cache>/images/`, named by a hash of everything
 it is made from, so a warm run builds nothing and a changed input rebuilds by itself. `ctr images
-import` loads such a tarball into a containerd (`load_into_containerd`). The localcsi image is built
-on a local image of a `debootstrap --variant=minbase` root file system instead of the
+import` loads such a tarball into a containerd (`load_into_containerd`). The localcsi and fio images
+are built on a local image of a `debootstrap --variant=minbase` root file system instead of the
 `debian:bookworm-slim` that `docker build` pulls on GitHub Actions. See docs/images.md.
 """
 
@@ -34,6 +35,9 @@ from localcsi.testing.tools import PAUSE_IMAGE, SIDECAR_IMAGES, tool_path
 LOCALCSI_IMAGE = f"ghcr.io/localcsi/localcsi:{__version__}"
 LOCALCSI_CONTAINERFILE = "images/localcsi/Containerfile"
 STATIC_CONTAINERFILE = "images/static/Containerfile"
+# The e2e IO-limit tests' workload: Debian's fio on the same base. Never pulled: loaded like the others.
+FIO_IMAGE = f"localhost/localcsi-fio:{SUITE}"
+FIO_CONTAINERFILE = "images/fio/Containerfile"
 SITE_ARCHIVE = "site.tar.gz"  # the one file of the localcsi build context
 PAUSE = "pause"
 CONTAINERD_NAMESPACE = "k8s.io"  # the CRI plugin's namespace: images there are the kubelet's
@@ -106,7 +110,8 @@ def base_ref() -> str:
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """One image to build: `name` names its archive and log; a static image carries `binary`."""
+    """One image to build: `name` names its archive and log. A static image carries `binary`; any other
+    is built on the base image, with the project's site tarball as its context when `site` is set."""
 
     name: str
     ref: str
@@ -114,6 +119,7 @@ class ImageSpec:
     build_args: tuple[tuple[str, str], ...]
     inputs: tuple[tuple[str, str], ...]
     binary: Path | None = None
+    site: bool = False
 
     @property
     def key(self) -> str:
@@ -130,6 +136,17 @@ def localcsi_spec(root: Path) -> ImageSpec:
         containerfile=root / LOCALCSI_CONTAINERFILE,
         build_args=(("BASE", base_ref()),),
         inputs=(("site", source_digest(root)), ("builder", builder_digest())),
+        site=True,
+    )
+
+
+def fio_spec(root: Path) -> ImageSpec:
+    return ImageSpec(
+        name="fio",
+        ref=FIO_IMAGE,
+        containerfile=root / FIO_CONTAINERFILE,
+        build_args=(("BASE", base_ref()),),
+        inputs=(("builder", builder_digest()),),
     )
 
 
@@ -150,10 +167,10 @@ def static_images() -> dict[str, str]:
 
 
 def image_specs(root: Path | None = None) -> list[ImageSpec]:
-    """localcsi, then each static image; raises ToolNotBuiltError for a Go tool not built yet."""
+    """localcsi, each static image, then fio; raises ToolNotBuiltError for a Go tool not built yet."""
     root = root or project_root()
     statics = [static_spec(root, name, ref, tool_path(name)) for name, ref in static_images().items()]
-    return [localcsi_spec(root), *statics]
+    return [localcsi_spec(root), *statics, fio_spec(root)]
 
 
 def is_static_executable(path: Path) -> bool:
@@ -308,6 +325,7 @@ def _build(spec: ImageSpec, archive: Path, buildah: Buildah, phases: Phases, wor
         _link_or_copy(spec.binary, context / spec.name)
     else:
         _ensure_base(buildah, phases, work, log)
+    if spec.site:
         with phases.phase("site tarball"):
             (context / SITE_ARCHIVE).write_bytes(site_tarball())
     with phases.phase(f"buildah build {spec.name}"):
@@ -347,5 +365,5 @@ def build_images(phases: Phases | None = None, rebuild: bool = False) -> list[Bu
 
 
 def image_archives(phases: Phases | None = None) -> dict[str, Path]:
-    """Image ref -> docker-archive tarball of localcsi, the CSI sidecars and pause; builds what is missing."""
+    """Image ref -> docker-archive tarball of localcsi, the CSI sidecars, pause and fio; builds what is missing."""
     return {image.ref: image.archive for image in build_images(phases)}

@@ -8,8 +8,8 @@ on the node VM and on kind alike.
                          and report its sha256
     checksum PATH MIB    report the sha256 of the first MIB MiB of PATH
     hold                 sleep until terminated (a pod that keeps its volumes mounted)
-    measure ROUNDS SECONDS [region=MIB] KIND:PATH...
-                         direct-IO rates, as JSON (see localcsi.testing.io_rate)
+
+The IO-limit test measures with fio instead, in an image of its own (localcsi.testing.fio).
 """
 
 from __future__ import annotations
@@ -73,10 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             report(checksum(Path(path), int(mib)))
         case ["hold"]:
             hold()
-        case ["measure", rounds, seconds, *specs] if specs:
-            from localcsi.testing.io_rate import measure  # noqa: PLC0415 - only this verb needs it
-
-            report(measure(int(rounds), float(seconds), specs))
         case _:
             print(__doc__, file=sys.stderr)
             return 2

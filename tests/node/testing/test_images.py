@@ -22,6 +22,7 @@ import pytest
 
 from localcsi import __version__
 from localcsi.testing.images import (
+    FIO_IMAGE,
     LOCALCSI_IMAGE,
     PAUSE,
     image_archives,
@@ -131,8 +132,10 @@ def archive_config(archive: Path) -> tuple[list[str], dict[str, object]]:
 
 
 def test_every_image_has_an_archive_named_and_started_as_the_kubelet_expects(archives: dict[str, Path]) -> None:
-    assert set(archives) == {LOCALCSI_IMAGE, *SIDECAR_IMAGES.values(), PAUSE_IMAGE}
-    entrypoints = {LOCALCSI_IMAGE: LOCALCSI_ENTRYPOINT} | {ref: [f"/{name}"] for name, ref in static_images().items()}
+    assert set(archives) == {LOCALCSI_IMAGE, *SIDECAR_IMAGES.values(), PAUSE_IMAGE, FIO_IMAGE}
+    entrypoints = {LOCALCSI_IMAGE: LOCALCSI_ENTRYPOINT, FIO_IMAGE: ["/usr/bin/fio"]} | {
+        ref: [f"/{name}"] for name, ref in static_images().items()
+    }
     for ref, archive in archives.items():
         tags, config = archive_config(archive)
         assert tags == [ref]
@@ -152,6 +155,12 @@ def test_the_localcsi_image_runs_localcsi_and_prints_its_help_by_default(importe
     assert result.stdout.startswith("usage: localcsi")
     for command in ("plugin", "agent", "controller", "extender", "status"):
         assert command in result.stdout
+
+
+def test_the_fio_image_runs_debians_fio(imported: HostContainerd) -> None:
+    result = imported.run(FIO_IMAGE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("fio-3."), result.stdout
 
 
 def test_the_localcsi_image_reports_the_project_version(imported: HostContainerd) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from localcsi.testing import images
 from localcsi.testing.images import (
+    FIO_IMAGE,
     LOCALCSI_IMAGE,
     Buildah,
     ImageBuildError,
@@ -24,6 +25,7 @@ from localcsi.testing.images import (
     base_ref,
     build_images,
     containerd_import_argv,
+    fio_spec,
     image_key,
     is_static_executable,
     load_into_containerd,
@@ -107,6 +109,20 @@ def test_the_localcsi_archive_is_named_by_its_inputs(tmp_path: Path) -> None:
     assert spec.archive(tmp_path / "cache") != archive  # the Containerfile is read when the key is asked for
 
 
+def test_the_fio_image_is_built_on_the_base_without_the_project(tmp_path: Path) -> None:
+    root = fake_project(tmp_path)
+    (root / "images" / "fio").mkdir()
+    (root / "images" / "fio" / "Containerfile").write_text("FROM ${BASE}\n")
+    spec = fio_spec(root)
+    assert (spec.ref, spec.site, spec.binary) == (FIO_IMAGE, False, None)
+    assert dict(spec.build_args) == {"BASE": base_ref()}
+    assert localcsi_spec(root).site
+    key = spec.key
+    (root / "src" / "localcsi" / "sub" / "mod.py").write_text("x = 2\n")
+    assert fio_spec(root).key == key  # a source edit rebuilds the localcsi image only
+    assert re.fullmatch(r"localhost/localcsi-fio:bookworm", FIO_IMAGE)
+
+
 def test_a_static_archive_is_named_by_its_binary(tmp_path: Path) -> None:
     root = fake_project(tmp_path)
     binary = tmp_path / "csi-provisioner"
@@ -157,6 +173,14 @@ def test_the_localcsi_containerfile_defaults_to_the_slim_base_and_runs_the_modul
     assert 'ENTRYPOINT ["/usr/bin/python3", "-m", "localcsi"]\n' in text
     assert "--no-install-recommends" in text
     assert "rm -rf /var/lib/apt/lists/*" in text
+
+
+def test_the_fio_containerfile_installs_debians_fio_on_the_slim_base() -> None:
+    text = (REPO_ROOT / images.FIO_CONTAINERFILE).read_text()
+    assert "ARG BASE=debian:bookworm-slim\nFROM ${BASE}\n" in text
+    assert "apt-get install -y --no-install-recommends fio" in text
+    assert 'ENTRYPOINT ["/usr/bin/fio"]\n' in text
+    assert "ADD" not in text
 
 
 # ------------------------------------------------------------------ argv lists
