@@ -218,6 +218,17 @@ def _disk_matches(disk: DiskReport, kind: VolumeType, size_bytes: int, media: Me
     return disk.kind is kind and disk.size_bytes >= size_bytes and (media is None or disk.media_type is media)
 
 
+def _charge_unplaced(vg_free: dict[str, int], unplaced: list[Usage]) -> None:
+    """Committed volumes whose VG the provisioner has yet to choose: assume its best-fit choice."""
+    if len(vg_free) == 1:  # every choice is that VG, whatever the order (a row is rebuilt on each commit)
+        ((only, free),) = vg_free.items()
+        vg_free[only] = free - sum(usage.charge_bytes for usage in unplaced)
+        return
+    for usage in sorted(unplaced, key=lambda u: (-u.charge_bytes, u.key)):
+        if best_fit(vg_free, usage.charge_bytes) is None and vg_free:  # fits nowhere: count it on the roomiest
+            vg_free[max(vg_free, key=lambda n: (vg_free[n], n))] -= usage.charge_bytes
+
+
 def node_capacity(report: NodeReport, usages: Iterable[Usage]) -> NodeCapacity:
     """``report`` minus the ``usages`` it does not include yet (deduplicated by key, all on this node)."""
     usable_vgs = [vg for vg in report.vgs if vg.problem is None]
@@ -237,10 +248,7 @@ def node_capacity(report: NodeReport, usages: Iterable[Usage]) -> NodeCapacity:
             unplaced.append(usage)
         elif usage.vg in vg_free:
             vg_free[usage.vg] -= usage.charge_bytes
-    # Committed volumes whose VG the provisioner has yet to choose: assume its best-fit choice.
-    for usage in sorted(unplaced, key=lambda u: (-u.charge_bytes, u.key)):
-        if best_fit(vg_free, usage.charge_bytes) is None and vg_free:  # fits nowhere: count it on the roomiest
-            vg_free[max(vg_free, key=lambda n: (vg_free[n], n))] -= usage.charge_bytes
+    _charge_unplaced(vg_free, unplaced)
     usable_disks = sorted((d for d in report.disks if d.problem is None), key=lambda d: (d.size_bytes, d.name))
     free_disks = [d for d in usable_disks if d.name not in disks_taken]
     for usage in sorted(unplaced_exclusive, key=lambda u: (-u.size_bytes, u.key)):
