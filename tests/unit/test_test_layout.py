@@ -54,8 +54,10 @@ def test_tests_marked_last_run_after_the_others_in_their_order(pytestconfig: pyt
     assert [item.name for item in _order(pytestconfig, items)] == ["a", "b", "io1", "io2"]
 
 
-def test_e2e_runs_first_as_one_group_and_each_node_module_is_its_own_group(pytestconfig: pytest.Config) -> None:
+def test_e2e_runs_first_and_is_one_group_while_each_other_module_is_its_own(pytestconfig: pytest.Config) -> None:
     """What the `vm` tox env schedules by: one worker takes the whole e2e tier at once."""
+    import conftest  # noqa: PLC0415 - the repository's root conftest, on pythonpath "."
+
     root = Path(pytestconfig.rootpath)
     items = [
         FakeItem(root, "sanity/test_sanity.py"),
@@ -66,13 +68,11 @@ def test_e2e_runs_first_as_one_group_and_each_node_module_is_its_own_group(pytes
     ]
     ordered = _order(pytestconfig, items)
     assert [item.name for item in ordered] == ["volumes", "io", "sanity", "x", "pure"]
-    assert [item.marks.get("xdist_group") for item in ordered] == [
-        ("e2e",),
-        ("e2e",),
-        ("sanity/test_sanity.py",),
-        ("tests/node/lvm/test_x.py",),
-        None,
-    ]
     assert [next(m for m in item.marks if m in ("unit", "node", "e2e")) for item in ordered] == [
         "e2e", "e2e", "node", "node", "unit",
     ]  # fmt: skip
+    groups = object.__new__(conftest.TierGroups)  # _split_scope reads nothing of the scheduler's state
+    assert groups._split_scope("tests/e2e/test_io.py::test_a[v1]") == "e2e"
+    assert groups._split_scope("tests/e2e/test_volumes.py::test_b") == "e2e"
+    assert groups._split_scope("sanity/test_csi_sanity.py::test_csi_sanity[thick-mount]") == "sanity/test_csi_sanity.py"
+    assert groups._split_scope("tests/node/lvm/test_x.py::Test::test_c") == "tests/node/lvm/test_x.py"
