@@ -160,6 +160,7 @@ def test_list_volumes_includes_mount_point_volumes(backend: FakeBackend, devices
     class Points:
         def volumes(self) -> list[Volume]:
             return held
+
     driver = ControllerDriver(backend, exclusive=ExclusiveVolumes(devices, cast(MountPointBackend, Points())))
     driver.create_volume(CreateVolumeRequest("pvc-d", (BLOCK,), required_bytes=GiB, parameters=DEVICE))
     listed = [volume.name for volume in driver.list_volumes(0, "").entries]
