@@ -115,7 +115,7 @@ SPEC_CASES = [
         NLS,
         (*RESERVED, 1),
         {"vgName": "localcsi-pool-0", "percent": 1},
-        ("spec.reservedSpace[1]", 'Duplicate value: map[string]interface {}{"vgName":"localcsi-pool-0"}'),
+        ("spec.reservedSpace[1]", 'Duplicate value: {"vgName":"localcsi-pool-0"}'),
     ),
     case(
         "invalid regex",
@@ -143,7 +143,7 @@ SPEC_CASES = [
         NLS,
         (*LIST_CONFIG, "mountPoints", "include", 0),
         "^/mnt/" + "a" * 251,
-        ("spec.listConfig.mountPoints.include[0]", "Too long: may not be longer than 256"),
+        ("spec.listConfig.mountPoints.include[0]", "Too long: may not be more than 256 bytes"),
     ),
     case(
         "VG name with shell metacharacters",
@@ -242,7 +242,7 @@ SPEC_CASES = [
         NLSC,
         (*SELECTOR, "matchLabels"),
         {"zone": "z" * 64},
-        ("spec.nodesConfig[0].selector.matchLabels.zone", "Too long: may not be longer than 63"),
+        ("spec.nodesConfig[0].selector.matchLabels.zone", "Too long: may not be more than 63 bytes"),
     ),
     case("nodesConfig without selector", NLSC, SELECTOR, DELETE, ("spec.nodesConfig[0].selector", "Required value")),
     case(

@@ -35,7 +35,7 @@ SECONDS = 3
 FS_LIMITS = {"writeBps": "1Mi", "readIops": "40"}
 BLOCK_LIMITS = {"readBps": "1Mi", "writeIops": "40"}
 RAISED = {"writeBps": "2Mi"}
-VAC_GROUP, VAC_VERSION = "storage.k8s.io", "v1beta1"
+VAC_GROUP, VAC_VERSION = "storage.k8s.io", "v1"  # GA from Kubernetes 1.34
 SPECS = {
     "write-bps": f"{DATA}0/rate",
     "read-iops": f"{DATA}0/rate",
@@ -114,9 +114,9 @@ def _rates(kube: Kube, name: str) -> dict[str, list[float]]:
 
 
 def _create_raised_class(kube: Kube, suffix: str) -> str:
-    """The VolumeAttributesClass that raises the write limit. It is created long before a claim
-    names it: external-resizer v1.12 marks a claim whose class is not yet in its informer cache
-    Pending and never looks at it again (docs/io-limits.md)."""
+    """The VolumeAttributesClass that raises the write limit, created long before a claim names it:
+    external-resizer v1.12 marked a claim whose class was not yet in its informer cache Pending and
+    never looked at it again (docs/io-limits.md); the class's early creation costs nothing."""
     vac = f"io-raised-{suffix}"
     body = {
         "apiVersion": f"{VAC_GROUP}/{VAC_VERSION}", "kind": "VolumeAttributesClass", "metadata": {"name": vac},

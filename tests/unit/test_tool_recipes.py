@@ -45,25 +45,25 @@ def test_snapshot_crds_are_the_three_volume_snapshot_kinds_of_the_pinned_client_
 def test_registry_pins_each_tool_and_names_the_images_after_the_versions() -> None:
     assert {name: tool.version for name, tool in TOOLS.items()} == {
         "csi-sanity": "v5.5.0",
-        "etcd": "v3.5.17",
-        "kube-apiserver": "v1.31.4",
-        "kube-scheduler": "v1.31.4",
-        "kubelet": "v1.31.4",
-        "kube-controller-manager": "v1.31.4",
-        "csi-provisioner": "v5.2.0",
-        "csi-resizer": "v1.12.0",
+        "etcd": "v3.5.24",
+        "kube-apiserver": "v1.34.2",
+        "kube-scheduler": "v1.34.2",
+        "kubelet": "v1.34.2",
+        "kube-controller-manager": "v1.34.2",
+        "csi-provisioner": "v6.3.0",
+        "csi-resizer": "v2.2.0",
         "csi-snapshotter": "v8.2.0",
         "snapshot-controller": "v8.2.0",
         "helm": "v3.19.0",
-        "pause": "3.10",
+        "pause": "3.10.1",
     }
     assert SIDECAR_IMAGES == {
-        "csi-provisioner": "registry.k8s.io/sig-storage/csi-provisioner:v5.2.0",
-        "csi-resizer": "registry.k8s.io/sig-storage/csi-resizer:v1.12.0",
+        "csi-provisioner": "registry.k8s.io/sig-storage/csi-provisioner:v6.3.0",
+        "csi-resizer": "registry.k8s.io/sig-storage/csi-resizer:v2.2.0",
         "csi-snapshotter": "registry.k8s.io/sig-storage/csi-snapshotter:v8.2.0",
         "snapshot-controller": "registry.k8s.io/sig-storage/snapshot-controller:v8.2.0",
     }
-    assert PAUSE_IMAGE == "registry.k8s.io/pause:3.10"
+    assert PAUSE_IMAGE == "registry.k8s.io/pause:3.10.1"
 
 
 def test_binaries_for_images_and_the_node_vm_are_static_and_stamped() -> None:
@@ -80,9 +80,10 @@ def test_go_mod_writes_one_require_as_a_line_and_several_as_a_block() -> None:
         "module m\n\ngo 1.22\n\nrequire (\n\ta.io/x v1\n\tb.io/y v2\n)\n\nreplace (\n\tc.io/z => c.io/z v3\n)\n"
     )
     assert kubernetes_go_mod().startswith(
-        "module localcsi.io/tools/kubernetes\n\ngo 1.22.0\n\nrequire k8s.io/kubernetes v1.31.4\n\nreplace (\n"
-        "\tk8s.io/api => k8s.io/api v0.31.4\n"
+        "module localcsi.io/tools/kubernetes\n\ngo 1.24.0\n\nrequire k8s.io/kubernetes v1.34.2\n\nreplace (\n"
+        "\tk8s.io/api => k8s.io/api v0.34.2\n"
     )
+    assert "\tk8s.io/externaljwt => k8s.io/externaljwt v0.34.2\n" in kubernetes_go_mod()
 
 
 def module_recipe(tool: Tool) -> ModuleBuild:
@@ -98,23 +99,26 @@ def test_sidecars_build_their_command_in_a_wrapper_module_of_the_pinned_release(
             f"module localcsi.io/tools/{tool.name}\n\ngo 1.23.1\n\nrequire (\n"
             f"\t{snapshotter_module} v8.2.0\n\tgithub.com/kubernetes-csi/external-snapshotter/client/v8 v8.2.0\n)\n"
         )
+    assert module_recipe(CSI_RESIZER).package == "github.com/kubernetes-csi/external-resizer/v2/cmd/csi-resizer"
     assert module_recipe(CSI_RESIZER).go_mod == (
-        "module localcsi.io/tools/csi-resizer\n\ngo 1.22.5\n\n"
-        "require github.com/kubernetes-csi/external-resizer v1.12.0\n"
+        "module localcsi.io/tools/csi-resizer\n\ngo 1.26.0\n\n"
+        "require github.com/kubernetes-csi/external-resizer/v2 v2.2.0\n"
     )
     assert module_recipe(CSI_PROVISIONER).package == (
-        "github.com/kubernetes-csi/external-provisioner/v5/cmd/csi-provisioner"
+        "github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner"
     )
-    assert module_recipe(CSI_PROVISIONER).go_mod == (
-        "module localcsi.io/tools/csi-provisioner\n\ngo 1.23.1\n\n"
-        "require github.com/kubernetes-csi/external-provisioner/v5 v5.2.0\n"
+    # It requires k8s.io/kubernetes, whose staging modules (v0.0.0 there) need their releases.
+    assert module_recipe(CSI_PROVISIONER).go_mod.startswith(
+        "module localcsi.io/tools/csi-provisioner\n\ngo 1.26.0\n\n"
+        "require github.com/kubernetes-csi/external-provisioner/v6 v6.3.0\n\nreplace (\n"
+        "\tk8s.io/api => k8s.io/api v0.36.1\n"
     )
 
 
 def test_pause_is_upstreams_static_c_build_of_the_kubernetes_module_source() -> None:
     assert PAUSE.recipe == CBuild(
         module="k8s.io/kubernetes",
-        module_version="v1.31.4",
+        module_version="v1.34.2",
         source="build/pause/linux/pause.c",
-        flags=("-Os", "-Wall", "-Werror", "-static", "-s", "-DVERSION=v3.10-v1.31.4"),
+        flags=("-Os", "-Wall", "-Werror", "-static", "-s", "-DVERSION=v3.10.1-v1.34.2"),
     )

@@ -42,7 +42,6 @@ SERVICE_ACCOUNTS = (
 ADMIN = "admin"
 # The bootstrap RBAC of kube-apiserver already binds these users to their components' ClusterRoles.
 SCHEDULER = "system:kube-scheduler"
-VAC_FEATURE_GATE = "VolumeAttributesClass=true"
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
 # The `kubernetes` Service's ClusterIP (the first of the range): what pods' in-cluster config dials.
 KUBERNETES_SERVICE_IP = "10.96.0.1"
@@ -192,9 +191,6 @@ class KubeCluster:
                 f"--service-account-signing-key-file={certs.sa_key}",
                 f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
                 "--enable-priority-and-fairness=false",
-                # VolumeAttributesClass (ControllerModifyVolume through a PVC) is beta in 1.31, off by default.
-                f"--feature-gates={VAC_FEATURE_GATE}",
-                "--runtime-config=storage.k8s.io/v1beta1=true",
                 "--profiling=false",
                 "--v=1",
                 *self._node_flags(),
@@ -228,7 +224,6 @@ class KubeCluster:
                 f"--root-ca-file={self.certs.ca_cert}",
                 f"--service-account-private-key-file={self.certs.sa_key}",
                 f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-                f"--feature-gates={VAC_FEATURE_GATE}",
                 "--v=1",
             ],
         )

@@ -84,9 +84,11 @@ CSI_SANITY = Tool(
     version_symbols=("main.VERSION",),
 )
 
-# The newest 1.31 patch whose every staging module is in the checksum database this machine reaches
-# (sum.golang.org through the module proxy has no entry for some later ones, e.g. kube-aggregator v0.31.14).
-KUBERNETES_VERSION = "v1.31.4"
+# A 1.34 patch (VolumeAttributesClass is GA from 1.34) whose every staging module is in the checksum
+# database this machine reaches: the module proxy has no k8s.io/sample-cli-plugin v0.34.0 nor v0.34.3, and
+# neither it nor k8s.io/sample-controller v0.34.4. 1.34 is also the last minor whose kubelet starts on a
+# cgroup v1 node without `failCgroupV1: false`.
+KUBERNETES_VERSION = "v1.34.2"
 # k8s.io/kubernetes requires its staging modules as v0.0.0 and replaces them with ./staging paths, which
 # only work inside its own repository. Outside it, each is replaced with its own v0.X.Y release.
 KUBERNETES_STAGING_MODULES = (
@@ -107,6 +109,7 @@ KUBERNETES_STAGING_MODULES = (
     "csi-translation-lib",
     "dynamic-resource-allocation",
     "endpointslice",
+    "externaljwt",
     "kms",
     "kube-aggregator",
     "kube-controller-manager",
@@ -141,7 +144,7 @@ def staging_replaces(staging_version: str) -> tuple[str, ...]:
 
 def kubernetes_go_mod(version: str = KUBERNETES_VERSION) -> str:
     staging = "v0." + version.removeprefix("v1.")
-    return go_mod("localcsi.io/tools/kubernetes", "1.22.0", [("k8s.io/kubernetes", version)], staging_replaces(staging))
+    return go_mod("localcsi.io/tools/kubernetes", "1.24.0", [("k8s.io/kubernetes", version)], staging_replaces(staging))
 
 
 def kubernetes_tool(name: str, static: bool = False) -> Tool:
@@ -161,8 +164,8 @@ KUBE_SCHEDULER = kubernetes_tool("kube-scheduler")
 KUBELET = kubernetes_tool("kubelet", static=True)
 KUBE_CONTROLLER_MANAGER = kubernetes_tool("kube-controller-manager", static=True)
 
-# The pause binary of registry.k8s.io/pause:3.10, the TAG of build/pause/Makefile at KUBERNETES_VERSION.
-PAUSE_VERSION = "3.10"
+# The pause binary of registry.k8s.io/pause:3.10.1, the TAG of build/pause/Makefile at KUBERNETES_VERSION.
+PAUSE_VERSION = "3.10.1"
 PAUSE_IMAGE = f"registry.k8s.io/pause:{PAUSE_VERSION}"
 PAUSE = Tool(
     name="pause",
@@ -177,29 +180,32 @@ PAUSE = Tool(
     ),
 )
 
-ETCD_VERSION = "v3.5.17"
+# The minimum external etcd that kubeadm 1.34 accepts (MinExternalEtcdVersion); its default is 3.6.5.
+ETCD_VERSION = "v3.5.24"
 # etcd's own server/go.mod replaces its sibling modules with ../ paths, so `go install` refuses it.
 ETCD = Tool(
     name="etcd",
     version=ETCD_VERSION,
     recipe=ModuleBuild(
         package="go.etcd.io/etcd/server/v3",
-        go_mod=go_mod("localcsi.io/tools/etcd", "1.22.0", [("go.etcd.io/etcd/server/v3", ETCD_VERSION)]),
+        go_mod=go_mod("localcsi.io/tools/etcd", "1.24", [("go.etcd.io/etcd/server/v3", ETCD_VERSION)]),
     ),
     version_symbols=(),
 )
 
 # CSI sidecars. The provisioner's and the snapshotter's go.mod carry replace directives, so `go install`
 # refuses them: each sidecar (the resizer too, for one recipe) is built in a wrapper module requiring its
-# release. None of upstream's replaces is needed there: the provisioner's pin the k8s.io modules to the
-# versions it requires anyway (its binary links the same versions with or without them); the snapshotter's
-# `client/v8 => ./client` becomes a requirement of client/v8 at the same version, and without its pins of
-# k8s.io/api, apimachinery, client-go... to v0.31.0, it links the v0.31.3 it requires.
-# External-provisioner v5.2.0 requires the same snapshot client, client/v8 v8.2.0.
-PROVISIONER_VERSION = "v5.2.0"
-PROVISIONER_MODULE = "github.com/kubernetes-csi/external-provisioner/v5"
-RESIZER_VERSION = "v1.12.0"
-RESIZER_MODULE = "github.com/kubernetes-csi/external-resizer"
+# release. The provisioner v6 requires k8s.io/kubernetes v1.36.1, so its wrapper keeps upstream's replaces
+# of the staging modules (v0.0.0 there) with their v0.36.1 releases, the versions its binary links anyway.
+# None of the snapshotter's is needed: its `client/v8 => ./client` becomes a requirement of client/v8 at
+# the same version, and without its pins of k8s.io/api, apimachinery, client-go... to v0.31.0, it links the
+# v0.31.3 it requires. The provisioner v6.3.0 and resizer v2.2.0 are the releases for Kubernetes 1.34+,
+# where VolumeAttributesClass is GA (storage.k8s.io/v1); both link the v0.36.1 client libraries.
+PROVISIONER_VERSION = "v6.3.0"
+PROVISIONER_MODULE = "github.com/kubernetes-csi/external-provisioner/v6"
+PROVISIONER_STAGING_VERSION = "v0.36.1"
+RESIZER_VERSION = "v2.2.0"
+RESIZER_MODULE = "github.com/kubernetes-csi/external-resizer/v2"
 SNAPSHOTTER_VERSION = "v8.2.0"
 SNAPSHOTTER_MODULE = "github.com/kubernetes-csi/external-snapshotter/v8"
 # A module of its own (client/go.mod): the snapshotter requires it as v8.0.0 and replaces it with ./client.
@@ -213,8 +219,9 @@ def sidecar_tool(
     *,
     go: str,
     requires: Sequence[tuple[str, str]] = (),
+    replaces: Sequence[str] = (),
 ) -> Tool:
-    go_mod_text = go_mod(f"localcsi.io/tools/{name}", go, [(module, version), *requires])
+    go_mod_text = go_mod(f"localcsi.io/tools/{name}", go, [(module, version), *requires], replaces)
     return Tool(
         name=name,
         version=version,
@@ -224,8 +231,14 @@ def sidecar_tool(
     )
 
 
-CSI_PROVISIONER = sidecar_tool("csi-provisioner", PROVISIONER_MODULE, PROVISIONER_VERSION, go="1.23.1")
-CSI_RESIZER = sidecar_tool("csi-resizer", RESIZER_MODULE, RESIZER_VERSION, go="1.22.5")
+CSI_PROVISIONER = sidecar_tool(
+    "csi-provisioner",
+    PROVISIONER_MODULE,
+    PROVISIONER_VERSION,
+    go="1.26.0",
+    replaces=staging_replaces(PROVISIONER_STAGING_VERSION),
+)
+CSI_RESIZER = sidecar_tool("csi-resizer", RESIZER_MODULE, RESIZER_VERSION, go="1.26.0")
 SNAPSHOTTER_REQUIRES = ((SNAPSHOTTER_CLIENT_MODULE, SNAPSHOTTER_VERSION),)
 CSI_SNAPSHOTTER = sidecar_tool(
     "csi-snapshotter", SNAPSHOTTER_MODULE, SNAPSHOTTER_VERSION, go="1.23.1", requires=SNAPSHOTTER_REQUIRES
