@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import CounterMetricFamily
 
 from localcsi.background_http import BackgroundHTTPServer
+from localcsi.extender.memory import release_after
 from localcsi.extender.protocol import NodeNamesCache, ProtocolError, encode_filter_result, encode_ranks, parse_args
 from localcsi.extender.service import Extender
 from localcsi.logs import fields
@@ -133,6 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
     # (each write gives up the GIL, and takes it back only when the informer threads let go of it).
     wbufsize = 1 << 16
     disable_nagle_algorithm = True  # with Nagle on, a reply larger than the buffer waits for an ACK
+    _body_bytes = 0  # of the request being served (a kept-alive connection serves many)
 
     def parse_request(self) -> bool:
         """The request line and headers, into ``command``, ``path``, ``request_version``, ``headers``
@@ -201,10 +203,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.NOT_FOUND, b"POST /filter or /prioritize\n", "text/plain")
             return
         started = time.perf_counter()
+        self._body_bytes = 0
         status = self._serve_verb(verb)
         metrics = self.server.metrics
         metrics.latency.labels(verb).observe(time.perf_counter() - started)
         metrics.requests.labels(verb, str(int(status))).inc()
+        release_after(self._body_bytes)
 
     def _serve_verb(self, verb: str) -> HTTPStatus:
         try:
@@ -247,6 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise ProtocolError(f"body of {length} bytes is outside 0..{MAX_BODY_BYTES}")
         body = self.rfile.read(length)
+        self._body_bytes = len(body)
         if len(body) < length:  # the client closed its side: never judge part of a request
             self.close_connection = True
             raise ProtocolError(f"body ended after {len(body)} of {length} bytes")

@@ -17,6 +17,7 @@ on 2 cores); docs/testing.md ("Fuzzing the extender") has the figures of a 10,00
 from __future__ import annotations
 
 import collections
+import copy
 import json
 import os
 import random
@@ -46,14 +47,17 @@ pytestmark = pytest.mark.unit
 EXAMPLES = int(os.environ.get("LOCALCSI_FUZZ_EXAMPLES", "300"))
 TIMEOUT_SECONDS = 30.0  # an answer slower than this is a hang
 HUGE_BODY_BYTES = 8 << 20  # generated bodies go up to this; the server's limit (64 MiB) is claimed, not sent
-# Memory, measured in the server's process after warm-up (the heaviest requests, three times) and after
-# the run. glibc keeps what big requests freed (an 8 MiB body, 20,000 names) in its arenas, so RSS
-# after the run wanders with the order of requests (+10 to +40 MiB in runs of 1000); what it must not do
-# is pass the high-water mark the warm-up's heaviest requests reached, plus 30 MiB: a leak of the
-# bodies would pass that within a few hundred requests. Python's own allocated blocks measure leaks of
-# objects: what may legitimately grow is bounded by 4 cached NodeNames arrays of up to 20,000 names,
-# 1024 parsed quantities, 256 StorageClasses' parameters and the reservations of the last 60 s.
-RSS_SLACK_KIB = 30 << 10
+# Memory, measured in the server's process after warm-up (the heaviest requests, three times), after
+# the run, and after the run's requests are replayed twice. Python's own allocated blocks measure leaks
+# of objects exactly: what may legitimately grow is bounded by 4 cached NodeNames arrays of up to
+# 20,000 names, 1024 parsed quantities, 256 StorageClasses' parameters and the reservations of the
+# last 60 s. RSS cannot be held that tight: what big requests freed (an 8 MiB body, 20,000 names)
+# leaves RSS near where the heaviest requests took it, by fragmentation that the server's malloc_trim
+# (extender/memory.py) cannot undo, and where it settles wanders between runs of the very same
+# requests: from 0 to 70 MiB above the warm-up's peak, in either pass (measured in 30 runs). So the
+# bound is that spread plus margin, 96 MiB: a leak of the bodies themselves (about 40 large ones per
+# pass, three passes) would pass it several times over. The long runs' figures are in docs/testing.md.
+RSS_SLACK_KIB = 96 << 10
 BLOCKS_GROWTH = 100_000
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: fuzz\r\n\r\n"
 VERBS = ("filter", "prioritize")
@@ -612,23 +616,36 @@ def test_generated_requests_get_valid_answers_or_4xx_and_memory_stays_bounded(tm
         @given(request=requests, sequence=st.one_of(st.none(), st.none(), st.none(), filter_then_prioritize()))
         def fuzz(request: Request, sequence: tuple[dict[str, Json], Request] | None) -> None:
             examples.append(None)
+            played.append((request, copy.deepcopy(sequence)))
             if len(examples) % max(EXAMPLES // 10, 1) == 0:
                 samples.append(server.stats()["rss_kib"])
-            histogram[request.kind, check(request, *exchange(server.port, request))] += 1
+            play(request, sequence, histogram)
+
+        def play(
+            request: Request, sequence: tuple[dict[str, Json], Request] | None, counts: collections.Counter[Any]
+        ) -> None:
+            counts[request.kind, check(request, *exchange(server.port, request))] += 1
             if sequence is None:
                 return
             args, first = sequence
             data, reset = exchange(server.port, first)
-            histogram[first.kind, check(first, data, reset)] += 1
+            counts[first.kind, check(first, data, reset)] += 1
             args["NodeNames"] = json.loads(parse_responses(data)[0].body)["NodeNames"]
             body = encode_json(args, 0)
             raw = http_request("POST", "/prioritize", body, headers=(("Content-Length", str(len(body))),))
             second = Request("sequence", "POST", "/prioritize", raw, body, framed=True, expect=frozenset({200}))
-            histogram[second.kind, check(second, *exchange(server.port, second))] += 1
+            counts[second.kind, check(second, *exchange(server.port, second))] += 1
 
+        played: list[tuple[Request, tuple[dict[str, Json], Request] | None]] = []
         fuzz()
         seconds = time.monotonic() - started
         after = server.stats()
+        for request, sequence in played:
+            play(request, sequence, collections.Counter())
+        settled = server.stats()
+        for request, sequence in played:
+            play(request, sequence, collections.Counter())
+        replayed = server.stats()
         assert exchange(server.port, Request("", "GET", "/healthz", HEALTHZ, b"", framed=False))[0].endswith(b"ok\n")
     finally:
         server.stop()
@@ -644,7 +661,10 @@ def test_generated_requests_get_valid_answers_or_4xx_and_memory_stays_bounded(tm
         f" by kind {dict(sorted(histogram.items()))};"
         f" RSS {before['rss_kib']} -> {after['rss_kib']} KiB (warm-up peak {before['hwm_kib']},"
         f" run peak {after['hwm_kib']}, by tenths {samples});"
-        f" allocated blocks {before['blocks']} -> {after['blocks']}; reserved pods {after['reserved_pods']}"
+        f" allocated blocks {before['blocks']} -> {after['blocks']}; reserved pods {after['reserved_pods']};"
+        f" replayed twice: RSS {settled['rss_kib']} then {replayed['rss_kib']} KiB,"
+        f" allocated blocks {settled['blocks']} then {replayed['blocks']}"
     )
-    assert after["rss_kib"] < before["hwm_kib"] + RSS_SLACK_KIB
+    assert max(after["rss_kib"], replayed["rss_kib"]) < before["hwm_kib"] + RSS_SLACK_KIB, "RSS grew past fragmentation"
     assert after["blocks"] - before["blocks"] < BLOCKS_GROWTH
+    assert replayed["blocks"] - settled["blocks"] < BLOCKS_GROWTH
