@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from localcsi.testing.guest_plugin import UNIX_ENDPOINT, GuestPlugin
-from localcsi.testing.install import GUEST_SITE, install_project
+from localcsi.testing.install import GUEST_SITE, install_project, site_disk
 from localcsi.testing.vm import NodeVM, VMConfig
 
 VG = "localcsi-bench"
@@ -25,7 +25,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=20)
     parser.add_argument("--parallel", type=int, default=50)
     args = parser.parse_args()
-    with NodeVM(VMConfig(disks_gib=[16])) as vm:
+    with NodeVM(VMConfig(disks_gib=[16], site_disk=site_disk())) as vm:
         install_project(vm)
         vm.check(["vgcreate", "-y", VG, vm.data_disks()[0]])
         plugin = GuestPlugin(vm, endpoint=UNIX_ENDPOINT).start()

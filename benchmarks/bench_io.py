@@ -24,7 +24,7 @@ from localcsi.csi import csi_pb2
 from localcsi.testing import csi_requests as req
 from localcsi.testing.csi_requests import MIB
 from localcsi.testing.guest_plugin import PLUGIN_TCP_PORT, GuestPlugin
-from localcsi.testing.install import install_project
+from localcsi.testing.install import install_project, site_disk
 from localcsi.testing.vm import NodeVM, VMConfig
 
 VG = "localcsi-bench"
@@ -84,7 +84,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    with NodeVM(VMConfig(disks_gib=[4], port_forwards={PLUGIN_TCP_PORT: 0})) as vm:
+    with NodeVM(VMConfig(disks_gib=[4], port_forwards={PLUGIN_TCP_PORT: 0}, site_disk=site_disk())) as vm:
         install_project(vm)
         vm.check(["vgcreate", "-y", VG, vm.data_disks()[0]])
         vm.check(["lvcreate", "--yes", "--type", "linear", "-L", f"{SIZE_MIB}m", "-n", "bare", VG])

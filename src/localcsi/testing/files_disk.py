@@ -40,10 +40,20 @@ def make_files_disk(image: Path, sources: Mapping[str, Path], staging: Path) -> 
             target.hardlink_to(source)
         except OSError:
             shutil.copy2(source, target)
-    size_mib = image_size(sources) // MIB
-    argv = ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "files", "-d", str(staging), str(image), f"{size_mib}M"]
+    _mke2fs(staging, image, image_size(sources), "files")
+    shutil.rmtree(staging, ignore_errors=True)
+    return image
+
+
+def make_tree_disk(image: Path, tree: Path, label: str) -> Path:
+    """Write `image`, an ext4 file system holding the directory `tree` as its root."""
+    sources = {str(path.relative_to(tree)): path for path in tree.rglob("*") if path.is_file()}
+    _mke2fs(tree, image, image_size(sources), label)
+    return image
+
+
+def _mke2fs(root: Path, image: Path, size_bytes: int, label: str) -> None:
+    argv = ["mke2fs", "-q", "-F", "-t", "ext4", "-L", label, "-d", str(root), str(image), f"{size_bytes // MIB}M"]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"mke2fs failed with exit code {result.returncode}: {result.stderr.strip()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    return image

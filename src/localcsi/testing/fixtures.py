@@ -6,12 +6,13 @@ raise (the test errors) rather than skip.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
 
 from localcsi.testing.guest_plugin import PLUGIN_TCP_PORT, GuestPlugin
-from localcsi.testing.install import install_project
+from localcsi.testing.install import install_project, site_disk
 from localcsi.testing.phases import Phases
 from localcsi.testing.vm import NodeVM, VMConfig
 
@@ -31,7 +32,9 @@ def vm_config() -> VMConfig:
 
 
 @pytest.fixture(scope="module")
-def node_vm(vm_config: VMConfig, vm_phases: Phases) -> Iterator[NodeVM]:
+def node_vm(request: pytest.FixtureRequest, vm_config: VMConfig, vm_phases: Phases) -> Iterator[NodeVM]:
+    if "installed_vm" in request.fixturenames and vm_config.site_disk is None:
+        vm_config = dataclasses.replace(vm_config, site_disk=site_disk())
     vm = NodeVM(vm_config, vm_phases)
     try:
         vm.start()

@@ -28,6 +28,8 @@ HOST_ALIAS = "10.0.2.100"
 # With VMConfig.host_loopback, slirp's gateway address reaches every port of the host's loopback, with
 # as many connections as the guest opens (an HTTP client's pool, watches): the route to the apiserver.
 HOST_LOOPBACK = "10.0.2.2"
+# Where VMConfig.site_disk is mounted: the project's site-packages in the guest.
+SITE_MOUNT = "/opt/localcsi/site"
 KERNEL_ARGS = "root=/dev/vda rw console=ttyS0 init=/sbin/localcsi-init panic=-1 quiet"
 
 
@@ -56,6 +58,9 @@ class VMConfig:
     # Raw images each VM gets a copy-on-write qcow2 overlay of, attached after the data disks and before
     # the files disk: cached disks a guest writes to, such as containerd's image store.
     backed_disks: list[Path] = field(default_factory=list)
+    # The project and its dependencies as a read-only ext4 image (install.site_disk), attached last and
+    # mounted at SITE_MOUNT at every boot: install_project then copies nothing into the guest.
+    site_disk: Path | None = None
     boot_timeout: float = float(os.environ.get("LOCALCSI_BOOT_TIMEOUT", "240"))
     # "v2", or "v1" for the legacy per-controller hierarchies; read at each boot, so a reboot can switch.
     cgroup_version: str = "v2"
@@ -85,6 +90,9 @@ class NodeVM:
             self._launch(self._accel)
             self._wait_for_agent(self.config.boot_timeout)
         self.boots += 1
+        if self.config.site_disk is not None:
+            self.check(["mkdir", "-p", SITE_MOUNT])
+            self.check(["mount", "-o", "ro", self.site_device(), SITE_MOUNT])
         return self
 
     def reboot(self) -> None:
@@ -154,6 +162,13 @@ class NodeVM:
             raise GuestError("this VM was booted without a files disk")
         return f"/dev/vd{chr(ord('b') + len(self.config.disks_gib) + len(self.config.backed_disks))}"
 
+    def site_device(self) -> str:
+        """Guest device path of the read-only site disk (VMConfig.site_disk), after the files disk."""
+        if self.config.site_disk is None:
+            raise GuestError("this VM was booted without a site disk")
+        index = len(self.config.disks_gib) + len(self.config.backed_disks) + (self.config.files_disk is not None)
+        return f"/dev/vd{chr(ord('b') + index)}"
+
     def host_port(self, guest_port: int) -> int:
         return self.forwarded[guest_port]
 
@@ -188,15 +203,21 @@ class NodeVM:
         argv += ["-kernel", str(self._image.kernel), "-initrd", str(self._image.initrd)]
         kernel_args = KERNEL_ARGS + (" localcsi.cgroup=v1" if self.config.cgroup_version == "v1" else "")
         argv += ["-append", kernel_args, "-serial", f"file:{self.workdir / 'console.log'}"]
+        for drive in self._drives():
+            argv += ["-drive", drive]
+        argv += ["-netdev", self._netdev(), "-device", "virtio-net-pci,netdev=net0"]
+        return argv
+
+    def _drives(self) -> list[str]:
+        """qemu -drive values in guest order (vda, vdb, ...): root, data, backed, files, site."""
         disks = [(self.workdir / "root.qcow2", "qcow2")]
         disks += [(self.workdir / f"data{i}.raw", "raw") for i in range(len(self.config.disks_gib))]
         disks += [(self.workdir / f"backed{i}.qcow2", "qcow2") for i in range(len(self.config.backed_disks))]
-        for path, fmt in disks:
-            argv += ["-drive", f"file={path},if=virtio,format={fmt},discard=unmap"]
-        if self.config.files_disk is not None:
-            argv += ["-drive", f"file={self.config.files_disk},if=virtio,format=raw,readonly=on"]
-        argv += ["-netdev", self._netdev(), "-device", "virtio-net-pci,netdev=net0"]
-        return argv
+        drives = [f"file={path},if=virtio,format={fmt},discard=unmap" for path, fmt in disks]
+        for read_only in (self.config.files_disk, self.config.site_disk):
+            if read_only is not None:
+                drives.append(f"file={read_only},if=virtio,format=raw,readonly=on")
+        return drives
 
     def _launch(self, accel: Accelerator) -> None:
         log = (self.workdir / "qemu.log").open("ab")

@@ -21,7 +21,7 @@ from localcsi.testing import crash_points
 from localcsi.testing import csi_requests as req
 from localcsi.testing.csi_requests import MIB
 from localcsi.testing.guest_plugin import PLUGIN_TCP_PORT, GuestPlugin
-from localcsi.testing.install import install_project
+from localcsi.testing.install import install_project, site_disk
 from localcsi.testing.phases import Phases
 from localcsi.testing.vm import NodeVM, VMConfig
 from localcsi.testing.waiting import wait_for
@@ -64,7 +64,7 @@ class Pod:
 
 @pytest.fixture(scope="module")
 def plugin(vm_phases: Phases) -> Iterator[GuestPlugin]:
-    vm = NodeVM(VMConfig(disks_gib=[2], port_forwards={PLUGIN_TCP_PORT: 0}), vm_phases)
+    vm = NodeVM(VMConfig(disks_gib=[2], port_forwards={PLUGIN_TCP_PORT: 0}, site_disk=site_disk()), vm_phases)
     try:
         vm.start()
         install_project(vm)

@@ -19,7 +19,7 @@ from localcsi.testing import csi_requests as req
 from localcsi.testing.csi_requests import MIB
 from localcsi.testing.fixtures import THICK_VG
 from localcsi.testing.guest_plugin import PLUGIN_TCP_PORT, GuestPlugin
-from localcsi.testing.install import install_project
+from localcsi.testing.install import install_project, site_disk
 from localcsi.testing.phases import Phases
 from localcsi.testing.vm import NodeVM, VMConfig
 
@@ -79,7 +79,9 @@ class PodCgroup:
 
 @pytest.fixture(scope="module", params=["v2", "v1"])
 def plugin(request: pytest.FixtureRequest, vm_phases: Phases) -> Iterator[GuestPlugin]:
-    config = VMConfig(disks_gib=[3], port_forwards={PLUGIN_TCP_PORT: 0}, cgroup_version=request.param)
+    config = VMConfig(
+        disks_gib=[3], port_forwards={PLUGIN_TCP_PORT: 0}, cgroup_version=request.param, site_disk=site_disk()
+    )
     vm = NodeVM(config, vm_phases)
     try:
         vm.start()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from localcsi.testing.files_disk import MIB, SLACK_BYTES, image_size, make_files_disk
+from localcsi.testing.files_disk import MIB, SLACK_BYTES, image_size, make_files_disk, make_tree_disk
 
 
 def test_image_size_adds_a_fifth_and_slack_in_whole_mib(tmp_path: Path) -> None:
@@ -35,3 +35,15 @@ def test_the_disk_holds_each_file_at_its_name(tmp_path: Path) -> None:
     subprocess.run(["debugfs", "-R", f"dump /kubelet {dumped}", str(image)], capture_output=True, check=True)
     assert dumped.read_bytes() == b"binary"
     assert not (tmp_path / "st").exists()
+
+
+def test_a_tree_disk_holds_the_tree_at_its_root(tmp_path: Path) -> None:
+    tree = tmp_path / "site"
+    (tree / "localcsi").mkdir(parents=True)
+    (tree / "localcsi" / "__init__.py").write_text("x = 1\n")
+    image = make_tree_disk(tmp_path / "site.img", tree, label="site")
+    argv = ["debugfs", "-R", "ls -p /localcsi", str(image)]
+    assert "/__init__.py/" in subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    label = ["blkid", "-o", "value", "-s", "LABEL", str(image)]
+    assert subprocess.run(label, capture_output=True, text=True, check=True).stdout.strip() == "site"
+    assert tree.is_dir(), "the tree itself is left alone"
