@@ -34,7 +34,7 @@ def helm_values(device: str) -> dict[str, Any]:
     (deploy/scheduler's layout), not as the chart's Deployment."""
     return {
         "extender": {"enabled": False},
-        # The control plane enables the VolumeAttributesClass beta API: IO limits change through classes.
+        # VolumeAttributesClass is GA (storage.k8s.io/v1) on the control plane: IO limits change through classes.
         "csiController": {"volumeAttributesClass": True},
         "initConfig": {
             "enabled": True,
