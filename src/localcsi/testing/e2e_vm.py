@@ -109,7 +109,7 @@ class VMEnvironment:
                 self.helm("install", RELEASE, str(project_root() / CHART), "--namespace", NAMESPACE,
                           "--create-namespace", "--values", str(values))  # fmt: skip
             with self.phases.phase("localcsi pods Ready"):
-                # 254 s measured on 1.34 with two other VMs running (docs/testing.md): room to spare.
+                # 254 s and about 300 s measured on 1.34 with two other VMs running (docs/testing.md).
                 wait_for("every localcsi pod Ready", self._all_pods_ready, 900, 2.0, self._pod_report)
             with self.phases.phase("extender"):
                 self.extender = ExtenderProcess(self.cluster, extender_port).start()
