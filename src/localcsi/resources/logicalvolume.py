@@ -1,4 +1,4 @@
-"""LogicalVolume (``deploy/crds/logicalvolume.yaml``): one LVM volume or snapshot wanted on one node.
+"""LogicalVolume (``deploy/crds/logicalvolume.yaml``): one volume (LVM, Device or MountPoint) or snapshot on one node.
 
 The CSI controller writes the spec (intent); the agent on ``spec.nodeName`` makes the LV and reports
 status. This module holds the schema: the types, names, phases, the finalizer, the node label, and
@@ -17,6 +17,7 @@ from typing import Any, NotRequired, TypedDict, cast
 
 from localcsi.core.errors import ALL_ERRORS, CoreError, Internal
 from localcsi.core.ids import LvRef, make_ref
+from localcsi.core.params import VolumeType
 from localcsi.core.tags import Source, SourceKind
 from localcsi.resources.meta import Condition, ObjectMeta
 
@@ -73,6 +74,9 @@ class LogicalVolumeSpec(TypedDict):
     parameters: NotRequired[dict[str, str]]
     ioLimits: NotRequired[dict[str, str]]
     cowSize: NotRequired[int]
+    volumeType: NotRequired[str]  # LVM (absent: LVM), Device or MountPoint
+    mediaType: NotRequired[str]  # a Device volume's disk type when the class asks: hdd or ssd
+    limitBytes: NotRequired[int]  # capacity_range.limit_bytes of an exclusive volume (0: none)
 
 
 class LogicalVolumeStatus(TypedDict, total=False):
@@ -83,6 +87,8 @@ class LogicalVolumeStatus(TypedDict, total=False):
     code: str  # a core error's code as code_name() spells it
     observedGeneration: int
     conditions: list[Condition]
+    device: str  # the disk a Device volume took (its stable name)
+    mountPoint: str  # the mount point a MountPoint volume took
 
 
 class LogicalVolume(TypedDict):
@@ -145,6 +151,14 @@ def is_deleting(obj: Wire) -> bool:
 
 def resource_kind(obj: Wire) -> ResourceKind:
     return ResourceKind(spec(obj).get("kind", ResourceKind.VOLUME.value))
+
+
+def volume_type(obj: Wire) -> VolumeType:
+    """LVM, Device or MountPoint; a resource without the field is LVM."""
+    try:
+        return VolumeType(spec(obj).get("volumeType") or VolumeType.LVM.value)
+    except ValueError:
+        raise Internal(f"LogicalVolume {name(obj)} has an unknown volumeType") from None
 
 
 def ref(obj: Wire) -> LvRef:
