@@ -1,4 +1,4 @@
-"""csi-sanity v5.5.0 against the plugin in the node VM: thick and thin, mount and block.
+"""csi-sanity v5.5.0 against the plugin in the node VM: thick volumes mounted, thin ones as raw block.
 
 Zero failures, and every skip must be explained below, or the test fails.
 """
@@ -72,8 +72,14 @@ def owned_lv_count(vm: NodeVM) -> int:
     return sum(1 for row in out["report"][0]["lv"] if "localcsi.io" in row["lv_tags"])
 
 
-@pytest.mark.parametrize("access_type", ["mount", "block"])
-@pytest.mark.parametrize("parameter_set", sorted(PARAMETER_SETS))
+# Two runs cover both axes: thick and thin differ in the Controller (create, snapshot, restore, expand),
+# mount and block in the Node service. The other two pairings cost 9 minutes of CI (270 s each under
+# emulation) and test nothing either run leaves out; the node tier's own tests cover thin filesystems
+# and thick block volumes end to end.
+RUNS = [("thick", "mount"), ("thin", "block")]
+
+
+@pytest.mark.parametrize(("parameter_set", "access_type"), RUNS, ids=[f"{s}-{a}" for s, a in RUNS])
 def test_csi_sanity(sanity_plugin: GuestPlugin, vm_phases: Phases, parameter_set: str, access_type: str) -> None:
     vm = sanity_plugin.vm
     run = f"{parameter_set}-{access_type}"
