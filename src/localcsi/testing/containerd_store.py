@@ -25,6 +25,8 @@ GUEST_ROOT = "/var/lib/containerd"
 # Sparse: only what the import wrote takes space; the overlay's writes (new layers, logs) fit beside.
 STORE_SIZE = "4G"
 STARTUP_TIMEOUT = 30.0
+# A store untouched this long belongs to no run still going (the e2e tier takes under 30 minutes).
+STALE_AFTER = 3 * 3600
 
 
 def store_key(archives: Mapping[str, Path]) -> str:
@@ -37,12 +39,12 @@ def store_image(archives: Mapping[str, Path]) -> Path:
     """The cached ext4 image of a containerd root holding `archives` in the k8s.io namespace."""
     image = images_dir() / f"containerd-store-{store_key(archives)}.img"
     if image.exists():
+        image.touch()  # in use: see prune_stale_stores
         return image
     with build_lock(images_dir() / "containerd-store.lock"):
         if image.exists():
             return image
-        for stale in images_dir().glob("containerd-store-*.img"):
-            stale.unlink()
+        prune_stale_stores(time.time())
         with tempfile.TemporaryDirectory(dir=images_dir(), prefix="store-") as tmp:
             work = Path(tmp)
             _import(archives, work)
@@ -51,6 +53,18 @@ def store_image(archives: Mapping[str, Path]) -> Path:
             _check([*argv, STORE_SIZE], work / "mke2fs.log")
             partial.rename(image)
     return image
+
+
+def prune_stale_stores(now: float, directory: Path | None = None) -> list[Path]:
+    """Remove the stores of other image sets that nobody has used for STALE_AFTER seconds. A VM opens
+    its store again at each reboot, so a store another run is still using (a run from another
+    checkout, whose localcsi image differs) must stay: removing it made that run's reboot fail."""
+    removed = []
+    for stale in (directory or images_dir()).glob("containerd-store-*.img"):
+        if now - stale.stat().st_mtime > STALE_AFTER:
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
 
 
 def _config(work: Path) -> Path:
