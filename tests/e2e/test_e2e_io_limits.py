@@ -22,7 +22,7 @@ from e2e_kube import BLOCK_DEVICE, DATA, Kube, namespace, unique
 from kubernetes import client
 
 from localcsi.testing.e2e_env import POOL_VG, E2EEnvironment, cgroup_version
-from localcsi.testing.fio import fio_argv
+from localcsi.testing.fio import FioOutputError, fio_argv, fio_document
 from localcsi.testing.fio import rates as fio_rates
 from localcsi.testing.images import FIO_IMAGE
 from localcsi.testing.waiting import wait_for
@@ -103,12 +103,35 @@ def _measuring_pod(kube: Kube, name: str, fs_claim: str, block_claim: str) -> No
     })  # fmt: skip
 
 
+def _fio_output(kube: Kube, name: str) -> str:
+    """The pod's log once it holds fio's whole JSON document. containerd 1.6 can report the container
+    exited while its last chunk of output is still on its way to the log file (seen in CI: the log
+    ended mid-document, 144 KB in), so a log that does not parse yet is read again."""
+    last = [""]
+
+    def whole() -> str | None:
+        # Unparsed: the client would turn a JSON log into the repr of a dict.
+        response = kube.core.read_namespaced_pod_log(name, kube.namespace, container="workload", _preload_content=False)
+        last[0] = response.data.decode()
+        try:
+            fio_document(last[0])
+        except FioOutputError:
+            return None
+        return last[0]
+
+    return wait_for(
+        f"pod {name}'s log to hold fio's whole JSON document",
+        whole,
+        timeout=60,
+        interval=2,
+        context=lambda: f"the log ends: {last[0][-400:]!r}",
+    )
+
+
 def _rates(kube: Kube, name: str) -> dict[str, list[float]]:
     """Each kind's rate per round, from the fio JSON the pod printed."""
     kube.wait_pod_phase(name, ("Succeeded",))
-    # Unparsed: the client would turn a JSON log into the repr of a dict.
-    response = kube.core.read_namespaced_pod_log(name, kube.namespace, container="workload", _preload_content=False)
-    output = response.data.decode()
+    output = _fio_output(kube, name)
     kube.delete_pod(name)
     return fio_rates(output, ROUNDS, list(SPECS))
 
