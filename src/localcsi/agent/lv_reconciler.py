@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from kubernetes import client
 
+from localcsi.agent.lv_exclusive import ExclusiveVolumes
 from localcsi.agent.lv_queue import Backoff, WorkQueue
 from localcsi.agent.lv_status import health_condition, status_patch
 from localcsi.core.errors import (
@@ -33,6 +34,8 @@ from localcsi.core.errors import (
 )
 from localcsi.core.ids import LvRef, parse_volume_id
 from localcsi.core.model import Volume
+from localcsi.core.nodestorage import StorageSpec
+from localcsi.core.params import VolumeType
 from localcsi.driver.backend import io_limits, is_ready, snapshot_plan, volume_plan
 from localcsi.driver.local_backend import LocalLvmBackend
 from localcsi.k8s import errors as kube
@@ -92,6 +95,8 @@ class LogicalVolumeReconciler:
         workers: int = DEFAULT_WORKERS,
         resync_seconds: float = DEFAULT_RESYNC_SECONDS,
         backoff: Backoff | None = None,
+        storage_spec: Callable[[], StorageSpec] = StorageSpec,
+        exclusive: ExclusiveVolumes | None = None,
     ) -> None:
         if resources is None:
             assert api is not None, "an ApiClient or resources is needed"
@@ -99,7 +104,11 @@ class LogicalVolumeReconciler:
         self.resources = resources
         self.node = node
         self.lifecycle = lifecycle
-        self.backend = backend or LocalLvmBackend(Lvm(runner or SubprocessRunner()), node, vg_allowed=vg_allowed)
+        runner = runner or SubprocessRunner()
+        lvm = Lvm(runner)
+        self.backend = backend or LocalLvmBackend(lvm, node, vg_allowed=vg_allowed)
+        # Device and MountPoint volumes, on what the node's NodeLocalStorage spec selects (nothing by default).
+        self.exclusive = exclusive or ExclusiveVolumes(node, runner, storage_spec, lvm=lvm)
         self.workers = workers
         self.resync_seconds = resync_seconds
         self.backoff = backoff or Backoff()
@@ -167,7 +176,9 @@ class LogicalVolumeReconciler:
             return  # final: the controller deletes it
         obj = self._with_finalizer(obj)
         try:
-            if llv.resource_kind(obj) is ResourceKind.VOLUME:
+            if llv.resource_kind(obj) is ResourceKind.VOLUME and llv.volume_type(obj) is not VolumeType.LVM:
+                self._exclusive(obj)
+            elif llv.resource_kind(obj) is ResourceKind.VOLUME:
                 self._volume(obj)
             else:
                 self._snapshot(obj)
@@ -227,6 +238,29 @@ class LogicalVolumeReconciler:
             existing = self.backend.set_io_limits(existing, limits)  # the node plugin applies them to pods
         self._ready(obj, existing)
 
+    def _exclusive(self, obj: Resource) -> None:
+        """A Device or MountPoint volume: take the smallest fitting disk or mount point the spec selects."""
+        kind = llv.volume_type(obj)
+        generation = obj["metadata"].get("generation")
+        if llv.phase(obj) is Phase.READY:  # nothing in its spec can change: report whether it is still there
+            self._check(obj)
+            self._status(obj, observedGeneration=generation)
+            return
+        self._status(obj, phase=Phase.CREATING, code=None, message=f"taking a whole {kind} for {llv.name(obj)}")
+        volume, taken = self.exclusive.create(obj)
+        self._status(
+            obj,
+            phase=Phase.READY,
+            currentSize=volume.size_bytes,
+            volumeId=volume.id,
+            message=f"ready on {taken}",
+            code=None,
+            observedGeneration=generation,
+            conditions=[health_condition(obj, volume.lv, None)],
+            **({"device": taken} if kind is VolumeType.DEVICE else {"mountPoint": taken}),
+        )
+        VOLUMES.ready(self.node, obj)
+
     def _has(self, ref: LvRef) -> bool:
         view = self.backend.view
         return ref.node == self.node and (view.lv(ref.vg, ref.lv) or view.lv(ref.vg, ref.lv, view.read())) is not None
@@ -260,7 +294,11 @@ class LogicalVolumeReconciler:
         """A Ready resource with nothing to do: refresh its size and health from the cached lvs view
         (one ``lvm fullreport`` serves every resource on the node)."""
         at = llv.ref(obj)
-        lv = self.backend.view.lv(at.vg, at.lv)
+        if llv.resource_kind(obj) is ResourceKind.VOLUME and llv.volume_type(obj) is not VolumeType.LVM:
+            found = self.exclusive.find(obj)  # the cached view holds only the VGs of LVM volumes
+            lv = found.lv if found is not None else None
+        else:
+            lv = self.backend.view.lv(at.vg, at.lv)
         if lv is None:
             self._healthy(obj, None, missing=True)
             return
@@ -329,7 +367,9 @@ class LogicalVolumeReconciler:
             at = llv.ref(obj)
         except CoreError:
             return  # names no LV this driver could have made
-        if llv.resource_kind(obj) is ResourceKind.VOLUME:
+        if llv.resource_kind(obj) is ResourceKind.VOLUME and llv.volume_type(obj) is not VolumeType.LVM:
+            self.exclusive.remove(obj)
+        elif llv.resource_kind(obj) is ResourceKind.VOLUME:
             volume = self.backend.get_volume(at)
             if volume is not None and volume.name == csi_name:
                 self.backend.delete_volume(volume)

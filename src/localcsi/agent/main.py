@@ -28,7 +28,7 @@ from localcsi.agent.lv_reconciler import LogicalVolumeReconciler
 from localcsi.agent.mountpoint_init import FSTAB, HOST_FSTAB_FROM_CONTAINER
 from localcsi.agent.orphans import OrphanTracker
 from localcsi.agent.status import StatusPublisher
-from localcsi.core.nodestorage import parse_spec
+from localcsi.core.nodestorage import StorageSpec, parse_spec
 from localcsi.k8s.client import api_client
 from localcsi.k8s.events import EventRecorder
 from localcsi.k8s.informer import Informer, custom_source
@@ -79,6 +79,11 @@ def managed_vgs(informer: Informer, node: str) -> Callable[[str], bool]:
         return vg in ((status.get("filteredStorageInfo") or {}).get("volumeGroups") or [])
 
     return allowed
+
+
+def own_spec(informer: Informer, node: str) -> Callable[[], StorageSpec]:
+    """This node's NodeLocalStorage spec as last seen: what Device and MountPoint volumes may take."""
+    return lambda: parse_spec(((informer.get(node) or {}).get("spec")) or {})
 
 
 def _start_reconciler(reconciler: LogicalVolumeReconciler, lifecycle: Lifecycle) -> threading.Thread:
@@ -149,7 +154,9 @@ def run(args: argparse.Namespace) -> int:
     )
     metrics = AgentCollector(node, float(args.resync_seconds))
     with Lifecycle() as lifecycle, contextlib.ExitStack() as serving:
-        reconciler = LogicalVolumeReconciler(api, node, runner, lifecycle, vg_allowed=managed_vgs(informer, node))
+        reconciler = LogicalVolumeReconciler(
+            api, node, runner, lifecycle, vg_allowed=managed_vgs(informer, node), storage_spec=own_spec(informer, node)
+        )
         if args.metrics_address:
             REGISTRY.register(PhaseCollector(node, reconciler.informer.cache))
             http.serve(serving, metrics_address=args.metrics_address, prober=metrics.stale_reason)

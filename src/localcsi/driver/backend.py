@@ -131,7 +131,7 @@ def volume_plan(obj: llv.Wire) -> VolumePlan:
     placement = Placement(
         vg=str(data["vgName"]),
         size_bytes=int(data["size"]),
-        lvm_type=LvmType(data["lvmType"]),
+        lvm_type=LvmType(data.get("lvmType") or LvmType.LINEAR),  # a MountPoint volume has none
         stripes=data.get("stripes"),
         stripe_size_bytes=data.get("stripeSize"),
         thin_pool=data.get("thinPool"),

@@ -50,7 +50,7 @@ from localcsi.driver.backend import (
     is_ready,
     overprovisioning_ratio,
 )
-from localcsi.driver.exclusive_volumes import ExclusiveVolumes, refuse_exclusive_expansion
+from localcsi.driver.exclusive_volumes import Exclusive, ExclusiveVolumes, refuse_exclusive_expansion
 from localcsi.driver.requests import CapacityRequest, CreateVolumeRequest, ExpandVolumeRequest
 from localcsi.driver.snapshots import Origin, SnapshotDriver, check_page_request, resolve_origin
 from localcsi.driver.topology import candidate_nodes, topology_node
@@ -130,6 +130,10 @@ def _mismatch(existing: Volume, request: CreateVolumeRequest, shape: _Shape) -> 
             is_device_vg(existing.ref.vg) != (params.volume_type is VolumeType.DEVICE),
             "it is a Device volume" if is_device_vg(existing.ref.vg) else "it is an LVM volume",
         ),
+        (
+            is_mountpoint_group(existing.ref.vg) != (params.volume_type is VolumeType.MOUNTPOINT),
+            "it is a MountPoint volume" if is_mountpoint_group(existing.ref.vg) else "it is not a MountPoint volume",
+        ),
         (existing.lvm_type is not params.lvm_type, f"its lvmType is {existing.lvm_type}"),
         (
             params.vg_name not in (None, existing.ref.vg) and not is_device_vg(existing.ref.vg),
@@ -149,12 +153,12 @@ def _mismatch(existing: Volume, request: CreateVolumeRequest, shape: _Shape) -> 
 
 class ControllerDriver:
     def __init__(
-        self, backend: Backend, locks: OperationLocks | None = None, exclusive: ExclusiveVolumes | None = None
+        self, backend: Backend, locks: OperationLocks | None = None, exclusive: Exclusive | None = None
     ) -> None:
         self.backend = backend
         self.locks = locks or OperationLocks()
         self.snapshots = SnapshotDriver(backend, self.locks)
-        self.exclusive = exclusive or ExclusiveVolumes()  # Device and MountPoint volumes, where served
+        self.exclusive: Exclusive = exclusive or ExclusiveVolumes()  # Device and MountPoint volumes, where served
 
     # -- CreateVolume --------------------------------------------------------------------------
 
@@ -381,7 +385,8 @@ class ControllerDriver:
         if request.topology is not None:
             nodes = tuple(node for node in nodes if node == topology_node(request.topology))
         if params.volume_type is not VolumeType.LVM:
-            return self.exclusive.capacity(params, nodes)
+            node = topology_node(request.topology) if request.topology is not None else None
+            return self.exclusive.capacity(params, nodes, node)
         per_node = [capacity(s.vgs, s.pools, params) for s in map(self.backend.storage, nodes)]
         return Capacity(
             available_bytes=sum(c.available_bytes for c in per_node),

@@ -1,9 +1,10 @@
 """Device volumes on this node: which whole disks are free, and making or tearing down a volume's VG.
 
-Only disks selected by the device patterns (``--device`` in standalone mode) are ever looked at or
-touched. A disk is free only when lsblk shows no partition, holder or mount on it, lvm2 knows no PV
-on it, and ``blkid -p`` finds no signature at all; the probe runs again right before ``vgcreate``,
-and ``vgcreate`` itself (stdin is /dev/null) answers "no" to lvm2's own prompt about a signature.
+Only disks selected by the device patterns (``--device`` in standalone mode; the NodeLocalStorage's
+``listConfig.devices`` for the agent in cluster mode) are ever looked at or touched. A disk is free
+only when lsblk shows no partition, holder or mount on it, lvm2 knows no PV on it, and ``blkid -p``
+finds no signature at all; the probe runs again right before ``vgcreate``, and ``vgcreate`` itself
+(stdin is /dev/null) answers "no" to lvm2's own prompt about a signature.
 
 Create: ``vgcreate`` (which makes the PV) with our tag and the disk's stable name, then one LV over
 every extent. Delete: zero the LV (``blockdev.wipe``), ``lvremove``, ``pvremove -ff`` (the VG goes
@@ -134,10 +135,13 @@ class LocalDevices:
         on_change: Callable[[], None] = lambda: None,
         sys_block: Path = Path("/sys/block"),
         by_id: Path = BY_ID,
+        selects: Callable[[Sequence[str]], bool] | None = None,
     ) -> None:
         self.runner = runner
         self.node = node
         self.patterns = tuple(patterns)
+        # Instead of the globs: the agent's listConfig.devices, given the kernel name, path and links.
+        self.selects = selects
         self.lvm = lvm or Lvm(runner)
         self.fs = Filesystems(runner)
         self.blocks: DiskBlocks = blocks or LocalBlockDevices()
@@ -151,7 +155,7 @@ class LocalDevices:
 
     def disks(self) -> list[Disk]:
         """Every selected whole disk, with the Device volume's VG on it or why it is not free."""
-        if not self.patterns:
+        if not self.patterns and self.selects is None:
             return []
         links = stable_links(self.by_id)
         owners = {os.path.realpath(pv.name): pv.vg for pv in self.lvm.list_pvs()}
@@ -159,10 +163,15 @@ class LocalDevices:
         disks = []
         for device in devices:
             paths = links.get(device.path, [])
-            if device.type != DISK or not selected([device.path, *paths], self.patterns):
+            if device.type != DISK or not self._selected(device, paths):
                 continue
             disks.append(self._disk(device, tuple(paths), owners))
         return disks
+
+    def _selected(self, device: BlockDevice, links: Sequence[str]) -> bool:
+        if self.selects is not None:
+            return self.selects([device.name, device.path, *links])
+        return selected([device.path, *links], self.patterns)
 
     def _disk(self, device: BlockDevice, paths: tuple[str, ...], owners: dict[str, str]) -> Disk:
         base = Disk(device.path, device.size_bytes, device.rotational, paths)

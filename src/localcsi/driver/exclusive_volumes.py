@@ -85,6 +85,27 @@ def refuse_exclusive_source(ref: LvRef, use: str) -> None:
         raise InvalidArgument(f"volume {ref} is {what}: it cannot be {use}")
 
 
+class Exclusive(Protocol):
+    """Device and MountPoint volumes as the controller driver sees them, in either mode."""
+
+    def create(
+        self,
+        nodes: Sequence[str],
+        request: CreateVolumeRequest,
+        params: VolumeParams,
+        fs_type: str | None,
+        access: str | None,
+    ) -> Volume: ...
+
+    def delete(self, nodes: Sequence[str], ref: LvRef) -> None: ...
+
+    def mount_point_volume(self, ref: LvRef) -> Volume: ...
+
+    def volumes(self) -> list[Volume]: ...
+
+    def capacity(self, params: VolumeParams, nodes: Sequence[str], node: str | None = None) -> Capacity: ...
+
+
 @dataclass
 class ExclusiveVolumes:
     """Routes the controller's calls for exclusive volumes; a backend that is None is not served."""
@@ -144,7 +165,9 @@ class ExclusiveVolumes:
         """The MountPoint volumes (Device volumes are LVs: the LVM backend lists them)."""
         return self.mount_points.volumes() if self.mount_points is not None else []
 
-    def capacity(self, params: VolumeParams, nodes: Sequence[str]) -> Capacity:
+    def capacity(self, params: VolumeParams, nodes: Sequence[str], node: str | None = None) -> Capacity:
+        """``nodes``: this plugin's node, unless the request's topology names another."""
+        del node  # already applied to nodes
         available, largest = 0, 0
         if nodes and params.volume_type is VolumeType.DEVICE and self.devices is not None:
             available, largest = self.devices.capacity(params.media_type)

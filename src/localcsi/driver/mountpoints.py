@@ -1,9 +1,10 @@
 """MountPoint volumes on this node: one whole existing mount point per volume, bind-mounted into pods.
 
-Only mount points selected by the patterns (``--mount-point`` in standalone mode) are looked at. A
-volume's owner record is a marker file at the mount point's root (``.localcsi-owner``: the volume's
-LV-style tags, one a line, written with O_EXCL so two creates cannot both take it); the pod gets the
-subdirectory ``localcsi-volume/``, so the marker is out of its view. Capacity is the filesystem's.
+Only mount points selected by the patterns (``--mount-point`` in standalone mode;
+``listConfig.mountPoints`` for the agent in cluster mode) are looked at. A volume's owner record is
+a marker file at the mount point's root (``.localcsi-owner``: the volume's LV-style tags, one a
+line, written with O_EXCL so two creates cannot both take it); the pod gets the subdirectory
+``localcsi-volume/``, so the marker is out of its view. Capacity is the filesystem's.
 
 Delete removes ``localcsi-volume/`` with ``shutil.rmtree``'s fd-based walk, which never follows a
 symbolic link (a link is removed, not what it points to) and is refused where Python cannot do that
@@ -18,7 +19,7 @@ import fnmatch
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from localcsi.core.errors import FailedPrecondition, Internal, InvalidArgument, NotFound
@@ -61,19 +62,27 @@ def _volume_dir_source(mount: Mount) -> bool:
 class LocalMountPoints:
     """The mount points of this node that MountPoint volumes may use."""
 
-    def __init__(self, fs: FilesystemOps, node: str, patterns: Sequence[str]) -> None:
+    def __init__(
+        self, fs: FilesystemOps, node: str, patterns: Sequence[str], selects: Callable[[str], bool] | None = None
+    ) -> None:
         self.fs = fs
         self.node = node
         self.patterns = tuple(patterns)
+        self.selects = selects  # instead of the globs: the agent's listConfig.mountPoints
+
+    def _chosen(self, path: str) -> bool:
+        if self.selects is not None:
+            return self.selects(path)
+        return any(fnmatch.fnmatchcase(path, p) for p in self.patterns)
 
     # -- the inventory ----------------------------------------------------------------------------
 
     def _selected(self) -> list[Mount]:
-        if not self.patterns:
+        if not self.patterns and self.selects is None:
             return []
         seen: dict[str, Mount] = {}
         for mount in self.fs.list_mounts():
-            if any(fnmatch.fnmatchcase(mount.target, p) for p in self.patterns) and "[" not in mount.source:
+            if self._chosen(mount.target) and "[" not in mount.source:
                 seen[mount.target] = mount  # the topmost mount at a path wins
         return list(seen.values())
 

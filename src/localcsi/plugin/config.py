@@ -73,6 +73,6 @@ class PluginConfig:
     def vg_allowed(self, vg_name: str) -> bool:
         if is_mountpoint_group(vg_name):
             return False  # a reserved name in MountPoint volumes' ids, never a VG to use
-        if self.device_patterns and is_device_vg(vg_name):
-            return True  # a Device volume's own VG, on a disk --device gave
+        if is_device_vg(vg_name) and (self.device_patterns or self.mode is Mode.NODE):
+            return True  # a Device volume's own VG, on a disk --device (or, in cluster mode, the agent's config) gave
         return any(re.search(pattern, vg_name) for pattern in self.vg_patterns)

@@ -286,12 +286,13 @@ def build_controller_servicer(config: PluginConfig) -> ControllerServicer:
     LogicalVolume resources that each node's agent carries out."""
     if config.mode is Mode.CONTROLLER:
         from localcsi.driver.cluster_backend import cluster_backend  # noqa: PLC0415 - standalone needs no kubernetes
+        from localcsi.driver.cluster_exclusive import ClusterExclusiveVolumes  # noqa: PLC0415
         from localcsi.k8s.client import api_client  # noqa: PLC0415
 
         cluster = cluster_backend(api_client(config.kubeconfig), timeout=config.operation_timeout).start()
         log.info("cluster mode: volumes are LogicalVolume resources; waiting up to %gs for a node's agent",
                  config.operation_timeout)  # fmt: skip
-        return ControllerServicer(ControllerDriver(cluster))
+        return ControllerServicer(ControllerDriver(cluster, exclusive=ClusterExclusiveVolumes(cluster)))
     runner = SubprocessRunner(nsenter=config.lvm_nsenter)
     lvm = Lvm(runner)
     backend = LocalLvmBackend(lvm, config.node_id, vg_allowed=config.vg_allowed)

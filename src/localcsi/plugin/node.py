@@ -20,7 +20,7 @@ from localcsi.fs.adapter import Filesystems
 from localcsi.lvm.lvm import Lvm
 from localcsi.lvm.runner import SubprocessRunner
 from localcsi.plugin.capability import capability_from_proto
-from localcsi.plugin.config import PluginConfig
+from localcsi.plugin.config import Mode, PluginConfig
 from localcsi.plugin.errors import Unimplemented, translate_errors
 from localcsi.plugin.io_limits import pod_io_limits
 
@@ -138,8 +138,11 @@ def build_node_servicer(
     }
     fs = Filesystems(runner)
     service: NodeService
-    if config.mount_point_patterns:
-        mount_points = LocalMountPoints(fs, config.node_id, config.mount_point_patterns)
+    # In cluster mode the agent chose the mount point from its NodeLocalStorage: the node plugin finds a
+    # volume by the owner marker at the root of whichever mount holds it.
+    patterns = config.mount_point_patterns or (("/*",) if config.mode is Mode.NODE else ())
+    if patterns:
+        mount_points = LocalMountPoints(fs, config.node_id, patterns)
         service = NodeServiceWithMountPoints(config.node_id, fs, Lvm(runner), mount_points=mount_points, **common)
     else:
         service = NodeService(config.node_id, fs, Lvm(runner), **common)

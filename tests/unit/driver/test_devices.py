@@ -21,6 +21,7 @@ from localcsi.core.exclusive import Disk, device_vg_name
 from localcsi.core.ids import LvRef
 from localcsi.core.model import LogicalVolume, PhysicalVolume, VolumeGroup
 from localcsi.core.names import volume_lv_name
+from localcsi.core.nodestorage import parse_spec
 from localcsi.core.sizes import GiB, MiB
 from localcsi.core.tags import LvKind, LvMetadata, encode_tags
 from localcsi.driver.devices import DevicePlan, LocalDevices, pvremove_argv, vgcreate_argv, wipefs_argv
@@ -256,3 +257,19 @@ def test_two_creates_never_take_the_same_disk(tmp_path: Path, monkeypatch: pytes
         thread.join()
     assert len(made) == 1, "both creates ran vgcreate on the one disk"
     assert sorted(type(r).__name__ for r in results) == ["ResourceExhausted", "Volume"]
+
+
+def test_the_agents_listconfig_selects_by_kernel_name_or_path_and_nothing_else_is_probed(
+    tmp_path: Path, fp: FakeProcess
+) -> None:
+    fp.register(lsblk_argv(), stdout=lsblk({"name": "vdb"}, {"name": "vdc"}, {"name": "vdd"}))
+    blank(fp, "/dev/vdb")
+    blank(fp, "/dev/vdd")
+    spec = parse_spec({"listConfig": {"devices": {"include": ["vd[bc]", "/dev/vdd"], "exclude": ["^vdc$"]}}})
+    local = devices(tmp_path, FakeLvm(), patterns=())
+    local.selects = lambda names: spec.devices.accepts(*names)
+    assert [disk.path for disk in local.disks()] == ["/dev/vdb", "/dev/vdd"]
+    assert fp.call_count(["blkid", "-p", "-o", "export", "/dev/vdb"]) == 1
+    assert fp.call_count(["blkid", "-p", "-o", "export", "/dev/vdc"]) == 0, "an excluded disk is never probed"
+    local.selects = None
+    assert local.disks() == [], "no patterns and no listConfig: no disk at all"

@@ -14,9 +14,11 @@ import pytest
 from localcsi import TOPOLOGY_KEY
 from localcsi.core.capabilities import AccessType, Capability
 from localcsi.core.errors import AlreadyExists, NotFound, OutOfRange
+from localcsi.core.exclusive import MOUNTPOINT_GROUP, device_vg_name
 from localcsi.core.health import Condition
 from localcsi.csi import csi_pb2, services
 from localcsi.driver.node import ExpandRequest, NodeInfo, NodeService, PublishRequest, VolumeStats
+from localcsi.driver.node_mountpoints import NodeServiceWithMountPoints
 from localcsi.fs.adapter import Filesystems
 from localcsi.fs.types import FsUsage
 from localcsi.lvm.lvm import Lvm
@@ -178,6 +180,17 @@ def test_the_factory_builds_real_adapters_from_the_config(nsenter: bool) -> None
     for runner in (service.fs.runner, service.lvm.runner):
         assert isinstance(runner, SubprocessRunner) and runner.nsenter is nsenter
     assert service.vg_allowed("localcsi-ssd") and not service.vg_allowed("system")
+
+
+def test_in_cluster_mode_the_node_plugin_serves_the_agents_device_and_mountpoint_volumes() -> None:
+    """The agent took the disk or mount point its NodeLocalStorage gave; the node plugin finds them by id."""
+    only = ("^localcsi-ssd$",)
+    service = build_node_servicer(PluginConfig(mode=Mode.NODE, node_id="worker-3", vg_patterns=only)).service
+    assert service.vg_allowed(device_vg_name("pvc-1")) and not service.vg_allowed(MOUNTPOINT_GROUP)
+    assert isinstance(service, NodeServiceWithMountPoints)
+    standalone = PluginConfig(mode=Mode.STANDALONE, node_id="worker-3", vg_patterns=only)
+    assert not standalone.vg_allowed(device_vg_name("pvc-1")), "standalone: only with --device"
+    assert not isinstance(build_node_servicer(standalone).service, NodeServiceWithMountPoints)
 
 
 @pytest.fixture
