@@ -267,6 +267,10 @@ def usage_from_logical_volume(obj: Mapping[str, Any]) -> tuple[str, Usage] | Non
     if not node or not name:
         return None
     size = byte_count(spec.get("size"))
+    kind = spec.get("volumeType")
+    if kind in (VolumeType.DEVICE.value, VolumeType.MOUNTPOINT.value):  # as its PV: one fitting disk, never VG room
+        return str(node), Usage(str(name), volume_type=VolumeType(kind), size_bytes=size,
+                                media_type=_media(spec.get("mediaType")))  # fmt: skip
     if spec.get("kind") == "Snapshot" and "cowSize" in spec:
         charge = lvm_charge(byte_count(spec.get("cowSize")), VolumeParams())
     else:

@@ -140,6 +140,23 @@ def test_logical_volumes_count_their_planned_size() -> None:
     assert usage_from_logical_volume({"metadata": {"name": "x"}, "spec": {}}) is None
 
 
+def test_a_device_or_mountpoint_logical_volume_takes_one_fitting_disk_not_vg_room() -> None:
+    device = {
+        "metadata": {"name": "csi-0123"},
+        "spec": {"nodeName": "n1", "vgName": "localcsi-dev-0123456789abcdef0123", "kind": "Volume",
+                 "size": 3 * GiB, "lvmType": "linear", "volumeType": "Device", "mediaType": "ssd"},
+    }  # fmt: skip
+    expected = Usage("csi-0123", volume_type=VolumeType.DEVICE, size_bytes=3 * GiB, media_type=MediaType.SSD)
+    assert usage_from_logical_volume(device) == ("n1", expected)
+    mount = {
+        "metadata": {"name": "csi-4567"},
+        "spec": {"nodeName": "n1", "vgName": "localcsi-mountpoint", "kind": "Volume", "size": GiB,
+                 "volumeType": "MountPoint"},
+    }  # fmt: skip
+    assert usage_from_logical_volume(mount) == ("n1", Usage("csi-4567", volume_type=VolumeType.MOUNTPOINT,
+                                                            size_bytes=GiB))  # fmt: skip
+
+
 def test_pending_usage_follows_the_class() -> None:
     claim = pvc("d", "10Gi")
     lvm = pending_usage(claim, VolumeParams(vg_name="vg1"), "n1", GiB)
