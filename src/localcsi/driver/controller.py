@@ -116,6 +116,12 @@ def _fill(origin: Origin | None, placement: Placement) -> Fill:
     return Fill.BLOCK_COPY
 
 
+def _kind(volume: Volume) -> str:
+    if is_device_vg(volume.ref.vg):
+        return "a Device volume"
+    return "a MountPoint volume" if is_mountpoint_group(volume.ref.vg) else "an LVM volume"
+
+
 def _mismatch(existing: Volume, request: CreateVolumeRequest, shape: _Shape) -> str | None:
     """Why an existing volume of the same name is not what this request asks for, if it is not."""
     params = shape.params
@@ -127,12 +133,9 @@ def _mismatch(existing: Volume, request: CreateVolumeRequest, shape: _Shape) -> 
         (size_differs, f"its size {existing.size_bytes} does not fit the requested capacity_range"),
         (existing.source != request.source, f"its content source is {existing.source or 'none'}"),
         (
-            is_device_vg(existing.ref.vg) != (params.volume_type is VolumeType.DEVICE),
-            "it is a Device volume" if is_device_vg(existing.ref.vg) else "it is an LVM volume",
-        ),
-        (
-            is_mountpoint_group(existing.ref.vg) != (params.volume_type is VolumeType.MOUNTPOINT),
-            "it is a MountPoint volume" if is_mountpoint_group(existing.ref.vg) else "it is not a MountPoint volume",
+            is_device_vg(existing.ref.vg) != (params.volume_type is VolumeType.DEVICE)
+            or is_mountpoint_group(existing.ref.vg) != (params.volume_type is VolumeType.MOUNTPOINT),
+            f"it is {_kind(existing)}",
         ),
         (existing.lvm_type is not params.lvm_type, f"its lvmType is {existing.lvm_type}"),
         (

@@ -39,3 +39,19 @@ def args(kubeconfig: str) -> argparse.Namespace:
 def test_an_unreadable_kubeconfig_is_exit_status_1(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert main.run(args(str(tmp_path / "missing-kubeconfig"))) == 1
     assert "cannot build a Kubernetes client" in caplog.text
+
+
+def test_exclusive_volumes_see_the_listconfig_of_the_last_seen_spec() -> None:
+    class Seen:
+        def __init__(self) -> None:
+            self.objects: dict[str, dict[str, object]] = {}
+
+        def get(self, name: str) -> dict[str, object] | None:
+            return self.objects.get(name)
+
+    seen = Seen()
+    spec = main.own_spec(seen, "node-1")  # type: ignore[arg-type]  # only get() is read
+    assert not spec().devices.accepts("/dev/vdb"), "no NodeLocalStorage yet: nothing is given"
+    seen.objects["node-1"] = {"spec": {"listConfig": {"devices": {"include": ["^/dev/vd[bc]$"]}}}}
+    assert spec().devices.accepts("/dev/vdb") and not spec().devices.accepts("/dev/vdd")
+    assert not spec().mount_points.accepts("/mnt/a")

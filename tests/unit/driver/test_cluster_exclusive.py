@@ -122,6 +122,10 @@ def test_a_mountpoint_volume_is_filesystem_only_and_has_no_lvmtype(
     spec = llv.spec(volumes.get(volume.ref.lv) or {})
     assert spec["volumeType"] == "MountPoint" and "lvmType" not in spec and "mediaType" not in spec
     assert driver.get_volume(volume.id) == volume
+    with pytest.raises(AlreadyExists, match="it is a MountPoint volume"):
+        driver.create_volume(request(node="node-1"))
+    with pytest.raises(AlreadyExists, match="it is a MountPoint volume"):
+        driver.create_volume(request(node="node-1", volumeType="Device"))
 
 
 def test_without_a_scheduled_node_the_first_node_reporting_a_fit_is_taken(
