@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from localcsi.extender.informers import claim_fetcher
 from localcsi.k8s.errors import Forbidden
 from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, NODE_LOCAL_STORAGE_INIT_CONFIG, CustomResources
 from localcsi.testing.cluster import SYSTEM_NAMESPACE, KubeCluster, service_account_user
@@ -161,7 +162,7 @@ EXPECTED: dict[str, tuple[Grant, ...]] = {
         Grant(NLS, INFORMER),
         Grant(LV, INFORMER),
         Grant(PV, INFORMER),
-        Grant(PVC, INFORMER),
+        Grant(PVC, READ),  # get: filter reads a PVC its informer has not delivered yet
         Grant(POD, INFORMER),
         Grant(STORAGE_CLASS, INFORMER),
         Grant(SNAPSHOT, INFORMER),
@@ -390,6 +391,19 @@ def test_extender_only_reads(kube_cluster: KubeCluster, node_storage: str) -> No
     assert forbidden(core_api.list_node)
     core_api.list_pod_for_all_namespaces()
     core_api.list_persistent_volume_claim_for_all_namespaces()
+
+    # filter's live read of a PVC its informer has not delivered yet: the object, or None when absent
+    claim = f"rbac-read-live-{node_storage}"
+    client.CoreV1Api(kube_cluster.api_client()).create_namespaced_persistent_volume_claim(OTHER_NAMESPACE, {
+        "metadata": {"name": claim},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    })  # fmt: skip
+    fetch = claim_fetcher(api)
+    read = fetch(OTHER_NAMESPACE, claim)
+    assert read is not None and read["metadata"]["name"] == claim
+    assert read["spec"]["resources"]["requests"]["storage"] == "1Gi"  # the apiserver's JSON, as informers get it
+    assert fetch(OTHER_NAMESPACE, "no-such-claim") is None
+    assert forbidden(lambda: core_api.read_namespaced_pod("any", OTHER_NAMESPACE))
 
     assert forbidden(lambda: nls.patch(node_storage, {"metadata": {"labels": {"x": "y"}}}))
     assert forbidden(lambda: nls.patch_status(node_storage, {"summary": {"readyVolumeGroups": 9}}))

@@ -139,6 +139,19 @@ class _Builder:
                 self.pins.append(Pin(node, f"{label} clones PVC {namespace}/{name}, whose volume is on node {node}"))
 
 
+def claim_names(pod: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """The pod's namespace and the names of the PVCs it uses, generic ephemeral ones included."""
+    metadata = meta(pod)
+    namespace = str(metadata.get("namespace") or "default")
+    names = []
+    for volume in items(section(pod, "spec"), "volumes"):
+        if "persistentVolumeClaim" in volume:
+            names.append(str(section(volume, "persistentVolumeClaim").get("claimName") or ""))
+        elif "ephemeral" in volume:
+            names.append(f"{metadata.get('name') or ''}-{volume.get('name') or ''}")
+    return namespace, [name for name in names if name]
+
+
 def pod_label(pod: Mapping[str, Any]) -> str:
     return f"{meta(pod).get('namespace', '')}/{meta(pod).get('name', '')}"
 

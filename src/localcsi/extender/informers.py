@@ -7,9 +7,11 @@ VolumeSnapshot is not pinned to the snapshot's node (the provisioner then fails 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from kubernetes import client
 
@@ -24,8 +26,8 @@ from localcsi.extender.cache import (
     VOLUME_SNAPSHOTS,
     object_key,
 )
-from localcsi.extender.service import Extender
-from localcsi.k8s.errors import KubeError
+from localcsi.extender.service import ClaimFetcher, ClaimFetchError, Extender
+from localcsi.k8s.errors import KubeError, NotFound, translated
 from localcsi.k8s.informer import Informer, ListFn, WatchFn, builtin_source, custom_source
 from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, CustomResources, Kind, Object
 from localcsi.logs import fields
@@ -53,6 +55,26 @@ def _optional(api: client.ApiClient, kind: Kind) -> tuple[ListFn, WatchFn] | Non
         )
         return None
     return custom_source(resources)
+
+
+def claim_fetcher(api: client.ApiClient) -> ClaimFetcher:
+    """A live read of one PVC for filter (see Extender._read_unseen_claims), as the informer's raw JSON."""
+    core = client.CoreV1Api(api)
+
+    @translated
+    def read(namespace: str, name: str) -> Object:
+        response = core.read_namespaced_persistent_volume_claim(name, namespace, _preload_content=False)
+        return cast(Object, json.loads(response.data))
+
+    def fetch(namespace: str, name: str) -> Object | None:
+        try:
+            return read(namespace, name)
+        except NotFound:
+            return None
+        except KubeError as error:
+            raise ClaimFetchError(error.message) from None
+
+    return fetch
 
 
 def _handler(extender: Extender, kind: str) -> Callable[[str, Object], None]:

@@ -7,7 +7,7 @@ import gc
 import logging
 
 from localcsi.core.scheduling import Strategy
-from localcsi.extender.informers import all_synced, resync, start_informers
+from localcsi.extender.informers import all_synced, claim_fetcher, resync, start_informers
 from localcsi.extender.server import ExtenderServer
 from localcsi.extender.service import Extender
 from localcsi.k8s.client import api_client
@@ -36,7 +36,6 @@ def settle_garbage_collector() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    extender = Extender(Strategy(args.strategy), ttl_seconds=float(args.reservation_ttl))
     address = split_listen(args.listen)
     with Lifecycle() as lifecycle:
         try:
@@ -44,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
         except Exception as error:
             log.error("cannot build a Kubernetes client: %s", error, extra=fields(kubeconfig=args.kubeconfig))
             return 1
+        extender = Extender(
+            Strategy(args.strategy), ttl_seconds=float(args.reservation_ttl), fetch_claim=claim_fetcher(api)
+        )
         watched = start_informers(api, extender, lifecycle.should_exit.is_set)
         try:
             server = ExtenderServer(address, extender, ready=lambda: all_synced(watched))

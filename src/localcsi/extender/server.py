@@ -102,6 +102,11 @@ class _ReservationCounters:
             "Reservations released because nothing committed the pod within --reservation-ttl.",
             value=summary["reservations_expired"],
         )
+        yield CounterMetricFamily(
+            "localcsi_extender_claims_read_live",
+            "PVCs filter read from the apiserver because the informer had not delivered them yet.",
+            value=summary["claims_read_live"],
+        )
 
 
 class ExtenderServer(BackgroundHTTPServer):

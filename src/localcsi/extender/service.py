@@ -18,13 +18,21 @@ from localcsi.core.scheduling import NodeCapacity, PodDemand, Strategy
 from localcsi.core.scheduling_charges import Held
 from localcsi.core.scheduling_fit import Fitter, describe_room
 from localcsi.core.scheduling_score import MAX_SCORE, Scorer
-from localcsi.extender.cache import ClusterView
-from localcsi.extender.demand import pod_demand, pod_label
+from localcsi.extender.cache import PERSISTENT_VOLUME_CLAIMS, ClusterView
+from localcsi.extender.demand import claim_names, pod_demand, pod_label
 from localcsi.extender.objects import meta
 from localcsi.extender.reservations import DEFAULT_TTL_SECONDS, ReservationLedger
 from localcsi.logs import fields
 
 log = logging.getLogger(__name__)
+
+
+class ClaimFetchError(Exception):
+    """The apiserver could not be asked for a claim (anything but a 404)."""
+
+
+# A live read of one PVC, (namespace, name) -> the object, or None when the apiserver has no such PVC.
+ClaimFetcher = Callable[[str, str], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,11 @@ class Extender:
         *,
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        fetch_claim: ClaimFetcher | None = None,
     ) -> None:
         self.strategy = strategy
+        self.fetch_claim = fetch_claim
+        self.claims_read_live = 0  # since start, for /metrics: PVCs read live because the informer lagged
         self.lock = threading.RLock()
         self.ledger = ReservationLedger(clock, ttl_seconds)
         # Since start, for /metrics: pods given a reservation by filter, and reservations that expired.
@@ -104,6 +115,7 @@ class Extender:
     def filter(self, pod: Mapping[str, Any], nodes: Sequence[str]) -> FilterOutcome:
         uid = str(meta(pod).get("uid") or "")
         label = pod_label(pod)
+        unreadable = self._read_unseen_claims(pod)
         with self.lock:
             self._memo = None
             for expired in self.ledger.expire():
@@ -111,6 +123,8 @@ class Extender:
                 log.info("reservation expired: the scheduler never committed it", extra=fields(pod=expired))
             self.ledger.release_pod(uid)  # a new attempt replaces the last one
             demand, notes = pod_demand(pod, self.view)
+            if unreadable:
+                demand = PodDemand(demand.requests, demand.pins, demand.problems + tuple(unreadable))
             for note in notes:
                 log.info("volume not counted: %s", note, extra=fields(pod=label))
             if demand.empty:
@@ -158,6 +172,37 @@ class Extender:
                 ranks = scorer.rank(nodes, self.view.table(), self.ledger.held_groups(), own)
             return Priorities(ranks)
 
+    def _read_unseen_claims(self, pod: Mapping[str, Any]) -> list[str]:
+        """Put into the view, read live, the pod's PVCs its informer has not delivered yet.
+
+        kube-scheduler asks about a pod only once its own cache has all the pod's PVCs, but the
+        extender's informer can be behind it: a claim left out then would let the pod land where its
+        volume does not fit, next to pods that were promised the same room. A read the apiserver
+        cannot answer fails every node with the reason, and kube-scheduler tries the pod again."""
+        if self.fetch_claim is None:
+            return []
+        namespace, names = claim_names(pod)
+        with self.lock:
+            unseen = [name for name in names if self.view.pvc(namespace, name) is None]
+        problems = []
+        for name in unseen:  # outside the lock: a read must not stall other requests and events
+            try:
+                claim = self.fetch_claim(namespace, name)
+            except ClaimFetchError as error:
+                problems.append(
+                    f"PVC {namespace}/{name} is not in the extender's cache yet and reading it failed: {error}"
+                )
+                continue
+            if claim is None:
+                continue  # deleted: kube-scheduler refuses the pod on its own
+            with self.lock:
+                if self.view.pvc(namespace, name) is None:  # the informer may have caught up meanwhile
+                    self._memo = None
+                    self.view.apply(PERSISTENT_VOLUME_CLAIMS, "ADDED", claim)
+                    self.claims_read_live += 1
+            log.info("PVC read live: the informer had not delivered it yet", extra=fields(pvc=f"{namespace}/{name}"))
+        return problems
+
     def ready_summary(self) -> dict[str, int]:
         with self.lock:
             return {
@@ -166,6 +211,7 @@ class Extender:
                 "reserved_pod_nodes": self.ledger.hold_count,
                 "reservations_made": self.reservations_made,
                 "reservations_expired": self.reservations_expired,
+                "claims_read_live": self.claims_read_live,
             }
 
     def _pod_done(self, uid: str) -> None:

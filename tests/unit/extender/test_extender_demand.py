@@ -7,7 +7,7 @@ from extender_objects import Obj, ephemeral, inline, pod, pv_for, pvc, storage_c
 from localcsi.core.params import VolumeType
 from localcsi.core.scheduling import Pin, VolumeRequest
 from localcsi.core.sizes import GiB
-from localcsi.extender.demand import pod_demand
+from localcsi.extender.demand import claim_names, pod_demand
 from localcsi.extender.objects import inline_volume_key, pvc_volume_key
 
 pytestmark = pytest.mark.unit
@@ -139,3 +139,12 @@ def test_a_clone_goes_to_its_sources_node() -> None:
     clone = pvc("copy", data_source={"kind": "PersistentVolumeClaim", "name": "src"})
     demand, _ = pod_demand(pod("p", "copy"), Lookup(storage_class(), source, pv_for(source, "n4"), clone))
     assert demand.pins == (Pin("n4", "PVC default/copy clones PVC default/src, whose volume is on node n4"),)
+
+
+def test_claim_names_are_the_pods_pvcs_and_its_generic_ephemeral_ones() -> None:
+    ephemeral = {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}}
+    others = ({"name": "tmp", "emptyDir": {}}, {"name": "blank", "persistentVolumeClaim": {"claimName": ""}})
+    assert claim_names(pod("web", "data", "logs", volumes=(ephemeral, *others))) == (
+        "default",
+        ["data", "logs", "web-scratch"],
+    )

@@ -146,6 +146,7 @@ def test_metrics_count_requests_and_reservations(server: ExtenderServer) -> None
     assert 'localcsi_extender_request_seconds_count{verb="filter"} 2.0' in text
     assert "localcsi_extender_reservations_total 1.0" in text
     assert "localcsi_extender_reservations_expired_total 0.0" in text
+    assert "localcsi_extender_claims_read_live_total 0.0" in text
 
 
 def test_cache_sync_age_counts_from_start_then_from_the_last_sync() -> None:

@@ -281,3 +281,64 @@ def test_prioritize_on_fewer_nodes_than_passed_still_releases_the_rest() -> None
     outcome = extender.filter(first, NODES)
     extender.prioritize(first, outcome.passed[:2])
     assert extender.filter(second, NODES).passed == NODES[2:]
+
+
+class LiveClaims:
+    """The apiserver's PVCs, for the extender's live reads; `error` makes every read fail."""
+
+    def __init__(self, *claims: Obj, error: str | None = None) -> None:
+        self.claims = {f"{c['metadata'].get('namespace', 'default')}/{c['metadata']['name']}": c for c in claims}
+        self.error = error
+        self.reads: list[str] = []
+
+    def __call__(self, namespace: str, name: str) -> Obj | None:
+        self.reads.append(f"{namespace}/{name}")
+        if self.error is not None:
+            raise service.ClaimFetchError(self.error)
+        return copy.deepcopy(self.claims.get(f"{namespace}/{name}"))
+
+
+def lagging_cluster(live: LiveClaims, free_gib: float) -> Extender:
+    extender = cluster(free_gib=free_gib)
+    extender.fetch_claim = live
+    return extender
+
+
+def test_a_claim_the_informer_has_not_delivered_is_read_live_and_counted() -> None:
+    """Without the read, `late` was not counted and both pods were promised the same 10 GiB."""
+    live = LiveClaims(pvc("late-0", "10Gi"))
+    extender = lagging_cluster(live, free_gib=10)
+    first, _ = add_pod(extender, "first", "10Gi")
+    assert extender.filter(first, NODES).passed == NODES
+    outcome = extender.filter(pod("late", "late-0"), NODES)
+    assert outcome.passed == [] and outcome.counted
+    assert live.reads == ["default/late-0"]
+    assert extender.ready_summary()["claims_read_live"] == 1
+    extender.filter(pod("late", "late-0"), NODES)  # now in the view: no second read
+    assert live.reads == ["default/late-0"]
+
+
+def test_claims_the_view_holds_are_never_read_live() -> None:
+    live = LiveClaims()
+    extender = lagging_cluster(live, free_gib=10)
+    first, _ = add_pod(extender, "first", "5Gi", "3Gi")
+    assert extender.filter(first, NODES).passed == NODES
+    assert live.reads == []
+
+
+def test_a_claim_the_apiserver_does_not_have_is_left_out_as_before() -> None:
+    live = LiveClaims()
+    extender = lagging_cluster(live, free_gib=0)
+    outcome = extender.filter(pod("gone", "gone-0"), NODES)
+    assert (outcome.passed, outcome.counted) == (NODES, False)
+    assert live.reads == ["default/gone-0"]
+    assert extender.ready_summary()["claims_read_live"] == 0
+
+
+def test_a_failed_live_read_fails_every_node_with_its_reason_and_holds_nothing() -> None:
+    live = LiveClaims(error="503 ServiceUnavailable: etcd leader changed")
+    extender = lagging_cluster(live, free_gib=100)
+    outcome = extender.filter(pod("p", "unseen-0"), NODES)
+    assert outcome.passed == [] and set(outcome.failed) == set(NODES)
+    assert "PVC default/unseen-0 is not in the extender's cache yet and reading it failed: 503" in outcome.failed["n0"]
+    assert extender.ready_summary()["reserved_pods"] == 0
