@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from localcsi.agent.discovery import lsblk_argv, parse_lsblk, read_rotational
 from localcsi.core.errors import AlreadyExists, CoreError, FailedPrecondition, Internal, NotFound
 from localcsi.core.exclusive import (
     DISK_KEY,
@@ -44,6 +43,7 @@ from localcsi.core.placement import Placement
 from localcsi.core.tags import OWNER_TAG
 from localcsi.driver.blockdev import LocalBlockDevices
 from localcsi.fs.adapter import Filesystems
+from localcsi.fs.block_devices import lsblk_argv, parse_lsblk, read_rotational
 from localcsi.fs.paths import validate_path
 from localcsi.lvm.commands import LvSpec
 from localcsi.lvm.lvm import Lvm

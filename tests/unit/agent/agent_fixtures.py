@@ -1,4 +1,4 @@
-"""Command output as lsblk 2.38, findmnt 2.38 and lvm2 2.03.16 print it (trimmed from the node VM)."""
+"""Command output as lvm2 2.03.16 prints it (trimmed from the node VM)."""
 
 from __future__ import annotations
 
@@ -6,53 +6,6 @@ import json
 from typing import Any
 
 MiB = 1024**2
-
-
-def _dev(kname: str, size: int, kind: str, parent: str | None = None, **kw: Any) -> dict[str, Any]:
-    row = {"name": kname, "kname": kname, "path": f"/dev/{kname}", "size": size, "ro": False, "type": kind,
-           "rota": True, "fstype": None, "mountpoint": None, "pkname": parent}  # fmt: skip
-    row.update(kw)
-    return row
-
-
-def _dm(name: str, kname: str, parent: str, **kw: Any) -> dict[str, Any]:
-    row = _dev(kname, 4 * MiB, "lvm", parent, name=name, path=f"/dev/mapper/{name}")
-    row.update(kw)
-    return row
-
-
-# vda: root disk; vdb: two partitions, vdb1 a PV with an LV on it; vdc: blank; sr0: a CD drive
-LSBLK = json.dumps(
-    {
-        "blockdevices": [
-            _dev("vda", 3072 * MiB, "disk", mountpoint="/"),
-            _dev(
-                "vdb",
-                2048 * MiB,
-                "disk",
-                children=[
-                    _dev("vdb1", 500 * MiB, "part", "vdb", children=[_dm("vgx-lv1", "dm-0", "vdb1")]),
-                    _dev("vdb2", 500 * MiB, "part", "vdb", mountpoint="[SWAP]"),
-                ],
-            ),
-            _dev("vdc", 2048 * MiB, "disk", rota=False, ro=True, fstype="ext4"),
-            _dev("sr0", 1024, "rom"),
-        ]
-    }
-)
-
-FINDMNT = json.dumps(
-    {
-        "filesystems": [
-            {"target": "/", "source": "/dev/vda", "fstype": "ext4", "options": "rw,relatime",
-             "size": 3094126592, "avail": 2213326848, "fsroot": "/"},
-            {"target": "/proc", "source": "proc", "fstype": "proc", "options": "rw,nosuid", "size": 0, "avail": 0,
-             "fsroot": "/"},
-            {"target": "/srv/data", "source": "/dev/vdc[/data]", "fstype": "ext4", "options": "ro,relatime",
-             "size": 2000, "avail": 1000, "fsroot": "/data"},
-        ]
-    }
-)  # fmt: skip
 
 
 def _report(vg: list[dict[str, str]], pv: list[dict[str, str]], lv: list[dict[str, str]]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Parsing lsblk, findmnt and lvm fullreport output, sysfs media types, and discovery's error paths."""
+"""Parsing lvm fullreport output, and discovery's three commands and error paths."""
 
 from __future__ import annotations
 
@@ -6,72 +6,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_fixtures import FINDMNT, LSBLK, MiB, fullreport
+from agent_fixtures import MiB, fullreport
 from pytest_subprocess import FakeProcess
 
-from localcsi.agent.discovery import (
-    CountingRunner,
-    Discovery,
-    findmnt_argv,
-    lsblk_argv,
-    parse_findmnt,
-    parse_lsblk,
-    parse_lvm_report,
-    read_rotational,
-)
-from localcsi.core.errors import Internal
-from localcsi.core.nodestorage import MediaType
+from localcsi.agent.discovery import CountingRunner, Discovery, parse_lvm_report
+from localcsi.fs.block_devices import findmnt_argv, lsblk_argv
 from localcsi.lvm.commands import fullreport_argv
 from localcsi.lvm.reports import ReportError
 from localcsi.lvm.runner import CommandFailed, SubprocessRunner
 
 pytestmark = pytest.mark.unit
 
-
-def test_lsblk_columns_are_the_ones_lsblk_2_38_knows() -> None:
-    assert lsblk_argv() == [
-        "lsblk",
-        "--json",
-        "--bytes",
-        "--output",
-        "NAME,KNAME,PATH,SIZE,RO,TYPE,ROTA,FSTYPE,MOUNTPOINT,PKNAME",
-    ]
-
-
-def test_lsblk_tree_gives_disks_partitions_holders_and_mounts() -> None:
-    devices = {d.name: d for d in parse_lsblk(LSBLK, {})}
-    assert sorted(devices) == ["vda", "vdb", "vdb1", "vdb2", "vdc"]  # no rom, no device-mapper
-    vdb, vdb1, vdb2 = devices["vdb"], devices["vdb1"], devices["vdb2"]
-    assert vdb.partitions == ("vdb1", "vdb2") and vdb.holders == () and vdb.in_use
-    assert (vdb1.type, vdb1.parent, vdb1.holders, vdb1.size_bytes) == ("part", "vdb", ("dm-0",), 500 * MiB)
-    assert vdb2.mountpoint == "[SWAP]" and devices["vda"].mountpoint == "/"
-    vdc = devices["vdc"]
-    assert (vdc.read_only, vdc.media_type, vdc.fstype, vdc.path) == (True, MediaType.SSD, "ext4", "/dev/vdc")
-
-
-def test_sysfs_rotational_wins_and_partitions_follow_their_disk() -> None:
-    devices = {d.name: d for d in parse_lsblk(LSBLK, {"vdb": False, "vdc": True})}
-    assert devices["vdb"].media_type is MediaType.SSD and devices["vdb1"].media_type is MediaType.SSD
-    assert devices["vdc"].media_type is MediaType.HDD and devices["vda"].media_type is MediaType.HDD
-
-
-def test_read_rotational_reads_queue_files(tmp_path: Path) -> None:
-    for name, flag in (("vda", "1\n"), ("nvme0n1", "0\n")):
-        (tmp_path / name / "queue").mkdir(parents=True)
-        (tmp_path / name / "queue" / "rotational").write_text(flag)
-    (tmp_path / "zram0").mkdir()  # no queue directory
-    assert read_rotational(tmp_path) == {"vda": True, "nvme0n1": False}
-    assert read_rotational(tmp_path / "missing") == {}
-
-
-def test_findmnt_keeps_block_device_mounts_and_sees_binds() -> None:
-    mounts = {m.path: m for m in parse_findmnt(FINDMNT)}
-    assert sorted(mounts) == ["/", "/srv/data"]
-    root, data = mounts["/"], mounts["/srv/data"]
-    assert (root.device, root.total_bytes, root.available_bytes, root.is_bind, root.read_only) == (
-        "/dev/vda", 3094126592, 2213326848, False, False,
-    )  # fmt: skip
-    assert (data.device, data.is_bind, data.read_only) == ("/dev/vdc", True, True)
+SAMPLES = Path(__file__).parent.parent / "fs" / "data"  # lsblk and findmnt as 2.38 prints them
+LSBLK = (SAMPLES / "lsblk-2.38.json").read_text()
+FINDMNT = (SAMPLES / "findmnt-2.38.json").read_text()
 
 
 def test_lvm_report_gives_vgs_with_pvs_free_pvs_and_lvs() -> None:
@@ -89,9 +37,6 @@ def test_lvm_report_gives_vgs_with_pvs_free_pvs_and_lvs() -> None:
 @pytest.mark.parametrize(
     ("parse", "text", "error"),
     [
-        (lambda t: parse_lsblk(t, {}), "lsblk: command not found", Internal),
-        (lambda t: parse_lsblk(t, {}), '{"blockdevices": [{"kname": "vda", "type": "disk", "size": "big"}]}', Internal),
-        (parse_findmnt, "[]", Internal),
         (parse_lvm_report, '{"report": 5}', ReportError),
         (parse_lvm_report, "  WARNING: locking failed", ReportError),
     ],

@@ -63,3 +63,21 @@ def test_the_agent_takes_the_logicalvolume_schema_from_the_resources_not_the_dri
     agent = CORE.parent / "agent"
     users = {path.name for path in agent.glob("*.py") if any("cluster_resources" in m for m in imports(path))}
     assert users == set(), f"{sorted(users)} import localcsi.driver.cluster_resources"
+
+
+PROCESSES = ("localcsi.agent", "localcsi.controller", "localcsi.extender", "localcsi.webhook")
+BELOW_THE_PROCESSES = ("core", "resources", "driver", "fs", "lvm", "cgroup", "k8s")
+
+
+def test_nothing_below_the_processes_imports_one_of_them() -> None:
+    """The agent, controller, extender and webhook sit on top: the driver and the adapters are shared
+    with them, never the other way round (the driver once took lsblk's parser from the agent)."""
+    root = CORE.parent
+    found = {
+        f"{layer}/{path.relative_to(root / layer)}": sorted(
+            m for m in imports(path, f"localcsi.{layer}") if m.startswith(PROCESSES)
+        )
+        for layer in BELOW_THE_PROCESSES
+        for path in sorted((root / layer).rglob("*.py"))
+    }
+    assert {name: modules for name, modules in found.items() if modules} == {}, "see docs/architecture.md"

@@ -15,7 +15,7 @@ from typing import cast
 import pytest
 from pytest_subprocess import FakeProcess
 
-from localcsi.agent.discovery import lsblk_argv
+from localcsi.fs.block_devices import lsblk_argv
 from localcsi.core.errors import FailedPrecondition, ResourceExhausted
 from localcsi.core.exclusive import Disk, device_vg_name
 from localcsi.core.ids import LvRef
