@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,8 +48,18 @@ def rejections() -> Rejections:
 
 
 @pytest.fixture
-def registration(tmp_path: Path, rejections: Rejections) -> Iterator[RegistrationServer]:
-    server = RegistrationServer(node_config(tmp_path / "plugins_registry"), rejections)
+def registry_dir() -> Iterator[Path]:
+    """A short directory for the socket: pytest's tmp_path under xdist (/tmp/pytest-of-root/pytest-NNN/
+    popen-gwN/<test name>0/) plus plugins_registry/localcsi.io-reg.sock went past the 107 bytes a unix
+    socket path may have, and the server refused to start."""
+    path = Path(tempfile.mkdtemp(prefix="lcsi-reg-")) / "plugins_registry"
+    yield path
+    shutil.rmtree(path.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def registration(registry_dir: Path, rejections: Rejections) -> Iterator[RegistrationServer]:
+    server = RegistrationServer(node_config(registry_dir), rejections)
     server.start()
     yield server
     server.stop(grace=None)
@@ -58,8 +70,8 @@ def kubelet(path: Path) -> tuple[grpc.Channel, Any]:
     return channel, pluginregistration_pb2_grpc.RegistrationStub(channel)  # type: ignore[no-untyped-call]
 
 
-def test_socket_is_named_after_the_driver_and_private(registration: RegistrationServer, tmp_path: Path) -> None:
-    path = tmp_path / "plugins_registry" / "localcsi.io-reg.sock"
+def test_socket_is_named_after_the_driver_and_private(registration: RegistrationServer, registry_dir: Path) -> None:
+    path = registry_dir / "localcsi.io-reg.sock"
     assert registration.socket_path == path == registration_socket_path(str(path.parent), "localcsi.io")
     mode = path.stat().st_mode
     assert stat.S_ISSOCK(mode)
