@@ -58,5 +58,12 @@ class KindEnvironment:
     def scheduler_has_extender(self) -> bool:
         return False  # kind's kube-scheduler keeps its own configuration: CSIStorageCapacity only
 
+    def expose_pod_port(self, pod_ip: str, port: int) -> None:
+        pass  # kind's apiserver runs on the cluster's network: its proxy reaches every pod
+
+    @property
+    def extender_address(self) -> str | None:
+        return None
+
     def reboot(self, name: str, cgroup_version: str | None = None) -> None:
         raise NotImplementedError("kind nodes are containers: a reboot is proven on the node VM only")

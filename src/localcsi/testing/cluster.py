@@ -207,6 +207,9 @@ class KubeCluster:
             "--enable-admission-plugins=NodeRestriction",
             f"--kubelet-client-certificate={self.kubelet_client.cert}",
             f"--kubelet-client-key={self.kubelet_client.key}",
+            # As kubeadm (and kind) set it. The node proxy (nodes/NAME/proxy/..., e.g. cAdvisor's metrics)
+            # resolves a hostname itself before it dials, and nothing here resolves the node's.
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
         ]
 
     def _egress_config(self, egress: EgressProxy) -> Path:

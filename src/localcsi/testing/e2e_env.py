@@ -3,7 +3,7 @@ read facts on a node (lvs, findmnt, blkid, cgroup files).
 
 Two environments implement it: the node VM joined to the Go-built control plane (`e2e_vm.py`, this
 machine and CI) and kind on GitHub Actions (`e2e/kind_env.py`). Tests take an `E2EEnvironment` and
-never learn which one they got, except through `can_reboot`.
+never learn which one they got, except through `can_reboot` and `extender_address`.
 """
 
 from __future__ import annotations
@@ -73,6 +73,14 @@ class E2EEnvironment(Protocol):
     def reboot(self, name: str, cgroup_version: str | None = None) -> None:
         """Power the node off and on again, and return once it is Ready; ``cgroup_version`` ("v1" or
         "v2") boots it with that cgroup hierarchy from then on."""
+
+    def expose_pod_port(self, pod_ip: str, port: int) -> None:
+        """Let the apiserver's proxy (``/api/v1/namespaces/NS/pods/POD:PORT/proxy/``) reach ``pod_ip:port``."""
+
+    @property
+    def extender_address(self) -> str | None:
+        """host:port of the scheduler extender's HTTP server (its /metrics), reachable from this machine;
+        None when the scheduler has no extender."""
 
 
 def cgroup_version(env: E2EEnvironment, name: str) -> str:

@@ -22,7 +22,7 @@ from localcsi.testing.files_disk import make_files_disk
 from localcsi.testing.guest_client import Result
 from localcsi.testing.images import image_archives
 from localcsi.testing.install import project_root
-from localcsi.testing.kube_node import KUBELET_PORT, KubeNode
+from localcsi.testing.kube_node import KUBELET_PORT, NODE_IP, KubeNode
 from localcsi.testing.phases import Phases
 from localcsi.testing.scheduler import KubeScheduler
 from localcsi.testing.tools import tool_path
@@ -33,6 +33,9 @@ from localcsi.testing.waiting import wait_for
 DATA_DISKS_GIB = [6, 4]
 NODE_MEMORY_MIB = 3072
 POOL_DEVICE = "/dev/vdb"
+# Guest ports qemu forwards to the host for expose_pod_port, one pod port each (6 are used: the node pod's
+# plugin and agent, two CSI controllers, two storage controllers).
+POD_PORT_SLOTS = range(19800, 19808)
 
 
 class VMNodeAccess:
@@ -52,6 +55,7 @@ class VMEnvironment:
         self.extender: ExtenderProcess | None = None
         self.vm: NodeVM | None = None
         self.kube_node: KubeNode | None = None
+        self._exposed: dict[str, int] = {}  # "pod_ip:port" -> guest slot port
 
     # -- E2EEnvironment ------------------------------------------------------------------------
     @property
@@ -80,6 +84,28 @@ class VMEnvironment:
         if cgroup_version is not None:
             self.vm.config.cgroup_version = cgroup_version
         self.kube_node.reboot()
+        self._exposed.clear()  # a boot loses the DNAT rules
+
+    def expose_pod_port(self, pod_ip: str, port: int) -> None:
+        """The pods are not on the host network and the host has no route to the pod subnet, so: a guest
+        DNAT rule from a forwarded slot port on the node's address to the pod, and an egress proxy route
+        from the pod's address (what the apiserver's proxy dials) to that slot's host port."""
+        assert self.vm is not None and self.cluster.egress is not None
+        target = f"{pod_ip}:{port}"
+        if target in self._exposed:
+            return
+        free = [slot for slot in POD_PORT_SLOTS if slot not in self._exposed.values()]
+        if not free:
+            raise RuntimeError(f"all {len(POD_PORT_SLOTS)} pod port slots are taken: {self._exposed}")
+        slot = free[0]
+        rule = ["-d", f"{NODE_IP}/32", "-p", "tcp", "--dport", str(slot), "-j", "DNAT", "--to-destination", target]
+        self.vm.check(["iptables", "-t", "nat", "-A", "PREROUTING", *rule])
+        self.cluster.egress.route(target, self.vm.host_port(slot))
+        self._exposed[target] = slot
+
+    @property
+    def extender_address(self) -> str | None:
+        return f"127.0.0.1:{self.extender.port}" if self.extender is not None else None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> VMEnvironment:
@@ -98,7 +124,7 @@ class VMEnvironment:
                 host_loopback=True,
                 files_disk=files_disk,
                 backed_disks=[image_store],
-                port_forwards={KUBELET_PORT: 0},
+                port_forwards={KUBELET_PORT: 0, **dict.fromkeys(POD_PORT_SLOTS, 0)},
             )
             self.vm = NodeVM(config, self.phases)
             self.vm.start()

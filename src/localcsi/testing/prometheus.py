@@ -74,17 +74,21 @@ class Prometheus:
         *,
         rule_files: Iterable[Path] = (),
         interval: str = "1s",
+        scrape_configs: Sequence[Mapping[str, Any]] = (),
     ) -> None:
+        """``targets``: job -> plain HTTP addresses; ``scrape_configs``: further jobs as Prometheus takes them
+        (TLS, paths, labels), such as ``apiserver_proxy_job`` makes."""
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.config = {
+        self.config: dict[str, Any] = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
             "rule_files": [str(path) for path in rule_files],
             "scrape_configs": [
                 {"job_name": job, "static_configs": [{"targets": list(addresses)}]}
                 for job, addresses in targets.items()
-            ],
+            ]
+            + [dict(job) for job in scrape_configs],
         }
         self._proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / "prometheus.log"
@@ -166,3 +170,28 @@ class Prometheus:
 
     def alerts(self) -> list[dict[str, Any]]:
         return list(self.api("alerts")["alerts"])
+
+
+def apiserver_proxy_job(job: str, configuration: Any, paths: Mapping[str, str]) -> dict[str, Any]:
+    """A scrape job through the Kubernetes apiserver's proxy (``/api/v1/.../proxy/...``): ``paths`` maps
+    each target's ``instance`` label to its path, and ``configuration`` (a kubernetes client's
+    Configuration) gives the server, its CA and the client's token or certificate."""
+    url = urllib.parse.urlsplit(configuration.host)
+    tls: dict[str, Any] = {"ca_file": configuration.ssl_ca_cert} if configuration.ssl_ca_cert else {}
+    if configuration.cert_file:
+        tls |= {"cert_file": configuration.cert_file, "key_file": configuration.key_file}
+    if not configuration.verify_ssl:
+        tls["insecure_skip_verify"] = True
+    config: dict[str, Any] = {
+        "job_name": job,
+        "scheme": url.scheme,
+        "tls_config": tls,
+        "static_configs": [
+            {"targets": [url.netloc], "labels": {"__metrics_path__": path, "instance": instance}}
+            for instance, path in paths.items()
+        ],
+    }
+    token = configuration.get_api_key_with_prefix("authorization") or ""
+    if token:
+        config["authorization"] = {"type": "Bearer", "credentials": token.removeprefix("Bearer ").strip()}
+    return config

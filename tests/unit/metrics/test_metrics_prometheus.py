@@ -23,6 +23,7 @@ from localcsi.metrics.agent import AgentCollector
 from localcsi.metrics.commands import CommandMetrics, Outcome
 from localcsi.metrics.controller import ControllerMetrics
 from localcsi.metrics.http import ObservabilityServer
+from localcsi.metrics.io_limits import IoLimitCollector
 from localcsi.metrics.volumes import PhaseCollector, VolumeMetrics
 from localcsi.plugin.rpc_metrics import RpcMetrics
 from localcsi.testing.install import project_root
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.unit
 
 NODE = "node-1"
 VOLUMES = 100
+IO_LIMITS = {("write", "bytes"): 1048576, ("read", "ops"): 100}
 
 
 class Components:
@@ -55,6 +57,7 @@ class Components:
         }  # fmt: skip
         self.registry.register(PhaseCollector(NODE, lambda: self.resources))
         ExtenderMetrics(Extender(), self.registry)
+        self.registry.register(IoLimitCollector(lambda: 1, lambda: [(THICK_VG, "lv-1", IO_LIMITS)]))
         self.controller.leader.set(1)
 
     def activity(self) -> None:
@@ -111,6 +114,8 @@ def test_values_are_what_the_agent_computed(scraped: tuple[Prometheus, Component
     assert prometheus.value('sum by (phase) (localcsi_logicalvolumes{kind="Volume"})', phase="Ready") == 4
     assert prometheus.value("count(localcsi_volume_abnormal)") == VOLUMES + VOLUMES // 20
     assert prometheus.value("sum(localcsi_controller_leader)") == 1
+    assert prometheus.value('localcsi_volume_io_limit{unit="bytes"}', lv="lv-1", direction="write") == 1048576
+    assert prometheus.value('localcsi_volume_io_limit{unit="ops"}', lv="lv-1", direction="read") == 100
 
 
 def test_the_rules_load_and_a_filling_thin_pool_alert_is_pending(scraped: tuple[Prometheus, Components]) -> None:
