@@ -196,9 +196,12 @@ class Grammar:
         lv = prefix + "".join(rng.choice("0123456789abcdef") for _ in range(rng.choice((32, 31, 8))))
         return str(rng.choice((f"{p.node_id}/{vg}/{lv}", self.junk(), f"{p.node_id}/{vg}/{p.thin_pool}", lv)))
 
+    def fresh_target(self) -> str:
+        return f"{SAFE_TARGET_ROOT}/{self.rng.randrange(10**9):09d}/volumes/kubernetes.io~csi/pv/mount"
+
     def target(self, real_volume: bool) -> str:
         rng = self.rng
-        fresh = f"{SAFE_TARGET_ROOT}/{rng.randrange(10**9):09d}/volumes/kubernetes.io~csi/pv/mount"
+        fresh = self.fresh_target()
         choices = [fresh, fresh, f"{VICTIM_DIR}/sub", *LINKS, f"{LINK_DIR}/to-victim/sub", "", "relative/target"]
         choices += [f"{SAFE_TARGET_ROOT}/a/../b", f"{SAFE_TARGET_ROOT}//x/", f"{SAFE_TARGET_ROOT}/x\x01y"]
         if self.pools.published and rng.random() < 0.4:
@@ -213,8 +216,29 @@ class Grammar:
         rpc = rng.choice(RPC_WEIGHTS)
         return rpc, getattr(self, f"_{rpc}")()
 
+    def good_capability(self) -> Cap:
+        writer = AccessMode(mode=AccessMode.SINGLE_NODE_WRITER)
+        if self.rng.random() < 0.25:
+            return Cap(block=Cap.BlockVolume(), access_mode=writer)
+        return Cap(mount=Cap.MountVolume(fs_type=self.rng.choice(("ext4", "xfs", ""))), access_mode=writer)
+
+    def _good_create(self) -> Any:
+        """A request that should work, so that there are real volumes to snapshot, publish and mangle."""
+        rng = self.rng
+        p = self.pools
+        self.serial += 1
+        thin = {"vgName": p.thin_vg, "lvmType": "thin", "thinPool": p.thin_pool}
+        return csi_pb2.CreateVolumeRequest(
+            name=f"fz-ok-{self.serial}-{rng.randrange(10**6)}",
+            capacity_range=csi_pb2.CapacityRange(required_bytes=rng.choice((4 * MIB, 8 * MIB, 20 * MIB + 1))),
+            volume_capabilities=[self.good_capability()],
+            parameters=rng.choice(({"vgName": p.thick_vg}, thin)),
+        )
+
     def _CreateVolume(self) -> Any:
         rng = self.rng
+        if rng.random() < 0.35:
+            return self._good_create()
         request = csi_pb2.CreateVolumeRequest(
             name=self.name(),
             capacity_range=self.capacity(),
@@ -243,7 +267,12 @@ class Grammar:
         return request
 
     def _CreateSnapshot(self) -> Any:
-        params = {} if self.rng.random() < 0.5 else {self.rng.choice(("snapshotSize", "colour")): self.value()}
+        rng = self.rng
+        if self.pools.volumes and rng.random() < 0.4:
+            self.serial += 1
+            name = f"fz-snap-{self.serial}-{rng.randrange(10**6)}"
+            return csi_pb2.CreateSnapshotRequest(source_volume_id=rng.choice(self.pools.volumes), name=name)
+        params = {} if rng.random() < 0.5 else {rng.choice(("snapshotSize", "colour")): self.value()}
         return csi_pb2.CreateSnapshotRequest(source_volume_id=self.volume_id(), name=self.name(), parameters=params)
 
     def _DeleteSnapshot(self) -> Any:
@@ -281,6 +310,13 @@ class Grammar:
 
     def _NodePublishVolume(self) -> Any:
         rng = self.rng
+        if self.pools.volumes and rng.random() < 0.4:
+            return csi_pb2.NodePublishVolumeRequest(
+                volume_id=rng.choice(self.pools.volumes),
+                target_path=self.fresh_target() if rng.random() < 0.7 else self.target(True),
+                volume_capability=self.good_capability(),
+                readonly=rng.random() < 0.2,
+            )
         volume_id = self.volume_id()
         request = csi_pb2.NodePublishVolumeRequest(
             volume_id=volume_id,
