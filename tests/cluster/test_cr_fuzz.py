@@ -44,7 +44,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from localcsi.agent.lv_reconciler import LogicalVolumeReconciler, _Retry
-from localcsi.core.initconfig import contains, node_spec
+from localcsi.core.initconfig import contains, invalid_entries, node_spec
 from localcsi.k8s import errors as kube
 from localcsi.k8s.resources import (
     LOGICAL_VOLUME,
@@ -53,6 +53,7 @@ from localcsi.k8s.resources import (
     CustomResources,
     Kind,
 )
+from localcsi.resources import logicalvolume as llv
 from localcsi.testing import cr_fuzz
 from localcsi.testing.cluster import SYSTEM_NAMESPACE, KubeCluster, service_account_user
 from localcsi.testing.cr_fuzz_agent import FailingRunner, agent_handles_storage, fake_lvm_backend
@@ -196,7 +197,8 @@ def test_admitted_node_local_storages_are_planned_and_reported_by_the_agent(worl
         name = stored["metadata"]["name"]
         try:
             status = agent_handles_storage(stored)  # raises on anything but a plan
-            outcomes[status["conditions"][-1]["reason"]] += 1
+            initialized = next(c for c in status["conditions"] if c["type"] == "VolumeGroupsInitialized")
+            outcomes[initialized["reason"]] += 1
             try:
                 written = world.agent_storages.patch_status(name, status)
             except kube.Invalid as error:
@@ -209,7 +211,7 @@ def test_admitted_node_local_storages_are_planned_and_reported_by_the_agent(worl
         assert storages.get(name) is None
 
     fuzz()
-    print(f"\n[cr-fuzz] NodeLocalStorage Ready reasons: {dict(outcomes)}")
+    print(f"\n[cr-fuzz] NodeLocalStorage VolumeGroupsInitialized reasons: {dict(outcomes)}")
     assert TALLY.counts["NodeLocalStorage", "admitted"] > 0 and TALLY.counts["NodeLocalStorage", "rejected"] > 0
 
 
@@ -252,7 +254,7 @@ def test_admitted_logical_volumes_are_reconciled_and_deleted_by_the_agent(world:
             phases[f"{phase}/{outcome}"] += 1
             if stored["spec"]["nodeName"] == cr_fuzz.FUZZ_NODE:
                 assert phase in ("Ready", "Failed") or (outcome == "retry" and status.get("code")), after
-                assert "localcsi.io/logicalvolume" in (after["metadata"].get("finalizers") or []) or phase == "Failed"
+                assert llv.FINALIZER in (after["metadata"].get("finalizers") or []) or phase == "Failed"
         finally:
             volumes.delete(name)
             gone = reconcile(name)  # the agent wipes the LV and releases its finalizer
@@ -294,9 +296,11 @@ def _apply_selected(world: World, spec: Obj) -> int:
 
 
 def _synced(world: World, spec: Obj, generation: int) -> str | None:
-    ready = _conditions(world.of(NODE_LOCAL_STORAGE_INIT_CONFIG).get(SELECTED)).get("Ready")
-    if ready is None or ready.get("observedGeneration") != generation:
+    conditions = _conditions(world.of(NODE_LOCAL_STORAGE_INIT_CONFIG).get(SELECTED))
+    ready, selectors = conditions.get("Ready"), conditions.get("SelectorsValid")
+    if ready is None or selectors is None or ready.get("observedGeneration") != generation:
         return None
+    assert (selectors["status"] == "True") == (not invalid_entries(spec)), selectors
     if ready["status"] == "False":
         assert ready["reason"] == "SyncFailed" and ready["message"], ready
         return "SyncFailed"
@@ -340,6 +344,7 @@ def _run_init_configs(world: World, configs: CustomResources, controller: Contro
     assert controller.proc.poll() is None, controller.log_text()
     assert controller.proc.pid == controller.pid
     assert controller.healthz()[0] == 200
+    assert "Traceback" not in controller.log_path.read_text(errors="replace"), controller.log_text()
     print(f"\n[cr-fuzz] selected init config outcomes: {dict(outcomes)}")
     assert TALLY.counts["NodeLocalStorageInitConfig", "admitted"] > 0
     assert TALLY.counts["NodeLocalStorageInitConfig", "rejected"] > 0

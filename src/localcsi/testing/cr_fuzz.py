@@ -330,7 +330,7 @@ _lv_values: dict[str, st.SearchStrategy[Any]] = {
     "nodeName": st.sampled_from([FUZZ_NODE, "other-node", "Fuzz_Node", "-x", "a" * 254]),
     "vgName": vg_name,
     "kind": st.sampled_from(["Volume", "Snapshot", "volume", ""]),
-    "csiName": hostile_text,
+    "csiName": hostile_text | st.sampled_from(["é" * 128, "名" * 128, "x" * 128, "\x00", "a=b c", "pvc/1", "#"]),
     "size": hostile_number,
     "requiredBytes": hostile_number,
     "lvmType": st.sampled_from(["linear", "striping", "raid1", "thin", "mirror"]),
