@@ -265,7 +265,12 @@ def test_admitted_logical_volumes_are_reconciled_and_deleted_by_the_agent(world:
             volumes.patch(name, {"metadata": {"finalizers": None}})
         wait_until(f"LogicalVolume {name} to go", lambda: volumes.get(name) is None, 10)
 
-    fuzz()
+    try:
+        fuzz()
+    finally:
+        volumes.delete(cr_fuzz.SOURCE_VOLUME)
+        reconcile(cr_fuzz.SOURCE_VOLUME)
+    assert volumes.get(cr_fuzz.SOURCE_VOLUME) is None, "the source volume's finalizer was not released"
     print(f"\n[cr-fuzz] LogicalVolume phase/outcome: {dict(phases)}")
     assert TALLY.counts["LogicalVolume", "admitted"] > 0 and TALLY.counts["LogicalVolume", "rejected"] > 0
 
