@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from localcsi import API_GROUP, API_VERSION
-from localcsi.core.errors import InvalidArgument, NotFound, ResourceExhausted
+from localcsi.core.errors import NotFound, ResourceExhausted
 from localcsi.core.exclusive import MOUNTPOINT_GROUP, device_vg_name, usable_bytes
 from localcsi.core.ids import LvRef, make_ref
 from localcsi.core.model import Volume
@@ -26,6 +26,7 @@ from localcsi.core.placement import Capacity
 from localcsi.driver.backend import is_ready
 from localcsi.driver.cluster_backend import ClusterBackend
 from localcsi.driver.cluster_resources import Resource
+from localcsi.driver.exclusive_volumes import refuse_block_mount_point
 from localcsi.driver.requests import CreateVolumeRequest
 from localcsi.driver.topology import candidate_nodes
 from localcsi.resources import logicalvolume as llv
@@ -125,8 +126,7 @@ class ClusterExclusiveVolumes:
         access: str | None,
     ) -> Volume:
         del nodes  # the VG-reporting nodes; an exclusive volume's node is chosen from every report
-        if params.volume_type is VolumeType.MOUNTPOINT and access != "mount":
-            raise InvalidArgument("a MountPoint volume is a directory: it serves filesystem access only, not block")
+        refuse_block_mount_point(params, access)
         node = self._node(request, params)
         group = device_vg_name(request.name) if params.volume_type is VolumeType.DEVICE else MOUNTPOINT_GROUP
         body = exclusive_resource(make_ref(node, group, volume_lv_name(request.name)), request, params, fs_type,

@@ -79,6 +79,11 @@ def refuse_exclusive_expansion(ref: LvRef, required_bytes: int) -> None:
         raise InvalidArgument(f"volume {ref} is {what} and cannot grow to {required_bytes} bytes: its size is fixed")
 
 
+def refuse_block_mount_point(params: VolumeParams, access: str | None) -> None:
+    if params.volume_type is VolumeType.MOUNTPOINT and access != "mount":
+        raise InvalidArgument("a MountPoint volume is a directory: it serves filesystem access only, not block")
+
+
 def refuse_exclusive_source(ref: LvRef, use: str) -> None:
     if is_exclusive_group(ref.vg):
         what = "a whole disk (volumeType Device)" if is_device_vg(ref.vg) else "a whole mount point (MountPoint)"
@@ -135,8 +140,7 @@ class ExclusiveVolumes:
     ) -> Volume:
         if params.volume_type is VolumeType.DEVICE:
             return self._devices().create(device_plan(nodes, request, params, fs_type, access))
-        if access != "mount":
-            raise InvalidArgument("a MountPoint volume is a directory: it serves filesystem access only, not block")
+        refuse_block_mount_point(params, access)
         backend = self._mount_points()
         plan = MountPointPlan(_one(nodes), request.name, request.required_bytes, request.limit_bytes, fs_type)
         volume = backend.create(plan)
