@@ -17,7 +17,7 @@ from localcsi.core.sizes import GiB, MiB
 from localcsi.core.tags import LvKind, LvMetadata, Source, SourceKind, encode_tags
 from localcsi.driver.controller import ControllerDriver
 from localcsi.driver.devices import DevicePlan
-from localcsi.driver.exclusive_volumes import ExclusiveVolumes, MountPointBackend, device_plan
+from localcsi.driver.exclusive_volumes import ExclusiveVolumes, MountPointBackend, device_plan, refuse_block_mount_point
 from localcsi.driver.requests import CapacityRequest, CreateVolumeRequest, ExpandVolumeRequest
 
 pytestmark = pytest.mark.unit
@@ -165,3 +165,11 @@ def test_list_volumes_includes_mount_point_volumes(backend: FakeBackend, devices
     driver.create_volume(CreateVolumeRequest("pvc-d", (BLOCK,), required_bytes=GiB, parameters=DEVICE))
     listed = [volume.name for volume in driver.list_volumes(0, "").entries]
     assert sorted(listed) == ["pvc-d", "pvc-m"]
+
+
+def test_a_mount_point_volume_is_never_block_in_either_mode() -> None:
+    mount_point = parse_volume_params({"volumeType": "MountPoint"})
+    with pytest.raises(InvalidArgument, match="MountPoint volume is a directory"):
+        refuse_block_mount_point(mount_point, "block")
+    refuse_block_mount_point(mount_point, "mount")
+    refuse_block_mount_point(parse_volume_params({"volumeType": "Device"}), "block")
