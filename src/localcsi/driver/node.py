@@ -23,6 +23,7 @@ from localcsi.core.ids import LvRef, parse_volume_id
 from localcsi.core.locks import OperationLocks
 from localcsi.core.model import LogicalVolume, Volume, volume_from_lv
 from localcsi.core.params import FsType
+from localcsi.core.sizes import FILESYSTEM_MINIMUM_BYTES, format_bytes
 from localcsi.driver.ephemeral import EphemeralVolumes
 from localcsi.driver.pod_limits import PodIoLimits
 from localcsi.fs.mounts import WantedMount, mount_differences
@@ -218,6 +219,12 @@ class NodeService:
         signature = self.fs.probe(device)
         if signature is None:
             fs_type = wanted or volume.fs_type or FsType.EXT4
+            minimum = FILESYSTEM_MINIMUM_BYTES.get(fs_type, 0)
+            if volume.size_bytes < minimum:  # a volume created for ext4 or block, published asking for xfs
+                raise FailedPrecondition(
+                    f"volume {volume.id} has {format_bytes(volume.size_bytes)}, less than the {format_bytes(minimum)} "
+                    f"an {fs_type} filesystem needs: publish it with ext4 (or no fs_type), or expand it first"
+                )
             self.fs.make_filesystem(device, fs_type)
             return fs_type
         if not signature.is_filesystem or signature.type not in set(FsType):

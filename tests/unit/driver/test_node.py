@@ -20,6 +20,7 @@ from node_fakes import (
 
 from localcsi.core.capabilities import AccessType, Capability
 from localcsi.core.errors import CoreError
+from localcsi.core.sizes import MiB as MIB
 from localcsi.core.tags import Source, SourceKind
 from localcsi.driver.node import PublishRequest
 from localcsi.fs.types import DeviceNumber, Signature
@@ -85,6 +86,21 @@ def test_a_blank_device_gets_the_asked_filesystem(capability_fs: str, tag_fs: st
         ("mkdir", TARGET),
         ("mount", lv.device_path, TARGET, made, ("noatime",)),
     ]
+
+
+@pytest.mark.parametrize(("capability_fs", "tag_fs"), [("xfs", None), ("xfs", "ext4"), ("", "xfs")])
+def test_a_blank_device_too_small_for_xfs_is_refused_before_mkfs(capability_fs: str, tag_fs: str | None) -> None:
+    lv = volume_lv(fs_type=tag_fs, size=300 * MIB - 4 * MIB)
+    node = Node(lv)
+    with pytest.raises(CoreError) as raised:
+        node.publish(lv, capability=mount_cap(capability_fs))
+    assert raised.value.code == "FAILED_PRECONDITION"
+    assert "less than the 300 MiB an xfs filesystem needs" in raised.value.message
+    assert node.fs.changes == []
+    big = volume_lv("csi-bbbb", fs_type=tag_fs, size=300 * MIB, minor=2)
+    node = Node(big)
+    node.publish(big, capability=mount_cap(capability_fs))
+    assert node.fs.changes[0] == ("mkfs", "xfs", big.device_path)
 
 
 @pytest.mark.parametrize("requested", ["", "xfs"])
