@@ -17,7 +17,14 @@ import time
 from collections.abc import Callable
 from fractions import Fraction
 
-from localcsi.core.errors import Aborted, AlreadyExists, FailedPrecondition, Internal, ResourceExhausted
+from localcsi.core.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    ResourceExhausted,
+)
 from localcsi.core.exclusive import is_exclusive_group
 from localcsi.core.health import Condition, volume_condition
 from localcsi.core.ids import LvRef
@@ -162,6 +169,8 @@ class LocalLvmBackend:
     def _create_lv(self, plan: VolumePlan) -> LogicalVolume:
         vg, name = plan.ref.vg, plan.ref.lv
         tags = plan.tags() if plan.content is None else (*plan.tags(), CREATING_TAG)
+        if plan.content is not None and plan.fill is Fill.THIN_SNAPSHOT:
+            _same_vg(plan.ref, plan.content.lv, "a volume filled by a thin snapshot")
         try:
             if plan.fill is Fill.THIN_SNAPSHOT:
                 assert plan.content is not None
@@ -338,6 +347,7 @@ class LocalLvmBackend:
 
     def create_snapshot(self, plan: SnapshotPlan) -> Snapshot:
         vg, name = plan.ref.vg, plan.ref.lv
+        _same_vg(plan.ref, plan.source.ref, "a snapshot")
         if self.view.lv(vg, name) is None:
             try:
                 self.lvm.create_snapshot(vg, plan.source.ref.lv, name, cow_bytes=plan.cow_bytes, tags=plan.tags())
@@ -363,3 +373,13 @@ class LocalLvmBackend:
                 self.view.changed()
             lv = self._fresh_lv(lv.vg, lv.name)
         self._wipe_and_remove(lv)
+
+
+def _same_vg(target: LvRef, source: LvRef, what: str) -> None:
+    """lvcreate --snapshot makes the new LV in its origin's VG, on its origin's node: a plan naming another
+    VG would fail in lvm2 on every retry, or snapshot an LV of the same name that is not the source."""
+    if (target.node, target.vg) != (source.node, source.vg):
+        raise InvalidArgument(
+            f"{what} is made beside its source: {target.node}/{target.vg}/{target.lv} cannot be made from "
+            f"{source.node}/{source.vg}/{source.lv}"
+        )

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from localcsi.core.errors import Aborted, FailedPrecondition, ResourceExhausted
+from localcsi.core.errors import Aborted, FailedPrecondition, InvalidArgument, ResourceExhausted
 from localcsi.core.ids import make_ref
 from localcsi.core.model import LogicalVolume, PhysicalVolume, Volume, VolumeGroup
 from localcsi.core.names import snapshot_lv_name, volume_lv_name
@@ -194,6 +194,22 @@ def test_a_thin_restore_is_a_thin_snapshot_grown_to_size(backend: LocalLvmBacken
         ("del_tags", VG, target, CREATING_TAG),
     ]
     assert restored.size_bytes == 2 * GiB and restored.lv.origin == snap.name
+
+
+def test_a_snapshot_or_thin_restore_is_refused_outside_its_sources_vg(backend: LocalLvmBackend, lvm: FakeLvm) -> None:
+    # The CRD admits a LogicalVolume whose vgName is not its source's (found by tests/cluster/test_cr_fuzz.py):
+    # lvcreate --snapshot would look for the origin in the wrong VG on every retry.
+    source = make_volume(backend, "src", LvmType.THIN)
+    start = len(lvm.calls)
+    elsewhere = make_ref(NODE, "other-vg", snapshot_lv_name("s"))
+    with pytest.raises(InvalidArgument, match="made beside its source"):
+        backend.create_snapshot(SnapshotPlan(elsewhere, "s", source, None))
+    snap = backend.create_snapshot(SnapshotPlan(make_ref(NODE, VG, snapshot_lv_name("s")), "s", source, None))
+    mismatched = plan("dst", lvm_type=LvmType.THIN, content=restore_content(snap.lv, thin=True))
+    mismatched = replace(mismatched, ref=make_ref(NODE, "other-vg", volume_lv_name("dst")))
+    with pytest.raises(InvalidArgument, match="made beside its source"):
+        backend.create_volume(mismatched)
+    assert [call[0] for call in new_calls(lvm, start)] == ["create_snapshot"]  # only the valid snapshot
 
 
 def test_a_thick_clone_copies_from_a_temporary_snapshot_that_is_wiped_after(
