@@ -39,7 +39,13 @@ from localcsi.core.node_choice import most_free_first
 from localcsi.core.pagination import Page, paginate
 from localcsi.core.params import LvmType, VolumeParams, VolumeType, parse_volume_params
 from localcsi.core.placement import Capacity, Placement, capacity, place
-from localcsi.core.sizes import capacity_satisfied, filesystem_floor, resolve_capacity_from_source, resolve_expansion
+from localcsi.core.sizes import (
+    capacity_satisfied,
+    filesystem_floor,
+    format_bytes,
+    resolve_capacity_from_source,
+    resolve_expansion,
+)
 from localcsi.driver.backend import (
     OVERPROVISIONING_KEY,
     Backend,
@@ -308,6 +314,12 @@ class ControllerDriver:
             if size > volume.size_bytes:
                 if volume.lv.is_thin_volume:
                     self._check_thin_growth(volume, size - volume.size_bytes)
+                elif size - volume.size_bytes > group.free_bytes:
+                    # lvm2 would overflow on a size like 2^62 ("New size of 0 not permitted"): refuse it here.
+                    raise ResourceExhausted(
+                        f"volume group {ref.vg} has {format_bytes(group.free_bytes)} free; growing {volume.id} to "
+                        f"{format_bytes(size)} needs {format_bytes(size - volume.size_bytes)}"
+                    )
                 volume = self.backend.expand_volume(volume, size)
         block = request.capability is not None and request.capability.access_type is AccessType.BLOCK
         return volume, not block and volume.access_type != AccessType.BLOCK

@@ -298,7 +298,9 @@ def test_a_volume_with_thick_snapshots_is_not_deleted(driver: ControllerDriver) 
 
 
 def test_expand(driver: ControllerDriver) -> None:
-    volume = driver.create_volume(CreateVolumeRequest("pvc-1", (MOUNT,), required_bytes=GiB))
+    # in the VG with room to grow: localcsi-b, the best fit, has 1 GiB left after it
+    params = {"vgName": "localcsi-a"}
+    volume = driver.create_volume(CreateVolumeRequest("pvc-1", (MOUNT,), required_bytes=GiB, parameters=params))
     grown, node_expansion = driver.expand_volume(ExpandVolumeRequest(volume.id, required_bytes=2 * GiB + 1))
     assert (grown.size_bytes, node_expansion) == (2 * GiB + 4 * MiB, True)
     same, _ = driver.expand_volume(ExpandVolumeRequest(volume.id, required_bytes=GiB))
@@ -314,6 +316,16 @@ def test_expand(driver: ControllerDriver) -> None:
     ]:
         with pytest.raises(error):
             driver.expand_volume(bad)
+
+
+@pytest.mark.parametrize("required", [2**62, 2**63 - 1, 1024 * GiB])
+def test_thick_expansion_beyond_the_vgs_free_space_is_refused_before_lvextend(
+    driver: ControllerDriver, required: int
+) -> None:
+    volume = driver.create_volume(CreateVolumeRequest("big", (MOUNT,), required_bytes=GiB))
+    with pytest.raises(ResourceExhausted, match="free; growing"):
+        driver.expand_volume(ExpandVolumeRequest(volume.id, required_bytes=required))
+    assert driver.get_volume(volume.id).size_bytes == GiB
 
 
 def test_thin_expansion_respects_the_pools_room(driver: ControllerDriver) -> None:
