@@ -85,6 +85,16 @@ INVALID: dict[str, tuple[Callable[[Object], None], str]] = {
         "spec.source.id",
     ),
     "snapshot without source": (lambda s: s.update(kind="Snapshot", cowSize=1), "a Snapshot needs a source"),
+    "snapshot of a volume in another VG": (
+        lambda s: s.update(kind="Snapshot", cowSize=1, source={"kind": "Volume", "id": "node-1/other-vg/csi-1"}),
+        "a Snapshot is made beside its source volume",
+    ),
+    "thin-snapshot fill from another VG": (
+        lambda s: s.update(
+            source={"kind": "Snapshot", "id": "node-1/other-vg/snap-1", "fill": "thin-snapshot", "size": GIB}
+        ),
+        "a volume filled by a thin snapshot is made beside its source",
+    ),
 }
 
 
@@ -93,7 +103,7 @@ def test_invalid_logicalvolumes_are_refused_with_a_clear_message(controller: Cus
     body = valid()
     change, message = INVALID[case]
     change(body["spec"])
-    if case == "snapshot without source":
+    if case.startswith("snapshot "):
         body["metadata"]["name"] = "snap-" + body["metadata"]["name"].removeprefix("csi-")
     with pytest.raises(Invalid) as refused:
         controller.create(body)
