@@ -56,7 +56,8 @@ def prometheus(e2e_env: E2EEnvironment, tmp_path_factory: pytest.TempPathFactory
             pods[f"{pod.metadata.name}:{port}"] = (
                 f"/api/v1/namespaces/{NAMESPACE}/pods/{pod.metadata.name}:{port}/proxy/metrics"
             )
-    assert len(pods) == 6, f"expected the node pod's 2 ports and 4 controller pods' one: {sorted(pods)}"
+    expected = 2 * len(e2e_env.node_names) + 4
+    assert len(pods) == expected, f"expected each node pod's 2 ports and 4 controller pods' one: {sorted(pods)}"
     cadvisor = {name: f"/api/v1/nodes/{name}/proxy/metrics/cadvisor" for name in e2e_env.node_names}
     jobs = [
         apiserver_proxy_job("localcsi", api.configuration, pods),
