@@ -257,6 +257,10 @@ def _check_values(kube: Kube, prom: Prometheus, node: str, *, claim: str, writer
         rates = [float(s["value"][1]) for s in prom.query(expr)
                  if s["metric"].get("namespace") == kube.namespace and s["metric"].get("pod") == writer]  # fmt: skip
         figures["cAdvisor write B/s"] = rates
+        by_device = 'sum by (device) (rate(container_fs_writes_bytes_total{pod="%s", container="", name=""}[30s]))'
+        figures["cAdvisor write B/s by device"] = {
+            s["metric"].get("device", ""): round(float(s["value"][1])) for s in prom.query(by_device % writer)
+        }
         return None if rates and rates[0] > 0 else f"{writer}: {rates}; {_series(prom, expr)}"
 
     _until("localcsi_vg_allocatable_bytes == the NodeLocalStorage's allocatable", allocatable)
