@@ -15,7 +15,6 @@ from typing import cast
 import pytest
 from pytest_subprocess import FakeProcess
 
-from localcsi.fs.block_devices import lsblk_argv
 from localcsi.core.errors import FailedPrecondition, ResourceExhausted
 from localcsi.core.exclusive import Disk, device_vg_name
 from localcsi.core.ids import LvRef
@@ -25,6 +24,7 @@ from localcsi.core.nodestorage import parse_spec
 from localcsi.core.sizes import GiB, MiB
 from localcsi.core.tags import LvKind, LvMetadata, encode_tags
 from localcsi.driver.devices import DevicePlan, LocalDevices, pvremove_argv, vgcreate_argv, wipefs_argv
+from localcsi.fs.block_devices import lsblk_argv
 from localcsi.lvm.commands import LvSpec
 from localcsi.lvm.lvm import Lvm
 from localcsi.lvm.runner import SubprocessRunner
