@@ -1,6 +1,6 @@
 """``localcsi status``: one line per node and VG (capacity, reservation, condition, volumes), read
-from the NodeLocalStorage and LogicalVolume resources; a table for people, JSON for scripts. The table
-then lists the whole disks and mount points of exclusive volumes (Device, MountPoint): free or used."""
+from the NodeLocalStorage and LogicalVolume resources; a table for people, JSON for scripts. Both then
+list the whole disks and mount points of exclusive volumes (Device, MountPoint): free or used."""
 
 from __future__ import annotations
 
@@ -123,6 +123,12 @@ def render_exclusive(table: list[ExclusiveRow], out: TextIO) -> None:
         out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
+def render_json(table: list[VgRow], exclusive: list[ExclusiveRow], out: TextIO) -> None:
+    document = {"volumeGroups": [asdict(row) for row in table], "exclusive": [asdict(row) for row in exclusive]}
+    json.dump(document, out, indent=2)
+    out.write("\n")
+
+
 def _gib(size: int) -> str:
     return f"{size / GIB:.1f}Gi"
 
@@ -145,11 +151,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     except (KubeError, ConfigException, OSError, ValueError) as error:
         log.error("cannot read NodeLocalStorage and LogicalVolume resources: %s", error)
         return 1
-    table = rows(storages, volumes)
+    table, exclusive = rows(storages, volumes), exclusive_rows(storages)
     if args.output == "json":
-        json.dump([asdict(row) for row in table], out, indent=2)
-        out.write("\n")
+        render_json(table, exclusive, out)
     else:
         render_table(table, out)
-        render_exclusive(exclusive_rows(storages), out)
+        render_exclusive(exclusive, out)
     return 0

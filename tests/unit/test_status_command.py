@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
-from localcsi.status import GIB, ExclusiveRow, VgRow, exclusive_rows, render_exclusive, render_table, rows
+from localcsi.status import (
+    GIB,
+    ExclusiveRow,
+    VgRow,
+    exclusive_rows,
+    render_exclusive,
+    render_json,
+    render_table,
+    rows,
+)
 
 
 def storage(node: str, groups: list[dict[str, Any]], managed: list[str]) -> dict[str, Any]:
@@ -77,3 +87,16 @@ def test_disks_and_mount_points_show_free_or_the_device_volume_holding_them() ->
     empty = io.StringIO()
     render_exclusive([], empty)
     assert empty.getvalue() == "", "nothing exclusive: the VG table alone, as before"
+
+
+def test_json_holds_the_vgs_and_the_exclusive_disks_and_mount_points() -> None:
+    out = io.StringIO()
+    vg = VgRow("node-1", "localcsi-pool-0", 10 * GIB, 4 * GIB, 0, "DiskReady", 2, 0)
+    disk = ExclusiveRow("node-1", "Device", "/dev/vdb", 2 * GIB, "ssd", "free")
+    render_json([vg], [disk], out)
+    document = json.loads(out.getvalue())
+    assert document["volumeGroups"] == [{"node": "node-1", "vg": "localcsi-pool-0", "total": 10 * GIB,
+                                         "allocatable": 4 * GIB, "reserved": 0, "condition": "DiskReady",
+                                         "volumes": 2, "snapshots": 0}]  # fmt: skip
+    assert document["exclusive"] == [{"node": "node-1", "kind": "Device", "name": "/dev/vdb", "total": 2 * GIB,
+                                      "media": "ssd", "state": "free"}]  # fmt: skip
