@@ -43,6 +43,10 @@ def free_port() -> int:
 @dataclass
 class VMConfig:
     disks_gib: list[int] = field(default_factory=lambda: [4, 4])
+    # Blank disks on a virtio-scsi controller that report a rotation rate of 1 (non-rotating): the guest
+    # sees them as SSDs (/sys/block/sdX/queue/rotational 0), the virtio disks as rotating. Guest paths:
+    # ssd_disks(); the guest needs `modprobe virtio_scsi sd_mod` (load_ssd_disks) first.
+    ssd_disks_gib: list[int] = field(default_factory=list)
     memory_mib: int = 2048
     cpus: int = 2
     # guest TCP port -> host loopback port (0 picks a free one)
@@ -150,6 +154,21 @@ class NodeVM:
         """Guest device paths of the data disks, in the order of config.disks_gib."""
         return [f"/dev/vd{chr(ord('b') + index)}" for index in range(len(self.config.disks_gib))]
 
+    def ssd_disks(self) -> list[str]:
+        """Guest device paths of the SSD disks, in the order of config.ssd_disks_gib (one SCSI id each)."""
+        return [f"/dev/sd{chr(ord('a') + index)}" for index in range(len(self.config.ssd_disks_gib))]
+
+    def load_ssd_disks(self, timeout: float = 60.0) -> None:
+        """Load the SCSI drivers (the guest has no udev to do it) and wait for every SSD disk's node."""
+        if not self.config.ssd_disks_gib:
+            return
+        self.check(["modprobe", "-a", "virtio_scsi", "sd_mod"])
+        deadline = time.monotonic() + timeout
+        while self.run(["test", "-b", self.ssd_disks()[-1]]).rc != 0:
+            if time.monotonic() > deadline:
+                raise GuestError(f"{self.ssd_disks()} did not appear within {timeout:.0f}s of loading virtio_scsi")
+            time.sleep(0.5)
+
     def backed_device(self, index: int) -> str:
         """Guest device path of VMConfig.backed_disks[index]."""
         if not 0 <= index < len(self.config.backed_disks):
@@ -182,6 +201,9 @@ class NodeVM:
         for index, size in enumerate(self.config.disks_gib):
             with (self.workdir / f"data{index}.raw").open("wb") as disk:
                 disk.truncate(size * 1024**3)
+        for index, size in enumerate(self.config.ssd_disks_gib):
+            with (self.workdir / f"ssd{index}.raw").open("wb") as disk:
+                disk.truncate(size * 1024**3)
         for index, backing in enumerate(self.config.backed_disks):
             overlay = self.workdir / f"backed{index}.qcow2"
             subprocess.run(
@@ -206,6 +228,12 @@ class NodeVM:
         for drive in self._drives():
             argv += ["-drive", drive]
         argv += ["-netdev", self._netdev(), "-device", "virtio-net-pci,netdev=net0"]
+        if self.config.ssd_disks_gib:
+            argv += ["-device", "virtio-scsi-pci,id=scsi0"]
+        for index in range(len(self.config.ssd_disks_gib)):
+            drive = f"file={self.workdir / f'ssd{index}.raw'},if=none,id=ssd{index},format=raw,discard=unmap"
+            argv += ["-drive", drive, "-device", f"scsi-hd,drive=ssd{index},bus=scsi0.0,scsi-id={index},lun=0"
+                     f",rotation_rate=1"]  # fmt: skip
         return argv
 
     def _drives(self) -> list[str]:
