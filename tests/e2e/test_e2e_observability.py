@@ -11,8 +11,9 @@ reaches pods by itself, and the node VM's apiserver reaches them through its egr
 After a workload (an IO-limited claim written by a pod, a thick snapshot, a thin claim that fills the
 pool, and their deletion), every dashboard panel's query must return series, and the values must
 agree with the node: VG allocatable with the NodeLocalStorage status, thin-pool data with `lvs`, the IO
-limit in force with the class, cAdvisor's writes with the pod. The pool filled past 85 % must make
-LocalcsiThinPoolFilling pending (its `for:` is 5 minutes) or firing.
+limit in force with the class, cAdvisor's writes with the pod, and the volume's own write rate (the node
+plugin's counters) with the limit: at most 15 % above it, so a write is counted once. The pool filled
+past 85 % must make LocalcsiThinPoolFilling pending (its `for:` is 5 minutes) or firing.
 """
 
 from __future__ import annotations
@@ -263,10 +264,21 @@ def _check_values(kube: Kube, prom: Prometheus, node: str, *, claim: str, writer
         }
         return None if rates and rates[0] > 0 else f"{writer}: {rates}; {_series(prom, expr)}"
 
+    def volume_writes() -> str | None:
+        """The highest 30 s write rate the plugin's counters showed for the volume over the last 5 minutes
+        (the writer may have finished): the limit held, and each write counted once."""
+        expr = f'max_over_time(rate(localcsi_volume_written_bytes_total{{lv="{lv}"}}[30s])[5m:5s])'
+        peak = [float(s["value"][1]) for s in prom.query(expr)]
+        figures["volume write B/s, peak"] = [round(rate) for rate in peak]
+        return None if len(peak) == 1 and peak[0] > 0 else f"{lv}: {peak}; {_series(prom, expr)}"
+
     _until("localcsi_vg_allocatable_bytes == the NodeLocalStorage's allocatable", allocatable)
     _until("localcsi_thin_pool_data_percent == lvs data_percent", thin_percent)
     _until(f"localcsi_volume_io_limit of {lv} == the class's limits", io_limit, 60)
     _until(f"cAdvisor's writes of pod {writer}", observed, 90)
+    _until(f"localcsi_volume_written_bytes_total of {lv}", volume_writes, 90)
+    peak = figures["volume write B/s, peak"][0]
+    assert WRITE_LIMIT / 2 <= peak <= WRITE_LIMIT * 1.15, f"{lv} written at {peak} B/s under a {WRITE_LIMIT} B/s limit"
 
 
 def _check_panels(env: E2EEnvironment, prom: Prometheus) -> None:

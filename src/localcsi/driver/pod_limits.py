@@ -52,6 +52,7 @@ class InForce:
 
     published: int = 0
     limits: tuple[tuple[str, str, Throttle], ...] = ()  # (vg, lv, throttle) of each limited volume
+    devices: tuple[tuple[str, str, DeviceNumber], ...] = ()  # (vg, lv, device number) of each published volume
 
 
 @dataclass(frozen=True)
@@ -189,18 +190,24 @@ class PodIoLimits:
         limited = 0
         published = 0
         in_force: dict[tuple[str, str], Throttle] = {}
+        devices: dict[tuple[str, str], DeviceNumber] = {}
         for mount, uid in targets:
             device: DeviceNumber | None = mount.device
             if device not in by_device and is_block_target(mount.target):  # a device node bind-mounted on a file
                 info = self.fs.path_info(mount.target)
                 device = info.rdev if info is not None and info.kind is PathKind.BLOCK_DEVICE else None
             lv = by_device.get(device) if device is not None else None
-            if lv is None:
+            if lv is None or device is None:
                 continue  # another driver's volume
             published += 1
+            devices[(lv.vg, lv.name)] = device
             throttle = io_limits(lv.tags).throttle()
             if self._enforce(PodRef(uid), lv, throttle, report=False) is not None and not throttle.unlimited:
                 limited += 1
                 in_force[(lv.vg, lv.name)] = throttle
-        self.in_force = InForce(published, tuple((vg, lv, throttle) for (vg, lv), throttle in sorted(in_force.items())))
+        self.in_force = InForce(
+            published,
+            tuple((vg, lv, throttle) for (vg, lv), throttle in sorted(in_force.items())),
+            tuple((vg, lv, number) for (vg, lv), number in sorted(devices.items())),
+        )
         return limited

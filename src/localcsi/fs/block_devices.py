@@ -1,22 +1,27 @@
 """Block devices and mounted filesystems as lsblk, findmnt and sysfs report them: the argv of each
-listing and its parser. Shared by the agent's discovery and the driver's Device volumes."""
+listing and its parser, and a device's IO counters. Shared by the agent's discovery, the driver's Device
+volumes and the node plugin's metrics."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from localcsi.core.errors import Internal
 from localcsi.core.nodestorage import DISK, PARTITION, BlockDevice, MountedFilesystem
+from localcsi.fs.types import DeviceNumber
 
 log = logging.getLogger(__name__)
 
 LSBLK_COLUMNS = "NAME,KNAME,PATH,SIZE,RO,TYPE,ROTA,FSTYPE,MOUNTPOINT,PKNAME"
 FINDMNT_COLUMNS = "TARGET,SOURCE,FSTYPE,OPTIONS,SIZE,AVAIL,FSROOT"
 SYS_BLOCK = Path("/sys/block")
+SYS_DEV_BLOCK = Path("/sys/dev/block")
+SECTOR = 512  # the stat file counts 512-byte sectors whatever the device's block size
 _DEVICE_TYPES = (DISK, PARTITION)
 
 
@@ -128,3 +133,28 @@ def read_rotational(sys_block: Path = SYS_BLOCK) -> dict[str, bool]:
         except OSError:
             continue  # not every block device has a queue (e.g. some virtual ones)
     return flags
+
+
+@dataclass(frozen=True)
+class IoCounters:
+    """Completed IOs and bytes since the device appeared (the kernel's block/stat counters)."""
+
+    reads: int
+    read_bytes: int
+    writes: int
+    written_bytes: int
+
+
+def read_io_counters(device: DeviceNumber, sys_dev_block: Path = SYS_DEV_BLOCK) -> IoCounters | None:
+    """The device's counters from /sys/dev/block/<major>:<minor>/stat, or None if it is gone. Fields 1, 3,
+    5 and 7 are reads completed, sectors read, writes completed and sectors written
+    (Documentation/block/stat.rst)."""
+    try:
+        fields = (sys_dev_block / str(device) / "stat").read_text().split()
+    except OSError:
+        return None
+    if len(fields) < 7 or not all(field.isdigit() for field in fields[:7]):
+        log.warning("unexpected %s/%s/stat: %r", sys_dev_block, device, " ".join(fields))
+        return None
+    reads, _, read_sectors, _, writes, _, written_sectors = (int(field) for field in fields[:7])
+    return IoCounters(reads, read_sectors * SECTOR, writes, written_sectors * SECTOR)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from localcsi.cgroup.throttle import Cgroups
 from localcsi.driver.pod_limits import PodIoLimits, PodRef, Reporter
 from localcsi.fs.adapter import Filesystems
+from localcsi.fs.block_devices import SYS_DEV_BLOCK, IoCounters, read_io_counters
 from localcsi.lvm.lvm import Lvm
 from localcsi.lvm.runner import SubprocessRunner
 from localcsi.metrics.io_limits import IoLimitCollector
@@ -52,8 +54,11 @@ def pod_io_limits(config: PluginConfig, *, events: bool = False) -> PodIoLimits:
     return limits
 
 
-def register_io_limit_metrics(pod_limits: PodIoLimits, registry: CollectorRegistry = REGISTRY) -> None:
-    """/metrics: the volumes published and the limits in force, as the last resync found them."""
+def register_io_limit_metrics(
+    pod_limits: PodIoLimits, registry: CollectorRegistry = REGISTRY, sys_dev_block: Path = SYS_DEV_BLOCK
+) -> None:
+    """/metrics: the volumes published and the limits in force, as the last resync found them, and each
+    published volume's IO counters, read at scrape."""
 
     def limits() -> list[tuple[str, str, dict[tuple[str, str], int]]]:
         found = []
@@ -67,7 +72,11 @@ def register_io_limit_metrics(pod_limits: PodIoLimits, registry: CollectorRegist
             found.append((vg, lv, {key: value for key, value in values.items() if value is not None}))
         return found
 
-    registry.register(IoLimitCollector(lambda: pod_limits.in_force.published, limits))
+    def counters() -> list[tuple[str, str, IoCounters]]:
+        read = ((vg, lv, read_io_counters(device, sys_dev_block)) for vg, lv, device in pod_limits.in_force.devices)
+        return [(vg, lv, values) for vg, lv, values in read if values is not None]
+
+    registry.register(IoLimitCollector(lambda: pod_limits.in_force.published, limits, counters))
 
 
 class IoLimitResync(Periodic):

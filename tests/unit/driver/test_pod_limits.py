@@ -294,6 +294,8 @@ def test_resync_counts_only_limits_in_force() -> None:
     assert setup.cgroups.applied == []
     assert setup.reports.calls == []  # the resync logs; Events are the publish's
     assert setup.limits.in_force.published == 2 and setup.limits.in_force.limits == ()
+    devices = [(volume, str(number)) for _vg, volume, number in setup.limits.in_force.devices]
+    assert devices == [("csi-a", "253:3"), ("csi-b", "253:4")], "every published volume's device, limited or not"
 
 
 def test_resync_ignores_mounts_outside_kubelet_pod_paths() -> None:

@@ -1,4 +1,4 @@
-"""Parsing lsblk and findmnt output, and sysfs media types (samples as lsblk and findmnt 2.38 print them,
+"""Parsing lsblk and findmnt output, sysfs media types and IO counters (samples as lsblk and findmnt 2.38 print them,
 trimmed from the node VM)."""
 
 from __future__ import annotations
@@ -9,7 +9,15 @@ import pytest
 
 from localcsi.core.errors import Internal
 from localcsi.core.nodestorage import MediaType
-from localcsi.fs.block_devices import lsblk_argv, parse_findmnt, parse_lsblk, read_rotational
+from localcsi.fs.block_devices import (
+    IoCounters,
+    lsblk_argv,
+    parse_findmnt,
+    parse_lsblk,
+    read_io_counters,
+    read_rotational,
+)
+from localcsi.fs.types import DeviceNumber
 
 pytestmark = pytest.mark.unit
 
@@ -81,3 +89,16 @@ def test_malformed_output_is_an_error_naming_the_command(parse, text: str) -> No
     with pytest.raises(Internal) as raised:
         parse(text)
     assert ("lsblk" if "blockdevices" in text or "lsblk" in text else "findmnt") in str(raised.value)
+
+
+def test_io_counters_come_from_the_devices_stat_file_in_bytes(tmp_path: Path) -> None:
+    (tmp_path / "253:3").mkdir()
+    (tmp_path / "253:3" / "stat").write_text("5 1 80 3 7 2 24 9 0 12 12 0 0 0 0 0 0\n")
+    assert read_io_counters(DeviceNumber(253, 3), tmp_path) == IoCounters(5, 80 * 512, 7, 24 * 512)
+
+
+def test_io_counters_of_a_missing_or_garbled_device_are_none(tmp_path: Path) -> None:
+    assert read_io_counters(DeviceNumber(253, 4), tmp_path) is None
+    (tmp_path / "253:5").mkdir()
+    (tmp_path / "253:5" / "stat").write_text("5 1 x\n")
+    assert read_io_counters(DeviceNumber(253, 5), tmp_path) is None

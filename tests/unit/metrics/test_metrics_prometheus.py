@@ -19,6 +19,7 @@ from localcsi.core.nodestorage import parse_spec
 from localcsi.core.nodestorage_status import build_status
 from localcsi.extender.server import Metrics as ExtenderMetrics
 from localcsi.extender.service import Extender
+from localcsi.fs.block_devices import IoCounters
 from localcsi.metrics.agent import AgentCollector
 from localcsi.metrics.commands import CommandMetrics, Outcome
 from localcsi.metrics.controller import ControllerMetrics
@@ -57,7 +58,9 @@ class Components:
         }  # fmt: skip
         self.registry.register(PhaseCollector(NODE, lambda: self.resources))
         ExtenderMetrics(Extender(), self.registry)
-        self.registry.register(IoLimitCollector(lambda: 1, lambda: [(THICK_VG, "lv-1", IO_LIMITS)]))
+        self.io = IoCounters(reads=0, read_bytes=0, writes=0, written_bytes=0)
+        io_counters = lambda: [(THICK_VG, "lv-1", self.io)]  # noqa: E731
+        self.registry.register(IoLimitCollector(lambda: 1, lambda: [(THICK_VG, "lv-1", IO_LIMITS)], io_counters))
         self.controller.leader.set(1)
 
     def activity(self) -> None:
@@ -68,6 +71,8 @@ class Components:
         self.commands.observe(["lvcreate", "-n", "x"], 0.6, Outcome.OK)
         self.commands.observe(["mkfs.ext4", "/dev/x"], 0.2, Outcome.EXIT)
         self.volumes.ready(NODE, self.resources["lv-1"])
+        io = self.io
+        self.io = IoCounters(io.reads + 2, io.read_bytes + 8192, io.writes + 5, io.written_bytes + 65536)
         self.volumes.failed(NODE, self.resources["lv-0"], "ResourceExhausted")
         self.volumes.reconciled(NODE, "ok")
         self.controller.reconciled(seconds=0.01, writes=1, errors=0, retry=False, stopped=False)

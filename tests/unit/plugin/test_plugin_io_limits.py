@@ -2,12 +2,14 @@
 
 import logging
 import threading
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from localcsi.core.iolimits import Throttle
 from localcsi.driver.pod_limits import InForce, PodIoLimits
+from localcsi.fs.types import DeviceNumber
 from localcsi.plugin.io_limits import IoLimitResync, register_io_limit_metrics
 
 pytestmark = pytest.mark.unit
@@ -94,3 +96,22 @@ def test_metrics_report_the_last_resyncs_volumes_and_limits() -> None:
     assert 'direction="read",lv="csi-x",unit="bytes"' not in text, "no series for a direction without a limit"
     limits.in_force = InForce()
     assert "localcsi_volume_io_limit{" not in generate_latest(registry).decode(), "a scrape reads the latest pass"
+
+
+def test_metrics_count_each_published_volumes_io_from_its_device_at_scrape(tmp_path: Path) -> None:
+    (tmp_path / "253:3").mkdir()
+    stat = tmp_path / "253:3" / "stat"
+    stat.write_text("  120    0  2048   30  400    0 16384  900    0 1000  930\n")
+    limits = CountingLimits()
+    devices = (("localcsi-a", "csi-x", DeviceNumber(253, 3)), ("localcsi-a", "csi-gone", DeviceNumber(253, 9)))
+    limits.in_force = InForce(2, (), devices)
+    registry = CollectorRegistry()
+    register_io_limit_metrics(limits, registry, sys_dev_block=tmp_path)
+    text = generate_latest(registry).decode()
+    assert 'localcsi_volume_reads_total{lv="csi-x",vg="localcsi-a"} 120.0' in text
+    assert 'localcsi_volume_read_bytes_total{lv="csi-x",vg="localcsi-a"} 1.048576e+06' in text  # 2048 sectors
+    assert 'localcsi_volume_writes_total{lv="csi-x",vg="localcsi-a"} 400.0' in text
+    assert 'localcsi_volume_written_bytes_total{lv="csi-x",vg="localcsi-a"} 8.388608e+06' in text
+    assert "csi-gone" not in text, "a device that is gone has no series"
+    stat.write_text("  121    0  2056   30  400    0 16384  900    0 1000  930\n")
+    assert 'localcsi_volume_reads_total{lv="csi-x",vg="localcsi-a"} 121.0' in generate_latest(registry).decode()
