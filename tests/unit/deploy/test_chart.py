@@ -378,3 +378,27 @@ def test_every_value_is_in_the_install_docs_table() -> None:
     table = INSTALL_DOCS.read_text().partition("## Values")[2].partition("\n## ")[0]
     missing = [path for path in value_paths(default_values(), templates_text()) if f"`{path}`" not in table]
     assert not missing, f"docs/install.md#values does not describe {missing}"
+
+
+def test_mount_point_dirs_reach_the_plugin_and_the_agent_at_the_same_path() -> None:
+    (node,) = [
+        doc
+        for doc in render("--set", "node.mountPointDirs={/mnt/localcsi,/data/disks}")
+        if doc["kind"] == "DaemonSet" and doc["metadata"]["name"] == "localcsi-node"
+    ]
+    spec = node["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    for index, path in enumerate(("/mnt/localcsi", "/data/disks")):
+        assert volumes[f"mount-points-{index}"]["hostPath"] == {"path": path, "type": "DirectoryOrCreate"}
+    for container in spec["containers"]:
+        mounts = [mount for mount in container["volumeMounts"] if mount["name"].startswith("mount-points-")]
+        assert [(m["mountPath"], m["mountPropagation"]) for m in mounts] == [
+            ("/mnt/localcsi", "HostToContainer"),
+            ("/data/disks", "HostToContainer"),
+        ], container["name"]
+    (default,) = [doc for doc in render() if doc["kind"] == "DaemonSet" and doc["metadata"]["name"] == "localcsi-node"]
+    names = [volume["name"] for volume in default["spec"]["template"]["spec"]["volumes"]]
+    assert not [name for name in names if name.startswith("mount-points-")], "nothing mounted unless asked"
+    for bad in ("node.mountPointDirs={mnt/relative}", "node.mountPointDirs={/mnt/trailing/}"):
+        with pytest.raises(RuntimeError, match="values don't meet the specifications"):
+            GENERATE.template(("--set", bad))
