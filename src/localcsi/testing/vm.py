@@ -228,12 +228,18 @@ class NodeVM:
         for drive in self._drives():
             argv += ["-drive", drive]
         argv += ["-netdev", self._netdev(), "-device", "virtio-net-pci,netdev=net0"]
-        if self.config.ssd_disks_gib:
-            argv += ["-device", "virtio-scsi-pci,id=scsi0"]
+        return argv + self._ssd_devices()
+
+    def _ssd_devices(self) -> list[str]:
+        """qemu arguments of the SSD disks: a virtio-scsi controller, and a scsi-hd per disk, one SCSI id
+        each (the guest names them sda, sdb, ... in that order), reporting a rotation rate of 1."""
+        if not self.config.ssd_disks_gib:
+            return []
+        argv = ["-device", "virtio-scsi-pci,id=scsi0"]
         for index in range(len(self.config.ssd_disks_gib)):
             drive = f"file={self.workdir / f'ssd{index}.raw'},if=none,id=ssd{index},format=raw,discard=unmap"
-            argv += ["-drive", drive, "-device", f"scsi-hd,drive=ssd{index},bus=scsi0.0,scsi-id={index},lun=0"
-                     f",rotation_rate=1"]  # fmt: skip
+            disk = f"scsi-hd,drive=ssd{index},bus=scsi0.0,scsi-id={index},lun=0,rotation_rate=1"
+            argv += ["-drive", drive, "-device", disk]
         return argv
 
     def _drives(self) -> list[str]:

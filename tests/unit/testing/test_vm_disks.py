@@ -39,3 +39,20 @@ def test_a_vm_without_a_files_disk_or_a_site_disk_says_so() -> None:
             vm.site_device()
     finally:
         vm.stop()
+
+
+def test_ssd_disks_are_scsi_disks_that_report_no_rotation() -> None:
+    vm = NodeVM(VMConfig(disks_gib=[1], ssd_disks_gib=[1, 2]))
+    try:
+        assert vm.ssd_disks() == ["/dev/sda", "/dev/sdb"]
+        assert vm.data_disks() == ["/dev/vdb"], "the virtio disks keep their names"
+        argv = vm._ssd_devices()
+        assert argv[:2] == ["-device", "virtio-scsi-pci,id=scsi0"]
+        disks = [arg for arg in argv if arg.startswith("scsi-hd,")]
+        assert disks == [
+            "scsi-hd,drive=ssd0,bus=scsi0.0,scsi-id=0,lun=0,rotation_rate=1",
+            "scsi-hd,drive=ssd1,bus=scsi0.0,scsi-id=1,lun=0,rotation_rate=1",
+        ]
+        assert NodeVM(VMConfig(disks_gib=[1]))._ssd_devices() == [], "no controller without SSD disks"
+    finally:
+        vm.stop()
