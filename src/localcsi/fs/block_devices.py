@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,8 +150,12 @@ def read_io_counters(device: DeviceNumber, sys_dev_block: Path = SYS_DEV_BLOCK) 
     """The device's counters from /sys/dev/block/<major>:<minor>/stat, or None if it is gone. Fields 1, 3,
     5 and 7 are reads completed, sectors read, writes completed and sectors written
     (Documentation/block/stat.rst)."""
-    try:
-        fields = (sys_dev_block / str(device) / "stat").read_text().split()
+    try:  # os.open and os.read: a third of Path.read_text's time, which shows at 1000 volumes per scrape
+        fd = os.open(f"{sys_dev_block}/{device.major}:{device.minor}/stat", os.O_RDONLY)
+        try:
+            fields = os.read(fd, 4096).decode("ascii", "replace").split()
+        finally:
+            os.close(fd)
     except OSError:
         return None
     if len(fields) < 7 or not all(field.isdigit() for field in fields[:7]):
