@@ -230,7 +230,7 @@ def test_build_runs_go_install_of_the_pinned_version_into_the_cache(cache: Path,
     [call] = fake_go.calls()
     assert call["argv"] == [
         "install",
-        "-ldflags=-X main.VERSION=v5.5.0",
+        "-ldflags=-s -w -X main.VERSION=v5.5.0",
         "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@v5.5.0",
     ]
     assert (call["GOFLAGS"], call["GOWORK"]) == ("-trimpath", "off")
@@ -318,7 +318,7 @@ def test_module_build_writes_the_go_mod_and_builds_the_package_in_it(
     assert call["argv"] == [
         "build",
         "-mod=mod",
-        "-ldflags=-X main.version=v1.2.3 -X example.com/hello/pkg.Version=v1.2.3",
+        "-ldflags=-s -w -X main.version=v1.2.3 -X example.com/hello/pkg.Version=v1.2.3",
         "-o",
         str(staging / "hello"),
         "example.com/hello/cmd/hello",
