@@ -65,5 +65,15 @@ class KindEnvironment:
     def extender_address(self) -> str | None:
         return None
 
+    # The agent offers whole disks and partitions (lsblk TYPE disk or part) to Device volumes, and mount
+    # points on them to MountPoint volumes; the runner's disks for kind are loop devices, so neither.
+    @property
+    def device_disks(self) -> dict[str, str]:
+        return {}
+
+    @property
+    def mount_point_disk(self) -> str | None:
+        return None
+
     def reboot(self, name: str, cgroup_version: str | None = None) -> None:
         raise NotImplementedError("kind nodes are containers: a reboot is proven on the node VM only")

@@ -180,6 +180,18 @@ class Kube:
         assert claim.status.phase == "Bound", f"PVC {pvc} is {claim.status.phase}"
         return self.core.read_persistent_volume(claim.spec.volume_name)
 
+    def failed_scheduling(self, pod: str, words: str) -> str:
+        """The first FailedScheduling event of `pod` whose message holds `words`, waited for."""
+
+        def message() -> str | None:
+            events = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={pod}")
+            found = (e.message for e in events.items if e.reason == "FailedScheduling" and words in e.message)
+            return next(found, None)
+
+        what = f"FailedScheduling for {pod} saying {words!r}"
+        waited: str = wait_for(what, message, 180, 2.0, lambda: self.events(pod))
+        return waited
+
     def events(self, name: str) -> str:
         events = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}")
         return "\n".join(f"{e.reason}: {e.message}" for e in events.items)

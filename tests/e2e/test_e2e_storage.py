@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from e2e_kube import MIB, Kube, namespace, unique
+from e2e_kube import MIB, namespace, unique
 from kubernetes import client
 from kubernetes.utils import parse_quantity
 
@@ -48,22 +48,13 @@ def test_csistoragecapacity_agrees_with_nodelocalstorage(e2e_env: E2EEnvironment
         wait_for(f"CSIStorageCapacity of localcsi-lvm on {node} equal to the VG's allocatable", agree, 240, 5.0)
 
 
-def _failed_scheduling(kube: Kube, pod: str, words: str) -> str:
-    def message() -> str | None:
-        events = kube.core.list_namespaced_event(kube.namespace, field_selector=f"involvedObject.name={pod}")
-        return next((e.message for e in events.items if e.reason == "FailedScheduling" and words in e.message), None)
-
-    found: str = wait_for(f"FailedScheduling for {pod} saying {words!r}", message, 180, 2.0, lambda: kube.events(pod))
-    return found
-
-
 def test_a_claim_larger_than_any_node_stays_pending(e2e_env: E2EEnvironment) -> None:
     """kube-scheduler's volume binding compares the claim with CSIStorageCapacity: no node is left."""
     with namespace(e2e_env, "full") as kube:
         claim, pod = unique("huge"), unique("pending")
         kube.pvc(claim, "localcsi-lvm", "500Gi")
         kube.pod(pod, claim, ["hold"])
-        _failed_scheduling(kube, pod, "did not have enough free storage")
+        kube.failed_scheduling(pod, "did not have enough free storage")
         assert kube.core.read_namespaced_pod(pod, kube.namespace).status.phase == "Pending"
         status = kube.core.read_namespaced_persistent_volume_claim(claim, kube.namespace).status
         assert status.phase == "Pending", "no volume may be made for a pod that cannot be placed"
@@ -85,7 +76,7 @@ def test_claims_that_fit_alone_but_not_together_stay_pending_with_the_extenders_
         kube.pvc(first, "localcsi-lvm", each)
         kube.pvc(second, "localcsi-lvm", each)
         kube.pod_with_claims(pod, [first, second], ["hold"])
-        message = _failed_scheduling(kube, pod, "localcsi")
+        message = kube.failed_scheduling(pod, "localcsi")
         assert "room" in message and first in message and second in message, message
         assert kube.core.read_namespaced_pod(pod, kube.namespace).status.phase == "Pending"
         for claim in (first, second):

@@ -8,6 +8,8 @@ never learn which one they got, except through `can_reboot` and `extender_addres
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,23 +30,44 @@ THIN_POOL = "pool0"
 THIN_POOL_SIZE = "2g"
 
 
-def helm_values(device: str) -> dict[str, Any]:
+# resourceToBeInited.mountpoints makes MOUNT_POINT on each node's mount point disk; listConfig.mountPoints
+# offers what is mounted under MOUNT_POINT_DIR, which the chart shows the node pods (node.mountPointDirs).
+MOUNT_POINT_DIR = "/mnt/localcsi"
+MOUNT_POINT = f"{MOUNT_POINT_DIR}/mp-0"
+
+
+def helm_values(
+    device: str, exclusive_disks: Sequence[str] = (), mount_point_disk: str | None = None
+) -> dict[str, Any]:
     """The release's values beyond the chart's defaults, the same on every e2e environment: the init
-    config turns `device` (blank) into POOL_VG on every node. The extender runs beside kube-scheduler
-    (deploy/scheduler's layout), not as the chart's Deployment."""
+    config turns `device` (blank) into POOL_VG on every node, offers `exclusive_disks` to Device volumes
+    and makes MOUNT_POINT on `mount_point_disk` for MountPoint volumes. The extender runs beside
+    kube-scheduler (deploy/scheduler's layout), not as the chart's Deployment."""
+    node_config: dict[str, Any] = {
+        "selector": {},
+        "resourceToBeInited": {"vgs": [{"name": POOL_VG, "devices": [device]}]},
+    }
+    if exclusive_disks:
+        patterns = [f"^{re.escape(disk)}$" for disk in exclusive_disks]
+        node_config.setdefault("listConfig", {})["devices"] = {"include": patterns}
+    if mount_point_disk is not None:
+        node_config.setdefault("listConfig", {})["mountPoints"] = {"include": [f"^{re.escape(MOUNT_POINT_DIR)}/.+$"]}
+        node_config["resourceToBeInited"]["mountpoints"] = [
+            {"path": MOUNT_POINT, "device": mount_point_disk, "fsType": "ext4"}
+        ]
     return {
         "extender": {"enabled": False},
         # VolumeAttributesClass is GA (storage.k8s.io/v1) on the control plane: IO limits change through classes.
         "csiController": {"volumeAttributesClass": True},
-        "initConfig": {
-            "enabled": True,
-            "nodesConfig": [{"selector": {}, "resourceToBeInited": {"vgs": [{"name": POOL_VG, "devices": [device]}]}}],
-        },
+        "node": {"mountPointDirs": [MOUNT_POINT_DIR] if mount_point_disk is not None else []},
+        "initConfig": {"enabled": True, "nodesConfig": [node_config]},
     }
 
 
-def write_helm_values(device: str, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(helm_values(device)))
+def write_helm_values(
+    device: str, path: Path, exclusive_disks: Sequence[str] = (), mount_point_disk: str | None = None
+) -> Path:
+    path.write_text(yaml.safe_dump(helm_values(device, exclusive_disks, mount_point_disk)))
     return path
 
 
@@ -76,6 +99,15 @@ class E2EEnvironment(Protocol):
 
     def expose_pod_port(self, pod_ip: str, port: int) -> None:
         """Let the apiserver's proxy (``/api/v1/namespaces/NS/pods/POD:PORT/proxy/``) reach ``pod_ip:port``."""
+
+    @property
+    def device_disks(self) -> Mapping[str, str]:
+        """The disks every node offers to Device volumes, each with the mediaType it reports ("ssd" or
+        "hdd"); empty where the environment has none."""
+
+    @property
+    def mount_point_disk(self) -> str | None:
+        """The disk the init config makes MOUNT_POINT on, or None where the environment has none."""
 
     @property
     def extender_address(self) -> str | None:

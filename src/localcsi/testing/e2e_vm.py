@@ -29,10 +29,15 @@ from localcsi.testing.tools import tool_path
 from localcsi.testing.vm import NodeVM, VMConfig, free_port
 from localcsi.testing.waiting import wait_for
 
-# Two blank disks: the release's init config makes the first a VG; the second stays blank for tests.
-DATA_DISKS_GIB = [6, 4]
+# Blank virtio disks (rotating to the guest): the release's init config makes vdb a VG, offers vdc and
+# vdd to Device volumes and makes the mount point on vde. Two SSD disks (sda, sdb) go to Device volumes too.
+DATA_DISKS_GIB = [6, 1, 1, 1]
+SSD_DISKS_GIB = [1, 1]
 NODE_MEMORY_MIB = 3072
 POOL_DEVICE = "/dev/vdb"
+HDD_DEVICE_DISKS = ("/dev/vdc", "/dev/vdd")
+SSD_DEVICE_DISKS = ("/dev/sda", "/dev/sdb")
+MOUNT_POINT_DISK = "/dev/vde"
 # Guest ports qemu forwards to the host for expose_pod_port, one pod port each (6 are used: the node pod's
 # plugin and agent, two CSI controllers, two storage controllers).
 POD_PORT_SLOTS = range(19800, 19808)
@@ -84,6 +89,7 @@ class VMEnvironment:
         if cgroup_version is not None:
             self.vm.config.cgroup_version = cgroup_version
         self.kube_node.reboot()
+        self.vm.load_ssd_disks()
         self._exposed.clear()  # a boot loses the DNAT rules
 
     def expose_pod_port(self, pod_ip: str, port: int) -> None:
@@ -104,6 +110,14 @@ class VMEnvironment:
         self._exposed[target] = slot
 
     @property
+    def device_disks(self) -> dict[str, str]:
+        return {**dict.fromkeys(HDD_DEVICE_DISKS, "hdd"), **dict.fromkeys(SSD_DEVICE_DISKS, "ssd")}
+
+    @property
+    def mount_point_disk(self) -> str | None:
+        return MOUNT_POINT_DISK
+
+    @property
     def extender_address(self) -> str | None:
         return f"127.0.0.1:{self.extender.port}" if self.extender is not None else None
 
@@ -120,6 +134,7 @@ class VMEnvironment:
                 self.scheduler = KubeScheduler(self.cluster, extender_url=url, ignorable=True).start()
             config = VMConfig(
                 disks_gib=list(DATA_DISKS_GIB),
+                ssd_disks_gib=list(SSD_DISKS_GIB),
                 memory_mib=NODE_MEMORY_MIB,
                 host_loopback=True,
                 files_disk=files_disk,
@@ -128,10 +143,12 @@ class VMEnvironment:
             )
             self.vm = NodeVM(config, self.phases)
             self.vm.start()
+            self.vm.load_ssd_disks()
             self.kube_node = KubeNode(self.vm, self.cluster).start()
             with self.phases.phase("helm install"):
                 self._install_snapshot_crds()
-                values = write_helm_values(POOL_DEVICE, self.workdir / "values.yaml")
+                values = write_helm_values(POOL_DEVICE, self.workdir / "values.yaml", list(self.device_disks),
+                                           MOUNT_POINT_DISK)  # fmt: skip
                 self.helm("install", RELEASE, str(project_root() / CHART), "--namespace", NAMESPACE,
                           "--create-namespace", "--values", str(values))  # fmt: skip
             with self.phases.phase("localcsi pods Ready"):
