@@ -3,6 +3,7 @@ through hack/install-deps. Checked without installing anything: syntax, and inst
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -58,3 +59,14 @@ def test_install_deps_wants_a_value_after_prefix() -> None:
     result = bash(str(INSTALL_DEPS), "--prefix")
     assert result.returncode != 0
     assert "--prefix needs a label" in result.stderr
+
+
+def test_ci_runs_every_tier_of_tox_envlist_once() -> None:
+    """.ci/run names the tiers itself (three in a row, two side by side): none may be left out or run twice."""
+    envlist = re.search(r"^envlist = (.+)$", (ROOT / "tox.ini").read_text(), re.MULTILINE)
+    assert envlist is not None
+    ci_run = (ROOT / ".ci" / "run").read_text()
+    commands = re.findall(r"^python3 -m tox (?:run-parallel )?-e (\S+)", ci_run, re.MULTILINE)
+    named = [tier for command in commands for tier in command.split(",")]
+    assert sorted(named) == sorted(tier.strip() for tier in envlist.group(1).split(","))
+    assert len(named) == len(set(named))
