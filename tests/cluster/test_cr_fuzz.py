@@ -34,11 +34,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -58,9 +57,9 @@ from localcsi.testing import cr_fuzz
 from localcsi.testing.cluster import SYSTEM_NAMESPACE, KubeCluster, service_account_user
 from localcsi.testing.cr_fuzz_agent import FailingRunner, agent_handles_storage, fake_lvm_backend
 from localcsi.testing.vm import free_port
+from localcsi.testing.waiting import wait_for
 
 Obj = dict[str, Any]
-T = TypeVar("T")
 
 EXAMPLES = int(os.environ.get("LOCALCSI_CR_FUZZ_EXAMPLES", "150"))
 SELECTED = "localcsi"  # the controller's --init-config
@@ -75,17 +74,6 @@ def fuzz_settings(function: Callable[..., None]) -> Callable[..., None]:
         derandomize="LOCALCSI_CR_FUZZ_EXAMPLES" not in os.environ,
         suppress_health_check=list(HealthCheck),
     )(function)
-
-
-def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 20) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Tally:
@@ -263,7 +251,7 @@ def test_admitted_logical_volumes_are_reconciled_and_deleted_by_the_agent(world:
             assert gone == "retry" and (left.get("status") or {}).get("code"), left
             phases["deletion refused"] += 1
             volumes.patch(name, {"metadata": {"finalizers": None}})
-        wait_until(f"LogicalVolume {name} to go", lambda: volumes.get(name) is None, 10)
+        wait_for(f"LogicalVolume {name} to go", lambda: volumes.get(name) is None, 10, 0.05)
 
     try:
         fuzz()
@@ -342,9 +330,9 @@ def _run_init_configs(world: World, configs: CustomResources, controller: Contro
     for spec in world.applied:
         generation = _apply_selected(world, spec)
         synced = functools.partial(_synced, world, spec, generation)
-        outcomes[wait_until(f"the controller to apply generation {generation}", synced)] += 1
+        outcomes[wait_for(f"the controller to apply generation {generation}", synced, 20, 0.05)] += 1
     for name in world.configs:
-        ready = wait_until(f"init config {name}'s status", lambda: _conditions(configs.get(name)).get("Ready"))  # noqa: B023
+        ready = wait_for(f"init config {name}'s status", lambda: _conditions(configs.get(name)).get("Ready"), 20, 0.05)  # noqa: B023
         assert (ready["status"], ready["reason"]) == ("False", "NotSelected"), ready
     assert controller.proc.poll() is None, controller.log_text()
     assert controller.proc.pid == controller.pid
