@@ -23,7 +23,8 @@ def test_status_lists_each_node_and_vg_with_its_volumes(kube_cluster: KubeCluste
     try:
         argv = [sys.executable, "-m", "localcsi", "status", "--kubeconfig", str(kube_cluster.kubeconfig()), "--output"]
         listed = json.loads(subprocess.run([*argv, "json"], capture_output=True, text=True, check=True).stdout)
-        mine = [row for row in listed if row["node"] == NODE]
+        mine = [row for row in listed["volumeGroups"] if row["node"] == NODE]
+        assert [row for row in listed["exclusive"] if row["node"] == NODE] == [], "no disk or mount point reported"
         assert [(r["vg"], r["total"], r["volumes"]) for r in mine] == [
             ("localcsi-status-a", 20 * GIB, 1),
             ("localcsi-status-b", 5 * GIB, 0),
