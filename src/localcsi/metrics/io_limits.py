@@ -27,16 +27,12 @@ _COUNTERS = (
 )
 
 
-def _no_counters() -> Counters:
-    return ()
-
-
 class IoLimitCollector(Collector):
     def __init__(
         self,
         published: Callable[[], int],
         limits: Callable[[], Limits],
-        counters: Callable[[], Counters] = _no_counters,
+        counters: Callable[[], Counters],
     ) -> None:
         self.published = published
         self.limits = limits
