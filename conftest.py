@@ -1,5 +1,5 @@
-"""Tiers follow folders: tests/unit -> unit, tests/node and sanity/ -> node, tests/cluster -> cluster,
-tests/e2e -> e2e.
+"""Tiers follow folders: tests/unit -> unit, tests/node -> node, sanity/ -> sanity, tests/cluster ->
+cluster, tests/e2e -> e2e.
 
 The `vm` tox env runs node and e2e in one xdist session on two workers (`--dist loadgroup`, scheduled
 by `TierGroups` below): every node module is its own group (its VM is a module fixture) and the whole
@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     root = Path(config.rootpath)
     for item in items:
         parts = Path(item.path).relative_to(root).parts
-        tier = "node" if parts[0] == "sanity" else TIER_BY_FOLDER.get(parts[1] if len(parts) > 1 else "")
+        tier = "sanity" if parts[0] == "sanity" else TIER_BY_FOLDER.get(parts[1] if len(parts) > 1 else "")
         if tier is not None and not any(item.iter_markers(name=tier)):
             item.add_marker(getattr(pytest.mark, tier))
     # e2e first (the longest chain, see above). Within a tier, a test that leaves the node changed

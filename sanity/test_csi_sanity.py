@@ -15,7 +15,8 @@ from localcsi.testing.tools import tool_path
 from localcsi.testing.vm import NodeVM, VMConfig
 from sanity.junit import parse_junit
 
-GIB = 1024**3
+MIB = 1024**2
+VOLUME_BYTES = 256 * MIB
 SANITY = "/usr/local/bin/csi-sanity"
 THICK_VG = "localcsi-sanity"
 THIN_VG = "localcsi-thin"
@@ -91,8 +92,8 @@ def test_csi_sanity(sanity_plugin: GuestPlugin, vm_phases: Phases, parameter_set
     argv = [
         SANITY,
         f"--csi.endpoint={UNIX_ENDPOINT.removeprefix('unix://')}",
-        f"--csi.testvolumesize={GIB}",
-        f"--csi.testvolumeexpandsize={2 * GIB}",
+        f"--csi.testvolumesize={VOLUME_BYTES}",
+        f"--csi.testvolumeexpandsize={2 * VOLUME_BYTES}",
         f"--csi.testvolumeparameters={params_file}",
         f"--csi.testvolumemutableparameters={mutable_file}",
         f"--csi.testvolumeaccesstype={access_type}",

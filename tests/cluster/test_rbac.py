@@ -149,7 +149,7 @@ EXPECTED: dict[str, tuple[Grant, ...]] = {
         Grant(NODE, READ),
         Grant(CSI_NODE, READ),
         Grant(ATTACHMENT, READ),
-        Grant(SNAPSHOT, ("get", "list")),
+        Grant(SNAPSHOT, (*READ, "update")),
         Grant(SNAPSHOT_CLASS, READ),
         Grant(CONTENT, (*READ, "create", "update", "patch")),
         Grant(CONTENT_STATUS, ("update", "patch")),

@@ -4,15 +4,27 @@ One pod holds a filesystem volume (write bytes/s and read IOPS limited) and a bl
 bytes/s and write IOPS limited) and measures all four with fio (direct IO), round after round. While
 it runs, a VolumeAttributesClass raises the filesystem volume's write limit: its last rounds must
 follow the new limit. A pod on unlimited volumes of the same VG, measured the same way, must be at
-least 3x faster. Every rate is checked within ±10 % of its limit.
+least 3x faster.
 
-fio's JSON (a few KiB per job) is larger than a termination message (4096 bytes): the test reads it
-from the pod's log, through the API server.
+What is checked, each within ±10 %: no round of any kind goes over its limit (the raised one for
+writes after the raise); the first write round is at the class's limit and the last at the raised
+one; the other kinds' median and last rounds are at their limits. A median, not every round: the raise
+rewrites the filesystem volume's whole limit line, which restarts the kernel's throttling window for
+that device, so the round measuring it at that moment can come in low (seen in CI: read IOPS 33.8 of
+40 in the round the raise landed in, 40.3 in the five others).
+
+fio writes its JSON (about 150 KB) to a file in an emptyDir, which the test reads on the node once
+fio's container has exited; a second container sleeps, so that the pod, and with it the emptyDir, stays
+until the test deletes it (the kubelet tears down the volumes of a pod that has finished). Standard
+output was not reliable: containerd 1.6 reported the container exited while the end of its output never
+reached the log file (seen in CI twice: the log stopped mid-document, and stayed so for a minute).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import statistics
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,8 +33,8 @@ import pytest
 from e2e_kube import BLOCK_DEVICE, DATA, Kube, namespace, unique
 from kubernetes import client
 
-from localcsi.testing.e2e_env import POOL_VG, E2EEnvironment, cgroup_version
-from localcsi.testing.fio import FioOutputError, fio_argv, fio_document
+from localcsi.testing.e2e_env import POOL_VG, E2EEnvironment, cgroup_version, storage_ready, storage_report
+from localcsi.testing.fio import fio_argv
 from localcsi.testing.fio import rates as fio_rates
 from localcsi.testing.images import FIO_IMAGE
 from localcsi.testing.waiting import wait_for
@@ -43,6 +55,9 @@ SPECS = {
     "write-iops": BLOCK_DEVICE,
 }
 EXPECTED = {"write-bps": MIB, "read-iops": 40, "read-bps": MIB, "write-iops": 40}
+OUTPUT_VOLUME = "out"
+OUTPUT_FILE = "fio.json"
+POD_SECONDS = 300  # ROUNDS x len(SPECS) x SECONDS is 72 s of measuring, plus fio's start and file layout
 
 
 pytestmark = pytest.mark.last  # it ends on a cgroup v1 node: booting back is needed only if tests follow
@@ -87,51 +102,55 @@ def _measuring_pod(kube: Kube, name: str, fs_claim: str, block_claim: str) -> No
         "name": "workload",
         "image": FIO_IMAGE,
         "imagePullPolicy": "Never",  # loaded into the node's containerd; no registry has it
-        "command": fio_argv(ROUNDS, SECONDS, list(SPECS.items())),
-        "volumeMounts": [{"name": "fs", "mountPath": f"{DATA}0"}],
+        "command": fio_argv(ROUNDS, SECONDS, list(SPECS.items()), output=f"/{OUTPUT_VOLUME}/{OUTPUT_FILE}"),
+        "volumeMounts": [
+            {"name": "fs", "mountPath": f"{DATA}0"},
+            {"name": OUTPUT_VOLUME, "mountPath": f"/{OUTPUT_VOLUME}"},
+        ],
         "volumeDevices": [{"name": "block", "devicePath": BLOCK_DEVICE}],
     }
+    keeper = {
+        "name": "keeper", "image": FIO_IMAGE, "imagePullPolicy": "Never", "command": ["sleep", "infinity"],
+    }  # fmt: skip
     kube.core.create_namespaced_pod(kube.namespace, {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
         "spec": {
-            "restartPolicy": "Never", "terminationGracePeriodSeconds": 5, "containers": [container],
+            "restartPolicy": "Never", "terminationGracePeriodSeconds": 5, "containers": [container, keeper],
             "volumes": [
                 {"name": "fs", "persistentVolumeClaim": {"claimName": fs_claim}},
                 {"name": "block", "persistentVolumeClaim": {"claimName": block_claim}},
+                {"name": OUTPUT_VOLUME, "emptyDir": {}},
             ],
         },
     })  # fmt: skip
 
 
-def _fio_output(kube: Kube, name: str) -> str:
-    """The pod's log once it holds fio's whole JSON document. containerd 1.6 can report the container
-    exited while its last chunk of output is still on its way to the log file (seen in CI: the log
-    ended mid-document, 144 KB in), so a log that does not parse yet is read again."""
-    last = [""]
+def _fio_done(kube: Kube, name: str) -> client.V1Pod:
+    """The pod once fio's container has exited 0 (its keeper still runs)."""
 
-    def whole() -> str | None:
-        # Unparsed: the client would turn a JSON log into the repr of a dict.
-        response = kube.core.read_namespaced_pod_log(name, kube.namespace, container="workload", _preload_content=False)
-        last[0] = response.data.decode()
-        try:
-            fio_document(last[0])
-        except FioOutputError:
-            return None
-        return last[0]
+    def exited() -> client.V1Pod | None:
+        pod = kube.core.read_namespaced_pod(name, kube.namespace)
+        for status in pod.status.container_statuses or []:
+            terminated = status.state.terminated if status.name == "workload" and status.state else None
+            if terminated is not None:
+                if terminated.exit_code != 0:
+                    log = kube.core.read_namespaced_pod_log(name, kube.namespace, container="workload")
+                    raise AssertionError(f"fio in pod {name} exited {terminated.exit_code}: {log[-2000:]!r}")
+                return pod
+        return None
 
-    return wait_for(
-        f"pod {name}'s log to hold fio's whole JSON document",
-        whole,
-        timeout=60,
-        interval=2,
-        context=lambda: f"the log ends: {last[0][-400:]!r}",
-    )
+    return wait_for(f"fio in pod {name} to finish", exited, POD_SECONDS, 2.0, lambda: kube.events(name))
+
+
+def _fio_output(kube: Kube, pod: client.V1Pod) -> str:
+    """fio's JSON, from the pod's emptyDir on its node."""
+    path = f"/var/lib/kubelet/pods/{pod.metadata.uid}/volumes/kubernetes.io~empty-dir/{OUTPUT_VOLUME}/{OUTPUT_FILE}"
+    return kube.env.node(pod.spec.node_name).run(["cat", path]).check().stdout
 
 
 def _rates(kube: Kube, name: str) -> dict[str, list[float]]:
-    """Each kind's rate per round, from the fio JSON the pod printed."""
-    kube.wait_pod_phase(name, ("Succeeded",))
-    output = _fio_output(kube, name)
+    """Each kind's rate per round, from the fio JSON the pod wrote."""
+    output = _fio_output(kube, _fio_done(kube, name))
     kube.delete_pod(name)
     return fio_rates(output, ROUNDS, list(SPECS))
 
@@ -188,6 +207,10 @@ def _within(measured: float, limit: float) -> bool:
     return abs(measured - limit) <= TOLERANCE * limit
 
 
+def _at_most(measured: float, limit: float) -> bool:
+    return measured <= (1 + TOLERANCE) * limit
+
+
 @pytest.mark.parametrize("version", ["v2", "v1"])
 def test_limits_hold_in_a_pod_follow_a_volume_attributes_class_and_spare_unlimited_pods(
     e2e_env: E2EEnvironment, node: str, version: str
@@ -200,6 +223,11 @@ def test_limits_hold_in_a_pod_follow_a_volume_attributes_class_and_spare_unlimit
     assert cgroup_version(e2e_env, node) == version
     with namespace(e2e_env, f"io-{version}") as kube:
         classes = _classes(kube, kube.namespace)
+        for storage_class in classes.values():
+            # A new class has no CSIStorageCapacity until the provisioner answers for it, which after the
+            # reboot into v1 waits for the CSI controller to be back: until then its pods cannot schedule.
+            published = functools.partial(storage_ready, e2e_env, storage_class)
+            wait_for(f"capacity of {storage_class}", published, 600, 2.0, lambda: storage_report(e2e_env))
         raised = _create_raised_class(kube, kube.namespace)
         try:
             claims = {kind: unique(kind) for kind in ("fs", "block", "free-fs", "free-block")}
@@ -226,8 +254,13 @@ def test_limits_hold_in_a_pod_follow_a_volume_attributes_class_and_spare_unlimit
     report = f"cgroup {version}: limited {rates}, unlimited {free_rates}"
     print(report)  # the measured rates, for the record (pytest -rP shows them)
     for kind, limit in EXPECTED.items():
-        assert _within(rates[kind][0], limit), f"{kind} first round off its limit {limit}; {report}"
         assert max(free_rates[kind]) >= FASTER * limit, f"{kind} unlimited is not {FASTER}x {limit}; {report}"
-    assert _within(rates["write-bps"][-1], 2 * MIB), f"write-bps did not follow the class to 2 MiB/s; {report}"
+    writes = rates["write-bps"]
+    assert _within(writes[0], MIB), f"write-bps first round off its limit {MIB}; {report}"
+    assert _at_most(max(writes), 2 * MIB), f"write-bps went over the raised limit; {report}"
+    assert _within(writes[-1], 2 * MIB), f"write-bps did not follow the class to 2 MiB/s; {report}"
     for kind in ("read-iops", "read-bps", "write-iops"):
-        assert _within(rates[kind][-1], EXPECTED[kind]), f"{kind} changed with another volume's class; {report}"
+        limit = EXPECTED[kind]
+        assert _at_most(max(rates[kind]), limit), f"{kind} went over its limit {limit}; {report}"
+        assert _within(statistics.median(rates[kind]), limit), f"{kind} median off its limit {limit}; {report}"
+        assert _within(rates[kind][-1], limit), f"{kind} changed with another volume's class; {report}"

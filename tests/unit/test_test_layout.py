@@ -68,8 +68,8 @@ def test_e2e_runs_first_and_is_one_group_while_each_other_module_is_its_own(pyte
     ]
     ordered = _order(pytestconfig, items)
     assert [item.name for item in ordered] == ["volumes", "io", "sanity", "x", "pure"]
-    assert [next(m for m in item.marks if m in ("unit", "node", "e2e")) for item in ordered] == [
-        "e2e", "e2e", "node", "node", "unit",
+    assert [next(m for m in item.marks if m in ("unit", "node", "sanity", "e2e")) for item in ordered] == [
+        "e2e", "e2e", "sanity", "node", "unit",
     ]  # fmt: skip
     groups = object.__new__(conftest.TierGroups)  # _split_scope reads nothing of the scheduler's state
     assert groups._split_scope("tests/e2e/test_io.py::test_a[v1]") == "e2e"

@@ -67,7 +67,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def _wait_for_storage(environment: E2EEnvironment, phases: Phases) -> None:
-    # The provisioner polls GetCapacity once a minute: a VG or pool made just after a poll shows a minute later.
+    # The provisioner polls GetCapacity every csiController.capacityPollInterval (10 s in the e2e release):
+    # a VG or pool made just after a poll shows that much later.
     report = lambda: storage_report(environment)  # noqa: E731
     with phases.phase("VG from the init config"):
         wait_for("the init config's VG on every node", lambda: storage_ready(environment), 300, 2.0, report)

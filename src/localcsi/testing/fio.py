@@ -9,8 +9,9 @@ filesystem volume (fio lays it out before the job's clock starts) or a block dev
     write-bps, read-bps      64 KiB operations, sequential; bytes per second (`bw_bytes`)
     write-iops, read-iops    4 KiB operations, sequential; operations per second (`iops`)
 
-fio prints one JSON document (`--output-format=json`); its `jobs` array holds one entry per job, in
-the order the jobs ran, with the job's `jobname`, `error` and its `read` and `write` statistics.
+fio prints one JSON document (`--output-format=json`), to standard output or, given `output`, to that
+file (`--output`); its `jobs` array holds one entry per job, in the order the jobs ran, with the job's
+`jobname`, `error` and its `read` and `write` statistics.
 """
 
 from __future__ import annotations
@@ -51,12 +52,17 @@ def job_name(round_index: int, kind: str) -> str:
     return f"round{round_index}-{kind}"
 
 
-def fio_argv(rounds: int, seconds: int, specs: Sequence[tuple[str, str]], region: str = REGION) -> list[str]:
-    """fio's argv: `specs` are (KIND, PATH) pairs, measured in this order in each of `rounds` rounds."""
+def fio_argv(
+    rounds: int, seconds: int, specs: Sequence[tuple[str, str]], region: str = REGION, output: str | None = None
+) -> list[str]:
+    """fio's argv: `specs` are (KIND, PATH) pairs, measured in this order in each of `rounds` rounds; the
+    JSON goes to `output` when given, else to standard output."""
     for kind, _ in specs:
         if kind not in KINDS:
             raise ValueError(f"{kind!r} is not one of {', '.join(KINDS)}")
     argv = [FIO_BINARY, "--output-format=json", "--eta=never"]
+    if output is not None:
+        argv.append(f"--output={output}")
     # Options before the first --name are global: they apply to every job.
     argv += ["--direct=1", "--ioengine=psync", "--iodepth=1", "--time_based=1", f"--runtime={seconds}s"]
     argv += [f"--size={region}"]

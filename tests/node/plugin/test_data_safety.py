@@ -105,9 +105,11 @@ def tagged_lvs(vm: NodeVM, vg: str) -> list[str]:
 
 def test_kill_9_during_create_then_retry_leaves_one_lv(csi_plugin: GuestPlugin) -> None:
     """Kill the plugin while it copies a thick snapshot into a new volume: the half copy is marked and
-    never listed; the retry finishes it into exactly one LV with the snapshot's data."""
+    never listed; the retry finishes it into exactly one LV with the snapshot's data. 512 MiB: the copy
+    takes tens of seconds under emulation, ample time to kill it after its LV appears (polled every 0.2 s),
+    and each copy, hash and wipe of the volume costs half what 1 GiB did."""
     vm = csi_plugin.vm
-    size = 1024 * MIB
+    size = 512 * MIB
     origin = csi_plugin.controller.CreateVolume(
         req.create_volume("crash-origin", size, THICK, req.block_capability())
     ).volume

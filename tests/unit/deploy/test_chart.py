@@ -402,3 +402,29 @@ def test_mount_point_dirs_reach_the_plugin_and_the_agent_at_the_same_path() -> N
     for bad in ("node.mountPointDirs={mnt/relative}", "node.mountPointDirs={/mnt/trailing/}"):
         with pytest.raises(RuntimeError, match="values don't meet the specifications"):
             GENERATE.template(("--set", bad))
+
+
+def _deployments(*values: str) -> dict[str, Object]:
+    return {doc["metadata"]["name"]: doc for doc in render(*values) if doc["kind"] == "Deployment"}
+
+
+def test_replicas_and_the_capacity_poll_interval_are_what_the_values_say() -> None:
+    names = ("localcsi-csi-controller", "localcsi-controller", "localcsi-snapshot-controller")
+    defaults = _deployments()
+    assert [defaults[name]["spec"]["replicas"] for name in names] == [2, 2, 2]
+    one_node = _deployments(
+        "--set", "csiController.replicas=1", "--set", "controller.replicas=1", "--set", "snapshotController.replicas=1",
+        "--set", "csiController.capacityPollInterval=10s",
+    )  # fmt: skip
+    assert [one_node[name]["spec"]["replicas"] for name in names] == [1, 1, 1]
+
+    def provisioner_args(deployments: dict[str, Object]) -> list[str]:
+        containers = deployments["localcsi-csi-controller"]["spec"]["template"]["spec"]["containers"]
+        (provisioner,) = [c for c in containers if c["name"] == "csi-provisioner"]
+        return [arg for arg in provisioner["args"] if arg.startswith("--capacity-poll-interval")]
+
+    assert provisioner_args(defaults) == ["--capacity-poll-interval=1m"]
+    assert provisioner_args(one_node) == ["--capacity-poll-interval=10s"]
+    for bad in ("csiController.replicas=0", "csiController.capacityPollInterval=soon", "controller.replicas=0"):
+        with pytest.raises(RuntimeError, match="values don't meet the specifications"):
+            GENERATE.template(("--set", bad))

@@ -31,6 +31,12 @@ def test_global_options_come_before_the_first_job_and_every_job_waits_for_the_pr
     assert argv.count("--stonewall") == 4
 
 
+def test_an_output_file_is_a_global_option_and_standard_output_is_the_default() -> None:
+    to_file = fio_argv(1, 1, [("write-bps", "/data0/rate")], output="/out/fio.json")
+    assert to_file.index("--output=/out/fio.json") < to_file.index("--name=round0-write-bps")
+    assert not [arg for arg in fio_argv(1, 1, [("write-bps", "/data0/rate")]) if arg.startswith("--output=")]
+
+
 def test_an_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="'randrw-bps' is not one of"):
         fio_argv(1, 1, [("randrw-bps", "/dev/xvda")])
