@@ -8,9 +8,8 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from localcsi.core.errors import Internal
 from localcsi.core.nodestorage import DISK, PARTITION, BlockDevice, MountedFilesystem
@@ -136,9 +135,9 @@ def read_rotational(sys_block: Path = SYS_BLOCK) -> dict[str, bool]:
     return flags
 
 
-@dataclass(frozen=True)
-class IoCounters:
-    """Completed IOs and bytes since the device appeared (the kernel's block/stat counters)."""
+class IoCounters(NamedTuple):
+    """Completed IOs and bytes since the device appeared (the kernel's block/stat counters). A NamedTuple:
+    the plugin makes one per published volume at every scrape, in half a frozen dataclass's time."""
 
     reads: int
     read_bytes: int
@@ -153,13 +152,13 @@ def read_io_counters(device: DeviceNumber, sys_dev_block: Path = SYS_DEV_BLOCK) 
     try:  # os.open and os.read: a third of Path.read_text's time, which shows at 1000 volumes per scrape
         fd = os.open(f"{sys_dev_block}/{device.major}:{device.minor}/stat", os.O_RDONLY)
         try:
-            fields = os.read(fd, 4096).decode("ascii", "replace").split()
+            data = os.read(fd, 4096)
         finally:
             os.close(fd)
     except OSError:
         return None
-    if len(fields) < 7 or not all(field.isdigit() for field in fields[:7]):
-        log.warning("unexpected %s/%s/stat: %r", sys_dev_block, device, " ".join(fields))
+    fields = data.split(None, 7)  # the bytes as they are: no decoding, and nothing split past field 7
+    if len(fields) < 7 or not b"".join(fields[:7]).isdigit():  # no field is empty, so each is digits
+        log.warning("unexpected %s/%s/stat: %r", sys_dev_block, device, data.decode("ascii", "replace").strip())
         return None
-    reads, _, read_sectors, _, writes, _, written_sectors = (int(field) for field in fields[:7])
-    return IoCounters(reads, read_sectors * SECTOR, writes, written_sectors * SECTOR)
+    return IoCounters(int(fields[0]), int(fields[2]) * SECTOR, int(fields[4]), int(fields[6]) * SECTOR)

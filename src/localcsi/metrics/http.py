@@ -3,7 +3,9 @@
 One server per address: a process given the same address for ``--health-address`` and
 ``--metrics-address`` serves both paths on one port (``serve``). A server without a registry serves
 only ``/healthz``; a server with one serves ``/metrics`` too, and its ``/healthz`` asks the same prober,
-so "/healthz sits beside /metrics" wherever metrics are promised. Any other path is 404.
+so "/healthz sits beside /metrics" wherever metrics are promised. Any other path is 404. ``/metrics`` is
+the registry in the text format 0.0.4, through ``metrics.text.exposition``: prometheus_client's output,
+with the per-volume families the node plugin writes itself.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from http.server import BaseHTTPRequestHandler
 from typing import Final
 from urllib.parse import urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry
 
 from localcsi.background_http import BackgroundHTTPServer
+from localcsi.metrics.text import exposition
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
             log.warning("health check failed: %s", reason)
             self._reply(HTTPStatus.SERVICE_UNAVAILABLE, reason.encode(), "text/plain; charset=utf-8")
         elif path == METRICS_PATH and self.server.registry is not None:
-            self._reply(HTTPStatus.OK, generate_latest(self.server.registry), CONTENT_TYPE_LATEST)
+            self._reply(HTTPStatus.OK, exposition(self.server.registry), CONTENT_TYPE_LATEST)
         else:
             hint = f"not found; try {' or '.join(self.server.paths)}\n"
             self._reply(HTTPStatus.NOT_FOUND, hint.encode(), "text/plain; charset=utf-8")

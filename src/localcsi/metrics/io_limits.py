@@ -3,16 +3,21 @@ resync found published (no command at scrape: the counters are a sysfs file per 
 
 Labels are the VG and LV: bounded by the volumes on the node, never by pods. The counters are the LV's
 own device's, so a write counts once: cAdvisor's per-pod figures count it again on the disk under the LV.
+
+The per-volume families are TextFamily (``metrics.text``): a series per volume, four counters and up to four
+limits each, is what makes the plugin's /metrics large, and their text is written directly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from operator import attrgetter
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from localcsi.fs.block_devices import IoCounters
+from localcsi.metrics.text import TextFamily
 
 # (vg, lv, {(direction, unit): limit}) for each limited volume
 Limits = Sequence[tuple[str, str, dict[tuple[str, str], int]]]
@@ -38,24 +43,29 @@ class IoLimitCollector(Collector):
         self.limits = limits
         self.counters = counters
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | TextFamily]:
         yield GaugeMetricFamily(
             "localcsi_published_volumes",
             "Volumes published to pods on this node (each pod's use of a volume counts once).",
             value=self.published(),
         )
-        family = GaugeMetricFamily(
-            "localcsi_volume_io_limit",
-            "IO limit in force for a volume's pods, per direction (read, write) and unit (bytes, ops) per second.",
-            labels=["vg", "lv", "direction", "unit"],
-        )
+        limited: list[tuple[str, str, str, str]] = []
+        limits: list[int] = []
         for vg, lv, values in self.limits():
             for (direction, unit), limit in sorted(values.items()):
-                family.add_metric([vg, lv, direction, unit], limit)
-        yield family
+                limited.append((vg, lv, direction, unit))
+                limits.append(limit)
+        yield TextFamily(
+            "localcsi_volume_io_limit",
+            "IO limit in force for a volume's pods, per direction (read, write) and unit (bytes, ops) per second.",
+            "gauge",
+            ("vg", "lv", "direction", "unit"),
+            series=limited,
+            values=limits,
+        )
         counted = self.counters()
+        volumes = [(vg, lv) for vg, lv, _io in counted]  # the four families' series
         for name, documentation, field in _COUNTERS:
-            counter = CounterMetricFamily(name, documentation, labels=["vg", "lv"])
-            for vg, lv, io in counted:
-                counter.add_metric([vg, lv], getattr(io, field))
-            yield counter
+            value = attrgetter(field)
+            counts = [value(io) for _vg, _lv, io in counted]
+            yield TextFamily(name, documentation, "counter", ("vg", "lv"), series=volumes, values=counts)

@@ -102,3 +102,44 @@ def test_io_counters_of_a_missing_or_garbled_device_are_none(tmp_path: Path) -> 
     (tmp_path / "253:5").mkdir()
     (tmp_path / "253:5" / "stat").write_text("5 1 x\n")
     assert read_io_counters(DeviceNumber(253, 5), tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    ("stat", "counters"),
+    [
+        # the kernel pads each field to 8 columns; an older kernel has 11 fields, a newer 17
+        ("       5        1       80        3        7        2       24        9\n",
+         IoCounters(5, 80 * 512, 7, 24 * 512)),
+        ("5\t1\t80\t3\t7\t2\t24", IoCounters(5, 80 * 512, 7, 24 * 512)),  # 7 fields, no newline
+        ("18446744073709551615 0 18446744073709551615 0 3 0 4 x y\n",  # past field 7 nothing is read
+         IoCounters(2**64 - 1, (2**64 - 1) * 512, 3, 4 * 512)),
+        ("007 0 010 0 0 0 0\n", IoCounters(7, 10 * 512, 0, 0)),
+    ],
+)  # fmt: skip
+def test_io_counters_are_read_from_any_spacing_and_width(tmp_path: Path, stat: str, counters: IoCounters) -> None:
+    (tmp_path / "8:0").mkdir()
+    (tmp_path / "8:0" / "stat").write_text(stat)
+    assert read_io_counters(DeviceNumber(8, 0), tmp_path) == counters
+
+
+@pytest.mark.parametrize(
+    "stat",
+    [
+        b"",
+        b"5 1 80 3 7 2\n",  # six fields
+        b"-5 1 80 3 7 2 24\n",  # int() would take a sign, an underscore or a non-ASCII digit: the kernel writes none
+        b"+5 1 80 3 7 2 24\n",
+        b"5 1 8_0 3 7 2 24\n",
+        "5 1 80 3 7 2 \uff12\uff14\n".encode(),  # fullwidth digits
+        b"5 1 80 3 7 2 0x18\n",
+        b"5 1 80 3 \xff 2 24\n",
+    ],
+)
+def test_io_counters_of_a_stat_file_that_is_not_seven_decimal_fields_are_none(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, stat: bytes
+) -> None:
+    (tmp_path / "8:0").mkdir()
+    (tmp_path / "8:0" / "stat").write_bytes(stat)
+    with caplog.at_level("WARNING", logger="localcsi.fs.block_devices"):
+        assert read_io_counters(DeviceNumber(8, 0), tmp_path) is None
+    assert [record.getMessage().startswith(f"unexpected {tmp_path}/8:0/stat") for record in caplog.records] == [True]

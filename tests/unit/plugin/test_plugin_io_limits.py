@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from localcsi.core.iolimits import Throttle
 from localcsi.driver.pod_limits import InForce, PodIoLimits
 from localcsi.fs.types import DeviceNumber
+from localcsi.metrics.text import exposition
 from localcsi.plugin.io_limits import IoLimitResync, register_io_limit_metrics
 
 pytestmark = pytest.mark.unit
@@ -115,3 +116,18 @@ def test_metrics_count_each_published_volumes_io_from_its_device_at_scrape(tmp_p
     assert "csi-gone" not in text, "a device that is gone has no series"
     stat.write_text("  121    0  2056   30  400    0 16384  900    0 1000  930\n")
     assert 'localcsi_volume_reads_total{lv="csi-x",vg="localcsi-a"} 121.0' in generate_latest(registry).decode()
+
+
+def test_metrics_written_by_hand_are_the_registrys_text(tmp_path: Path) -> None:
+    for minor in (3, 4):
+        (tmp_path / f"253:{minor}").mkdir()
+        (tmp_path / f"253:{minor}" / "stat").write_text(f"{minor} 0 2048 30 400 0 16384 900 0 1000 930\n")
+    limits = CountingLimits()
+    devices = (("localcsi-a", "csi-x", DeviceNumber(253, 3)), ("localcsi-b", "csi-y", DeviceNumber(253, 4)))
+    throttles = (("localcsi-a", "csi-x", Throttle(write_bps=1048576, read_iops=40)),)
+    limits.in_force = InForce(2, throttles, devices)
+    registry = CollectorRegistry()
+    register_io_limit_metrics(limits, registry, sys_dev_block=tmp_path)
+    served = exposition(registry).decode()
+    assert served == generate_latest(registry).decode()
+    assert 'localcsi_volume_reads_total{lv="csi-y",vg="localcsi-b"} 4.0' in served.splitlines()
