@@ -266,8 +266,13 @@ def volume_lv(env: E2EEnvironment, node: str, pv_name: str) -> tuple[dict[str, s
     return None
 
 
+def pod_volume_dir(pod_uid: str, plugin: str, volume: str) -> str:
+    """Where the node's kubelet keeps a pod's volume: `plugin` is kubernetes.io~csi, kubernetes.io~empty-dir..."""
+    return f"/var/lib/kubelet/pods/{pod_uid}/volumes/{plugin}/{volume}"
+
+
 def mounted_size_bytes(env: E2EEnvironment, node: str, pod_uid: str, pv_name: str) -> int:
     """The size of the file system the kubelet mounted for a pod's volume, as df sees it in the pod."""
-    path = f"/var/lib/kubelet/pods/{pod_uid}/volumes/kubernetes.io~csi/{pv_name}/mount"
+    path = f"{pod_volume_dir(pod_uid, 'kubernetes.io~csi', pv_name)}/mount"
     out = env.node(node).run(["df", "-B1", "--output=size", path]).check().stdout.split()
     return int(out[-1])

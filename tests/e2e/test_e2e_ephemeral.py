@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from e2e_kube import DATA, MIB, Kube, logical_volumes, namespace, unique, volume_lv
+from e2e_kube import DATA, MIB, Kube, logical_volumes, namespace, pod_volume_dir, unique, volume_lv
 from kubernetes import client
 
 from localcsi.testing.e2e_env import POOL_VG, E2EEnvironment
@@ -69,7 +69,7 @@ def test_an_inline_volume_of_a_running_pod_is_reported_and_held(e2e_env: E2EEnvi
         found = volume_lv(e2e_env, node, volume_id)
         assert found is not None, f"no LV for inline volume {volume_id} while its pod runs"
         lv_name = found[0]["lv_name"]
-        target = f"/var/lib/kubelet/pods/{pod.metadata.uid}/volumes/kubernetes.io~csi/scratch/mount"
+        target = f"{pod_volume_dir(pod.metadata.uid, 'kubernetes.io~csi', 'scratch')}/mount"
         fstype = e2e_env.node(node).run(["findmnt", "-n", "-o", "FSTYPE", target]).check().stdout.strip()
         assert fstype == "ext4"
         # The agent reports it like any LV, so the VG's free space and the extender's view stay true.

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_kube import BLOCK_DEVICE, DATA, Kube, namespace, unique
+from e2e_kube import BLOCK_DEVICE, DATA, Kube, namespace, pod_volume_dir, unique
 from kubernetes import client
 
 from localcsi.testing.e2e_env import POOL_VG, E2EEnvironment, cgroup_version, storage_ready, storage_report
@@ -144,7 +144,7 @@ def _fio_done(kube: Kube, name: str) -> client.V1Pod:
 
 def _fio_output(kube: Kube, pod: client.V1Pod) -> str:
     """fio's JSON, from the pod's emptyDir on its node."""
-    path = f"/var/lib/kubelet/pods/{pod.metadata.uid}/volumes/kubernetes.io~empty-dir/{OUTPUT_VOLUME}/{OUTPUT_FILE}"
+    path = f"{pod_volume_dir(pod.metadata.uid, 'kubernetes.io~empty-dir', OUTPUT_VOLUME)}/{OUTPUT_FILE}"
     return kube.env.node(pod.spec.node_name).run(["cat", path]).check().stdout
 
 
