@@ -39,11 +39,12 @@ INTERVAL = "5s"
 CADVISOR_INTERVAL = "10s"  # cAdvisor refreshes a container's stats about every 10 s anyway
 # Pods (by app.kubernetes.io/name) and the ports their /metrics are on.
 METRICS_PORTS = {"localcsi-node": (9808, 9810), "localcsi-csi-controller": (9808,), "localcsi-controller": (9808,)}
+CONTROLLERS = ("localcsi-csi-controller", "localcsi-controller")  # their replicas: the release's values
 WRITE_LIMIT = MIB  # the limited class's writeBps
 READ_IOPS = 100  # and its readIops: each "IO limits in force" panel has a series
 FILL_PERCENT = 90  # past the 85 % of LocalcsiThinPoolFilling, short of the 95 % that stops writes
 ALERT = "LocalcsiThinPoolFilling"
-# The agent reports once a cycle (the chart's resyncSeconds, 60): a metric may lag the node by one.
+# The agent reports once a cycle (the release's resyncSeconds, 20): a metric may lag the node by one.
 CYCLE_WAIT = 150
 
 
@@ -57,8 +58,12 @@ def prometheus(e2e_env: E2EEnvironment, tmp_path_factory: pytest.TempPathFactory
             pods[f"{pod.metadata.name}:{port}"] = (
                 f"/api/v1/namespaces/{NAMESPACE}/pods/{pod.metadata.name}:{port}/proxy/metrics"
             )
-    expected = 2 * len(e2e_env.node_names) + 4
-    assert len(pods) == expected, f"expected each node pod's 2 ports and 4 controller pods' one: {sorted(pods)}"
+    apps = client.AppsV1Api(api)
+    controllers = sum(apps.read_namespaced_deployment(name, NAMESPACE).spec.replicas for name in CONTROLLERS)
+    expected = 2 * len(e2e_env.node_names) + controllers
+    assert len(pods) == expected, (
+        f"expected each node pod's 2 ports and {controllers} controller pods' one: {sorted(pods)}"
+    )
     cadvisor = {name: f"/api/v1/nodes/{name}/proxy/metrics/cadvisor" for name in e2e_env.node_names}
     jobs = [
         apiserver_proxy_job("localcsi", api.configuration, pods),
