@@ -168,6 +168,7 @@ def storage_report(env: E2EEnvironment) -> str:
     for capacity in client.StorageV1Api(env.api).list_csi_storage_capacity_for_all_namespaces().items:
         lines.append(f"CSIStorageCapacity {capacity.storage_class_name}: {capacity.capacity}")
     for pod in client.CoreV1Api(env.api).list_namespaced_pod(NAMESPACE).items:
-        restarts = sum(status.restart_count for status in pod.status.container_statuses or [])
+        statuses = [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]
+        restarts = sum(status.restart_count for status in statuses)  # the CSI controller's plugin is an init container
         lines.append(f"pod {pod.metadata.name}: {pod.status.phase}, {restarts} restart(s)")
     return "\n".join(lines) or "no NodeLocalStorage, no CSIStorageCapacity and no localcsi pod at all"

@@ -218,7 +218,8 @@ def _ready(pod: client.V1Pod) -> bool:
 
 def _container_states(pod: client.V1Pod) -> str:
     states = []
-    for status in pod.status.container_statuses or []:
+    # Init containers first: the CSI controller's plugin is one (a native sidecar).
+    for status in [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]:
         state = status.state
         if state.waiting is not None:
             states.append(f"{status.name}=waiting({state.waiting.reason}: {state.waiting.message or ''})")

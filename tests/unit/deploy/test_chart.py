@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pod_spec import all_containers
 
 from localcsi import __version__
 from localcsi.testing.install import load_project_script
@@ -108,7 +109,7 @@ def test_chart_and_app_version_are_the_project_version() -> None:
 def containers(objects: tuple[Object, ...]) -> Iterator[Object]:
     for doc in objects:
         if doc["kind"] in ("Deployment", "DaemonSet"):
-            yield from doc["spec"]["template"]["spec"]["containers"]
+            yield from all_containers(doc["spec"]["template"]["spec"])
 
 
 def test_default_images_are_this_version_and_the_sidecars_the_tests_build() -> None:
@@ -142,7 +143,7 @@ def pod_problems(doc: Object, service_accounts: set[str]) -> Iterator[str]:
     if spec.get("serviceAccountName") not in service_accounts:
         yield f"{name}: ServiceAccount {spec.get('serviceAccountName')} is not rendered"
     volumes = {volume["name"] for volume in spec.get("volumes", [])}
-    for container in spec["containers"]:
+    for container in all_containers(spec):
         where = f"{name}/{container['name']}"
         if not container.get("image") or not container.get("args"):
             yield f"{where}: no image or no args"
@@ -150,7 +151,7 @@ def pod_problems(doc: Object, service_accounts: set[str]) -> Iterator[str]:
             if mount["name"] not in volumes:
                 yield f"{where}: mounts undeclared volume {mount['name']}"
         ports = {port["name"] for port in container.get("ports", [])}
-        for probe_name in ("livenessProbe", "readinessProbe"):
+        for probe_name in ("startupProbe", "livenessProbe", "readinessProbe"):
             probe = container.get(probe_name, {})
             port = (probe.get("httpGet") or probe.get("tcpSocket") or {}).get("port")
             if isinstance(port, str) and port not in ports:
@@ -158,7 +159,8 @@ def pod_problems(doc: Object, service_accounts: set[str]) -> Iterator[str]:
         for env in container.get("env", []):
             if set(env) != {"name", "valueFrom"} and set(env) != {"name", "value"}:
                 yield f"{where}: env {env}"
-    if len({c["name"] for c in spec["containers"]}) != len(spec["containers"]):
+    names = [container["name"] for container in all_containers(spec)]
+    if len(set(names)) != len(names):
         yield f"{name}: two containers of one name"
 
 
@@ -198,6 +200,30 @@ def test_every_render_is_well_formed(variant: str) -> None:
         if not any(selector.items() <= labels.items() for labels in pods.values()):
             problems.append(f"{key(doc)}: selects no rendered pod")
     assert not problems, "\n".join(problems)
+
+
+RESTRICTED_POD = {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_only_the_node_pods_are_privileged(variant: str) -> None:
+    """The Deployments run as non-root, each container (init containers too) with no privilege escalation, no
+    capabilities and a read-only root; only the node DaemonSet's containers are privileged (LVM, mounts)."""
+    for doc in render(*VARIANTS[variant]):
+        if doc["kind"] not in ("Deployment", "DaemonSet"):
+            continue
+        name = doc["metadata"]["name"]
+        spec = doc["spec"]["template"]["spec"]
+        if doc["kind"] == "Deployment":
+            assert spec["securityContext"] == RESTRICTED_POD, name
+        expected = RESTRICTED_CONTAINER if doc["kind"] == "Deployment" else {"privileged": True}
+        for container in all_containers(spec):
+            assert container["securityContext"] == expected, f"{name}/{container['name']}"
 
 
 # -- optional parts ---------------------------------------------------------------------------------
@@ -325,7 +351,7 @@ def test_node_placement_and_resources_values_reach_their_pods() -> None:
     resources = {
         (name, container["name"]): container.get("resources")
         for name, doc in objects.items()
-        for container in doc["spec"]["template"]["spec"]["containers"]
+        for container in all_containers(doc["spec"]["template"]["spec"])
     }
     assert resources == {
         ("localcsi-node", "plugin"): values["node"]["plugin"]["resources"],

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pod_spec import all_containers
 
 from localcsi import cli
 from localcsi.testing.install import load_project_script
@@ -36,7 +37,7 @@ def workloads(objects: tuple[Object, ...]) -> dict[str, Object]:
 def metrics_ports(workload: Object) -> dict[str, int]:
     """Port name -> number of each localcsi container's --metrics-address (the extender: --listen)."""
     ports: dict[str, int] = {}
-    for container in workload["spec"]["template"]["spec"]["containers"]:
+    for container in all_containers(workload["spec"]["template"]["spec"]):
         if not container["image"].split("/")[-1].startswith("localcsi:"):
             continue
         args = cli.parse_args(container["args"])
@@ -61,9 +62,10 @@ def test_every_localcsi_container_serves_metrics_on_a_declared_port(values: tupl
         "localcsi-snapshot-controller": {},
     }
     assert found == {name: ports for name, ports in expected.items() if name in found}
-    node_ports = [port for container in workloads(render(*values))["localcsi-node"]["spec"]["template"]["spec"]
-                  ["containers"] for port in container.get("ports", [])]  # fmt: skip
-    assert len({port["name"] for port in node_ports}) == len(node_ports), "port names must be unique in a pod"
+    for name, workload in workloads(render(*values)).items():
+        spec = workload["spec"]["template"]["spec"]
+        names = [port["name"] for container in all_containers(spec) for port in container.get("ports", [])]
+        assert len(set(names)) == len(names), f"{name}: port names must be unique in a pod"
 
 
 def test_scrape_annotations_name_a_metrics_port_or_are_off() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pod_spec import all_containers
 
 from localcsi import DRIVER_NAME, __version__, cli
 from localcsi.testing.install import load_project_script
@@ -88,7 +89,7 @@ def test_our_containers_args_parse_with_this_cli(source: str) -> None:
     """Every flag given to `localcsi` exists, with a valid value, in this build's CLI."""
     checked = 0
     for name, spec in pod_specs(objects_of(source)):
-        for container in filter(ours, spec["containers"]):
+        for container in filter(ours, all_containers(spec)):
             args = cli.parse_args(container["args"])  # SystemExit on an unknown flag or a bad combination
             assert args.command in cli.COMMAND_RUNNERS, f"{name}/{container['name']}"
             checked += 1
@@ -102,7 +103,7 @@ def test_workloads_use_a_rendered_service_account_and_pinned_images(variant: str
     assert len(specs) >= 3
     for name, spec in specs:
         assert spec["serviceAccountName"] in accounts, name
-        for container in spec["containers"]:
+        for container in all_containers(spec):
             image = container["image"]
             tag = image.rpartition(":")[2]
             assert "/" not in tag and tag not in ("", "latest"), f"{name}/{container['name']}: unpinned image {image}"
@@ -112,11 +113,11 @@ def test_workloads_use_a_rendered_service_account_and_pinned_images(variant: str
 
 
 def test_our_images_default_to_this_version() -> None:
-    images = {c["image"] for _, spec in pod_specs(rendered("defaults")) for c in spec["containers"] if ours(c)}
+    images = {c["image"] for _, spec in pod_specs(rendered("defaults")) for c in all_containers(spec) if ours(c)}
     assert images == {f"ghcr.io/localcsi/localcsi:{__version__}"}
     for path in SCHEDULER_FILES:  # hand-written: kept in step by this test
         for name, spec in pod_specs(docs(path)):
-            for container in filter(ours, spec["containers"]):
+            for container in filter(ours, all_containers(spec)):
                 assert container["image"] == f"ghcr.io/localcsi/localcsi:{__version__}", f"{path.name}: {name}"
 
 
@@ -125,7 +126,8 @@ def test_the_plugin_registers_itself_where_the_kubelet_looks(variant: str) -> No
     node = workload(variant, "localcsi-node")
     spec = node["spec"]["template"]["spec"]
     containers = by_name(spec)
-    assert set(containers) == {"plugin", "agent"}, "no node-driver-registrar nor livenessprobe sidecar"
+    names = {container["name"] for container in all_containers(spec)}
+    assert names == {"plugin", "agent"}, "no node-driver-registrar nor livenessprobe sidecar"
     plugin = containers["plugin"]
     args = cli.parse_args(plugin["args"])
     volumes = {
@@ -163,7 +165,7 @@ def test_values_reach_the_flags() -> None:
     containers = by_name(workload("all-on", "localcsi-node")["spec"]["template"]["spec"])
     assert cli.parse_args(containers["agent"]["args"]).resync_seconds == 30
     for name, spec in pod_specs(rendered("all-on")):
-        for container in filter(ours, spec["containers"]):
+        for container in filter(ours, all_containers(spec)):
             assert cli.parse_args(container["args"]).log_level == "debug", name
     (extender,) = workload("all-on", "localcsi-extender")["spec"]["template"]["spec"]["containers"]
     assert cli.parse_args(extender["args"]).strategy == "spread"
@@ -185,8 +187,33 @@ def test_the_provisioner_tracks_capacity_per_node() -> None:
     } <= args
     env = {item["name"]: item["valueFrom"]["fieldRef"]["fieldPath"] for item in provisioner["env"]}
     assert env == {"NAMESPACE": "metadata.namespace", "POD_NAME": "metadata.name"}
-    plugin = cli.parse_args(by_name(spec)["plugin"]["args"])
+    plugin = cli.parse_args(by_name(spec, "initContainers")["plugin"]["args"])
     assert plugin.mode == "controller" and plugin.registration_dir == ""
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_csi_controller_starts_its_sidecars_once_the_plugin_answers(variant: str) -> None:
+    """The controller-mode plugin is a native sidecar: an init container restarted whenever it exits
+    (restartPolicy Always) whose startup probe, /healthz on its metrics port (200 once its CSI endpoint
+    answers), holds back the regular containers: the CSI sidecars, which exit while /csi/csi.sock is missing."""
+    spec = workload(variant, "localcsi-csi-controller")["spec"]["template"]["spec"]
+    (plugin,) = spec["initContainers"]
+    assert plugin["name"] == "plugin" and plugin["restartPolicy"] == "Always"
+    sidecars = [container["name"] for container in spec["containers"]]
+    assert sidecars == ["csi-provisioner", "csi-resizer", "csi-snapshotter"]
+    args = cli.parse_args(plugin["args"])
+    assert args.command == "plugin" and args.mode == "controller" and args.endpoint == "unix:///csi/csi.sock"
+    ports = {port["name"]: port["containerPort"] for port in plugin["ports"]}
+    assert ports == {"metrics": int(args.metrics_address.rpartition(":")[2])} == {"metrics": 9808}
+    startup, liveness = plugin["startupProbe"], plugin["livenessProbe"]
+    assert startup["httpGet"] == liveness["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert (startup["periodSeconds"], startup["timeoutSeconds"]) == (2, 3)
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600, "10 minutes to start on a slow node"
+    # The socket the probe proves is the one every sidecar dials, on the volume they share.
+    for container in all_containers(spec):
+        assert {"name": "socket-dir", "mountPath": "/csi"} in container["volumeMounts"], container["name"]
+    for sidecar in spec["containers"]:
+        assert "--csi-address=/csi/csi.sock" in sidecar["args"], sidecar["name"]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -194,7 +221,7 @@ def test_leader_election_stays_in_the_pods_namespace(variant: str) -> None:
     """No namespace is written into an argument: the sidecars default to their pod's namespace and the
     storage controller reads POD_NAMESPACE, so a release elsewhere (or a kustomize overlay) just works."""
     for name, spec in pod_specs(rendered(variant)):
-        for container in spec["containers"]:
+        for container in all_containers(spec):
             assert not any("namespace" in arg for arg in container.get("args", [])), f"{name}/{container['name']}"
             if not ours(container) and name != "localcsi-snapshot-controller":
                 assert "--leader-election" in container["args"], f"{name}/{container['name']}"
