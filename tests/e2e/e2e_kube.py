@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from kubernetes import client
@@ -141,6 +142,10 @@ class Kube:
     def run_to_completion(self, name: str, pvc: str, args: list[str], block: bool = False) -> str:
         """Run a workload pod until it succeeds; returns its report and deletes the pod."""
         self.pod(name, pvc, args, block=block)
+        return self.completed(name)
+
+    def completed(self, name: str) -> str:
+        """Wait until a workload pod succeeds; returns its report and deletes the pod."""
         pod = self.wait_pod_phase(name, ("Succeeded",))
         self.delete_pod(name)
         return self.termination_message(pod)
@@ -158,22 +163,23 @@ class Kube:
 
     def delete_pvc(self, name: str) -> str | None:
         """Delete a claim and wait until its PV is gone too; returns the PV's name."""
-        pv = self.core.read_namespaced_persistent_volume_claim(name, self.namespace).spec.volume_name
-        self.core.delete_namespaced_persistent_volume_claim(name, self.namespace)
-        wait_for(
-            f"PVC {name} gone",
-            lambda: not self._exists(self.core.read_namespaced_persistent_volume_claim, name),
-            POD_TIMEOUT,
-            1.0,
-        )
-        if pv:
-            wait_for(
-                f"PV {pv} gone",
-                lambda: not self._exists_cluster(self.core.read_persistent_volume, pv),
-                POD_TIMEOUT,
-                1.0,
-            )
-        return str(pv) if pv else None
+        return self.delete_pvcs([name])[0]
+
+    def delete_pvcs(self, names: list[str]) -> list[str | None]:
+        """Delete claims all at once and wait until they and their PVs are gone; returns the PVs' names."""
+        read = self.core.read_namespaced_persistent_volume_claim
+        pvs = [read(name, self.namespace).spec.volume_name for name in names]
+        for name in names:
+            self.core.delete_namespaced_persistent_volume_claim(name, self.namespace)
+        for name, pv in zip(names, pvs, strict=True):
+            self._wait_gone(f"PVC {name}", partial(self._exists, read, name))
+            if pv:
+                self._wait_gone(f"PV {pv}", partial(self._exists_cluster, self.core.read_persistent_volume, pv))
+        return [str(pv) if pv else None for pv in pvs]
+
+    @staticmethod
+    def _wait_gone(what: str, exists: Callable[[], bool]) -> None:
+        wait_for(f"{what} gone", lambda: not exists(), POD_TIMEOUT, 1.0)
 
     def bound_pv(self, pvc: str) -> client.V1PersistentVolume:
         claim = self.core.read_namespaced_persistent_volume_claim(pvc, self.namespace)

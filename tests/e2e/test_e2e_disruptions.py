@@ -32,21 +32,23 @@ def _fs_uuid(env: E2EEnvironment, kube: Kube, claim: str) -> str:
 
 
 def _written_claims(kube: Kube) -> dict[str, tuple[bool, str]]:
-    claims = {}
+    """A claim of each kind in VOLUMES, written by a pod each, all at once; each claim's checksum."""
+    writers = {}
     for storage_class, block in VOLUMES:
         claim = unique("data")
         kube.pvc(claim, storage_class, "200Mi", block=block)
-        claims[claim] = (
-            block,
-            kube.run_to_completion(unique("writer"), claim, ["write", _target(block), str(WRITE_MIB)], block),
-        )
-    return claims
+        writers[claim] = (block, unique("writer"))
+        kube.pod(writers[claim][1], claim, ["write", _target(block), str(WRITE_MIB)], block=block)
+    return {claim: (block, kube.completed(writer)) for claim, (block, writer) in writers.items()}
 
 
 def _assert_data(kube: Kube, claims: dict[str, tuple[bool, str]]) -> None:
-    for claim, (block, written) in claims.items():
-        read = kube.run_to_completion(unique("reader"), claim, ["checksum", _target(block), str(WRITE_MIB)], block)
-        assert read == written, f"{claim}: data changed"
+    readers = {}
+    for claim, (block, _) in claims.items():
+        readers[claim] = unique("reader")
+        kube.pod(readers[claim], claim, ["checksum", _target(block), str(WRITE_MIB)], block=block)
+    for claim, (_, written) in claims.items():
+        assert kube.completed(readers[claim]) == written, f"{claim}: data changed"
 
 
 def test_rolling_restart_of_the_node_daemonset_keeps_mounts_and_data(e2e_env: E2EEnvironment) -> None:
@@ -78,8 +80,7 @@ def test_rolling_restart_of_the_node_daemonset_keeps_mounts_and_data(e2e_env: E2
         assert pod.status.container_statuses[0].restart_count == 0
         _assert_data(kube, claims)
         kube.delete_pod(holder)
-        for claim in claims:
-            kube.delete_pvc(claim)
+        kube.delete_pvcs(list(claims))
 
 
 def _limited_class(env: E2EEnvironment) -> str:
@@ -165,5 +166,4 @@ def _reboot_with_held_volumes(e2e_env: E2EEnvironment, limited_class: str) -> No
             kube.delete_pod(holder)
         _assert_data(kube, claims)
         assert {claim: _fs_uuid(e2e_env, kube, claim) for claim in uuids} == uuids, "a file system was remade"
-        for claim in [*claims, limited_claim]:
-            kube.delete_pvc(claim)
+        kube.delete_pvcs([*claims, limited_claim])

@@ -17,15 +17,20 @@ PAYLOAD = f"{DATA}/payload"
 LARGER_MIN_BYTES = 440 * MIB
 
 
-def _held_size(env: E2EEnvironment, kube: Kube, claim: str) -> int:
-    """Run a pod that keeps `claim` mounted and return the size of the file system it sees."""
-    pod_name = unique("holder")
-    kube.pod(pod_name, claim, ["hold"])
-    pod = kube.wait_pod_phase(pod_name, ("Running",))
-    pv = kube.bound_pv(claim)
-    size = mounted_size_bytes(env, pod.spec.node_name, pod.metadata.uid, pv.metadata.name)
-    kube.delete_pod(pod_name)
-    return size
+def _held_sizes(env: E2EEnvironment, kube: Kube, claims: list[str]) -> dict[str, int]:
+    """Run a pod per claim that keeps it mounted, all at once, and return the size of the file system
+    each sees."""
+    holders = {claim: unique("holder") for claim in claims}
+    for claim, holder in holders.items():
+        kube.pod(holder, claim, ["hold"])
+    sizes = {}
+    for claim, holder in holders.items():
+        pod = kube.wait_pod_phase(holder, ("Running",))
+        pv = kube.bound_pv(claim)
+        sizes[claim] = mounted_size_bytes(env, pod.spec.node_name, pod.metadata.uid, pv.metadata.name)
+    for holder in holders.values():
+        kube.delete_pod(holder)
+    return sizes
 
 
 @pytest.mark.parametrize("storage_class", ["localcsi-lvm", "localcsi-lvm-thin"], ids=["thick", "thin"])
@@ -41,6 +46,9 @@ def test_snapshot_restore_and_clone_keep_the_data(e2e_env: E2EEnvironment, stora
         from_snapshot = {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": snapshot}
         from_claim = {"kind": "PersistentVolumeClaim", "name": source}
 
+        # The four claims and their readers go in together: the provisioner, the kubelet and the node
+        # serve them side by side, as they would a StatefulSet's.
+        readers = {}
         for name, source_ref, size in [
             (unique("restore"), from_snapshot, SOURCE_SIZE),
             (unique("clone"), from_claim, SOURCE_SIZE),
@@ -48,8 +56,11 @@ def test_snapshot_restore_and_clone_keep_the_data(e2e_env: E2EEnvironment, stora
             (unique("clone-big"), from_claim, LARGER_SIZE),
         ]:
             kube.pvc(name, storage_class, size, data_source=source_ref)
-            read = kube.run_to_completion(unique("reader"), name, ["checksum", PAYLOAD, str(WRITE_MIB)])
-            assert read == written, f"{name} ({size} from {source_ref['kind']}) does not hold the source's data"
-            if size == LARGER_SIZE:
-                assert _held_size(e2e_env, kube, name) >= LARGER_MIN_BYTES, f"{name}: file system not grown"
-            kube.delete_pvc(name)
+            readers[name] = (unique("reader"), f"{size} from {source_ref['kind']}", size == LARGER_SIZE)
+            kube.pod(readers[name][0], name, ["checksum", PAYLOAD, str(WRITE_MIB)])
+        for name, (reader, what, _) in readers.items():
+            assert kube.completed(reader) == written, f"{name} ({what}) does not hold the source's data"
+        larger = [name for name, (_, _, big) in readers.items() if big]
+        for name, held in _held_sizes(e2e_env, kube, larger).items():
+            assert held >= LARGER_MIN_BYTES, f"{name}: file system not grown ({held} bytes)"
+        kube.delete_pvcs(list(readers))  # restores and clones delete while their source stays

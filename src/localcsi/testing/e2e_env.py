@@ -59,10 +59,9 @@ def helm_values(
         "extender": {"enabled": False},
         # VolumeAttributesClass is GA (storage.k8s.io/v1) on the control plane: IO limits change through classes.
         # One node: a second replica of the leader-elected controllers would only take CPU from the emulated
-        # node. The CSI controller keeps two: after a reboot its sidecars exit until the plugin's socket is
-        # there and come back through CrashLoopBackOff, and a second pod shortens the time no provisioner
-        # runs. A VG or pool made during the tests reaches CSIStorageCapacity within 10 s, not a minute.
-        "csiController": {"volumeAttributesClass": True, "capacityPollInterval": "10s"},
+        # node (the CSI controller's sidecars wait for its plugin, a native sidecar, so one pod is enough
+        # after a reboot too). A VG or pool made during the tests reaches CSIStorageCapacity within 10 s.
+        "csiController": {"replicas": 1, "volumeAttributesClass": True, "capacityPollInterval": "10s"},
         "controller": {"replicas": 1},
         "snapshotController": {"enabled": True, "replicas": 1},
         # The thin pool, made on the node by ensure_thin_pool as an operator would, shows once the agent

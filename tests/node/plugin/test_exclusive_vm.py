@@ -11,6 +11,7 @@ filesystem on blank vdh, refuses vdb, and its mount comes back after a reboot (t
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 
@@ -82,7 +83,8 @@ def delete(plugin: GuestPlugin, volume_id: str) -> None:
 
 def test_a_disk_with_a_filesystem_is_refused_and_the_smallest_blank_one_given(plugin: GuestPlugin) -> None:
     vm = plugin.vm
-    digest = vm.check(["sha256sum", FOREIGN]).stdout.split()[0]
+    digest = vm.data_disk_sha256(FOREIGN)
+    assert digest != hashlib.sha256(bytes(GIB)).hexdigest(), "the digest does not see the foreign filesystem"
     volume = plugin.controller.CreateVolume(req.create_volume("dev-small", 512 * MIB, DEVICE)).volume
     try:
         assert disk_of(vm, volume.volume_id) == SMALL, "not the smallest blank disk that fits"
@@ -90,7 +92,7 @@ def test_a_disk_with_a_filesystem_is_refused_and_the_smallest_blank_one_given(pl
         assert volume.capacity_bytes == usable_bytes(GIB) == 1020 * MIB
         again = plugin.controller.CreateVolume(req.create_volume("dev-small", 512 * MIB, DEVICE)).volume
         assert again.volume_id == volume.volume_id, "a retry must find the first attempt's disk"
-        assert signature(vm, FOREIGN) == "ext4" and vm.check(["sha256sum", FOREIGN]).stdout.split()[0] == digest
+        assert signature(vm, FOREIGN) == "ext4" and vm.data_disk_sha256(FOREIGN) == digest
         assert signature(vm, NOT_GIVEN) == "" and vm.run(["pvs", NOT_GIVEN]).rc != 0, "a disk not given was touched"
 
         # The only blank disk left is 2 GiB: a 1.5 GiB volume gets it, and nothing is left for a third.
@@ -104,7 +106,7 @@ def test_a_disk_with_a_filesystem_is_refused_and_the_smallest_blank_one_given(pl
         delete(plugin, large.volume_id)
     finally:
         delete(plugin, volume.volume_id)
-    assert signature(vm, FOREIGN) == "ext4" and vm.check(["sha256sum", FOREIGN]).stdout.split()[0] == digest
+    assert signature(vm, FOREIGN) == "ext4" and vm.data_disk_sha256(FOREIGN) == digest
 
 
 def test_media_type_is_honoured(plugin: GuestPlugin) -> None:
@@ -254,11 +256,11 @@ def init_mount_points(vm: NodeVM) -> dict[str, list[object]]:
 
 def test_mount_point_initialisation_formats_only_a_blank_device_and_survives_a_reboot(plugin: GuestPlugin) -> None:
     vm = plugin.vm
-    digest = vm.check(["sha256sum", FOREIGN]).stdout.split()[0]
+    digest = vm.data_disk_sha256(FOREIGN)
     result = init_mount_points(vm)
     assert result[INIT_OK] == [True, ""]
     assert result[INIT_REFUSED][0] is False and "ext4" in str(result[INIT_REFUSED][1])
-    assert vm.check(["sha256sum", FOREIGN]).stdout.split()[0] == digest, "a device with a signature was written"
+    assert vm.data_disk_sha256(FOREIGN) == digest, "a device with a signature was written"
     assert vm.check(["findmnt", "-n", "-o", "FSTYPE,SOURCE", INIT_OK]).stdout.split() == ["xfs", "/dev/vdh"]
     assert "noatime" in vm.check(["findmnt", "-n", "-o", "OPTIONS", INIT_OK]).stdout
     uuid = vm.check(["blkid", "-p", "-o", "value", "-s", "UUID", "/dev/vdh"]).stdout.strip()
@@ -277,4 +279,4 @@ def test_mount_point_initialisation_formats_only_a_blank_device_and_survives_a_r
     assert vm.check(["findmnt", "-n", "-o", "FSTYPE", INIT_OK]).stdout.strip() == "xfs"
     assert vm.check(["blkid", "-p", "-o", "value", "-s", "UUID", "/dev/vdh"]).stdout.strip() == uuid, "reformatted"
     assert vm.check(["cat", f"{INIT_OK}/kept"]).stdout == "across reboots"
-    assert vm.check(["sha256sum", FOREIGN]).stdout.split()[0] == digest
+    assert vm.data_disk_sha256(FOREIGN) == digest

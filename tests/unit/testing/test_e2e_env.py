@@ -31,7 +31,6 @@ def test_without_exclusive_disks_only_the_pool_is_configured() -> None:
 
 def test_one_node_gets_one_replica_of_the_leader_elected_controllers_and_capacity_within_seconds() -> None:
     values = helm_values("/dev/vdb")
-    assert [values[key]["replicas"] for key in ("controller", "snapshotController")] == [1, 1]
-    assert "replicas" not in values["csiController"], "the chart's two CSI controllers"
+    assert [values[key]["replicas"] for key in ("csiController", "controller", "snapshotController")] == [1, 1, 1]
     assert values["csiController"]["capacityPollInterval"] == "10s"
     assert values["node"]["agent"] == {"resyncSeconds": 20}
