@@ -55,24 +55,28 @@ def test_tests_marked_last_run_after_the_others_in_their_order(pytestconfig: pyt
 
 
 def test_e2e_runs_first_and_is_one_group_while_each_other_module_is_its_own(pytestconfig: pytest.Config) -> None:
-    """What the `vm` tox env schedules by: one worker takes the whole e2e tier at once."""
+    """What the `vm` tox env schedules by: one worker takes the whole e2e tier at once, the other starts on
+    csi-sanity and the cluster tier (one group, one control plane), then node modules."""
     import conftest  # noqa: PLC0415 - the repository's root conftest, on pythonpath "."
 
     root = Path(pytestconfig.rootpath)
     items = [
         FakeItem(root, "sanity/test_sanity.py"),
+        FakeItem(root, "tests/cluster/test_crd.py"),
         FakeItem(root, "tests/node/lvm/test_x.py"),
         FakeItem(root, "tests/e2e/test_io.py", "last"),
         FakeItem(root, "tests/e2e/test_volumes.py"),
         FakeItem(root, "tests/unit/test_pure.py"),
     ]
     ordered = _order(pytestconfig, items)
-    assert [item.name for item in ordered] == ["volumes", "io", "sanity", "x", "pure"]
-    assert [next(m for m in item.marks if m in ("unit", "node", "sanity", "e2e")) for item in ordered] == [
-        "e2e", "e2e", "sanity", "node", "unit",
+    assert [item.name for item in ordered] == ["volumes", "io", "sanity", "crd", "x", "pure"]
+    assert [next(m for m in item.marks if m in ("unit", "node", "sanity", "cluster", "e2e")) for item in ordered] == [
+        "e2e", "e2e", "sanity", "cluster", "node", "unit",
     ]  # fmt: skip
     groups = object.__new__(conftest.TierGroups)  # _split_scope reads nothing of the scheduler's state
     assert groups._split_scope("tests/e2e/test_io.py::test_a[v1]") == "e2e"
     assert groups._split_scope("tests/e2e/test_volumes.py::test_b") == "e2e"
+    assert groups._split_scope("tests/cluster/test_rbac.py::test_c") == "cluster"
+    assert groups._split_scope("tests/cluster/test_agent_vm.py::test_d[x]") == "cluster"
     assert groups._split_scope("sanity/test_csi_sanity.py::test_csi_sanity[thick-mount]") == "sanity/test_csi_sanity.py"
     assert groups._split_scope("tests/node/lvm/test_x.py::Test::test_c") == "tests/node/lvm/test_x.py"
