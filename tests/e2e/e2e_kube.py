@@ -141,14 +141,19 @@ class Kube:
 
     def run_to_completion(self, name: str, pvc: str, args: list[str], block: bool = False) -> str:
         """Run a workload pod until it succeeds; returns its report and deletes the pod."""
-        self.pod(name, pvc, args, block=block)
-        return self.completed(name)
+        return self.run_side_by_side([(name, pvc, args, block)])[0]
 
-    def completed(self, name: str) -> str:
-        """Wait until a workload pod succeeds; returns its report and deletes the pod."""
-        pod = self.wait_pod_phase(name, ("Succeeded",))
-        self.delete_pod(name)
-        return self.termination_message(pod)
+    def run_side_by_side(self, runs: list[tuple[str, str, list[str], bool]]) -> list[str]:
+        """Start a workload pod per (name, claim, args, block) all at once, as a StatefulSet's would start,
+        and wait until each succeeds; returns their reports in order and deletes the pods."""
+        for name, pvc, args, block in runs:
+            self.pod(name, pvc, args, block=block)
+        reports = []
+        for name, *_ in runs:
+            pod = self.wait_pod_phase(name, ("Succeeded",))
+            self.delete_pod(name)
+            reports.append(self.termination_message(pod))
+        return reports
 
     @staticmethod
     def termination_message(pod: client.V1Pod) -> str:

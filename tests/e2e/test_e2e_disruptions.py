@@ -32,23 +32,25 @@ def _fs_uuid(env: E2EEnvironment, kube: Kube, claim: str) -> str:
 
 
 def _written_claims(kube: Kube) -> dict[str, tuple[bool, str]]:
-    """A claim of each kind in VOLUMES, written by a pod each, all at once; each claim's checksum."""
-    writers = {}
-    for storage_class, block in VOLUMES:
-        claim = unique("data")
+    """A claim of each kind in VOLUMES, each written by its own pod, side by side; each claim's checksum."""
+    claims = {unique("data"): (storage_class, block) for storage_class, block in VOLUMES}
+    for claim, (storage_class, block) in claims.items():
         kube.pvc(claim, storage_class, "200Mi", block=block)
-        writers[claim] = (block, unique("writer"))
-        kube.pod(writers[claim][1], claim, ["write", _target(block), str(WRITE_MIB)], block=block)
-    return {claim: (block, kube.completed(writer)) for claim, (block, writer) in writers.items()}
+    runs = [
+        (unique("writer"), claim, ["write", _target(block), str(WRITE_MIB)], block)
+        for claim, (_, block) in claims.items()
+    ]
+    written = kube.run_side_by_side(runs)
+    return {claim: (block, digest) for (claim, (_, block)), digest in zip(claims.items(), written, strict=True)}
 
 
 def _assert_data(kube: Kube, claims: dict[str, tuple[bool, str]]) -> None:
-    readers = {}
-    for claim, (block, _) in claims.items():
-        readers[claim] = unique("reader")
-        kube.pod(readers[claim], claim, ["checksum", _target(block), str(WRITE_MIB)], block=block)
-    for claim, (_, written) in claims.items():
-        assert kube.completed(readers[claim]) == written, f"{claim}: data changed"
+    runs = [
+        (unique("reader"), claim, ["checksum", _target(block), str(WRITE_MIB)], block)
+        for claim, (block, _) in claims.items()
+    ]
+    for (claim, (_, written)), read in zip(claims.items(), kube.run_side_by_side(runs), strict=True):
+        assert read == written, f"{claim}: data changed"
 
 
 def test_rolling_restart_of_the_node_daemonset_keeps_mounts_and_data(e2e_env: E2EEnvironment) -> None:

@@ -48,19 +48,18 @@ def test_snapshot_restore_and_clone_keep_the_data(e2e_env: E2EEnvironment, stora
 
         # The four claims and their readers go in together: the provisioner, the kubelet and the node
         # serve them side by side, as they would a StatefulSet's.
-        readers = {}
-        for name, source_ref, size in [
+        targets = [
             (unique("restore"), from_snapshot, SOURCE_SIZE),
             (unique("clone"), from_claim, SOURCE_SIZE),
             (unique("restore-big"), from_snapshot, LARGER_SIZE),
             (unique("clone-big"), from_claim, LARGER_SIZE),
-        ]:
+        ]
+        for name, source_ref, size in targets:
             kube.pvc(name, storage_class, size, data_source=source_ref)
-            readers[name] = (unique("reader"), f"{size} from {source_ref['kind']}", size == LARGER_SIZE)
-            kube.pod(readers[name][0], name, ["checksum", PAYLOAD, str(WRITE_MIB)])
-        for name, (reader, what, _) in readers.items():
-            assert kube.completed(reader) == written, f"{name} ({what}) does not hold the source's data"
-        larger = [name for name, (_, _, big) in readers.items() if big]
+        runs = [(unique("reader"), name, ["checksum", PAYLOAD, str(WRITE_MIB)], False) for name, _, _ in targets]
+        for (name, source_ref, size), read in zip(targets, kube.run_side_by_side(runs), strict=True):
+            assert read == written, f"{name} ({size} from {source_ref['kind']}) does not hold the source's data"
+        larger = [name for name, _, size in targets if size == LARGER_SIZE]
         for name, held in _held_sizes(e2e_env, kube, larger).items():
             assert held >= LARGER_MIN_BYTES, f"{name}: file system not grown ({held} bytes)"
-        kube.delete_pvcs(list(readers))  # restores and clones delete while their source stays
+        kube.delete_pvcs([name for name, _, _ in targets])  # restores and clones delete while their source stays
