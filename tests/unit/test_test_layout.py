@@ -4,6 +4,7 @@ does. And the root conftest's ordering of tests marked ``last``."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -80,3 +81,25 @@ def test_e2e_runs_first_and_is_one_group_while_each_other_module_is_its_own(pyte
     assert groups._split_scope("tests/cluster/test_agent_vm.py::test_d[x]") == "cluster"
     assert groups._split_scope("sanity/test_csi_sanity.py::test_csi_sanity[thick-mount]") == "sanity/test_csi_sanity.py"
     assert groups._split_scope("tests/node/lvm/test_x.py::Test::test_c") == "tests/node/lvm/test_x.py"
+
+
+def test_a_worker_running_other_tiers_yields_the_cpu_to_one_running_the_e2e_tier(
+    pytestconfig: pytest.Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import conftest  # noqa: PLC0415 - the repository's root conftest, on pythonpath "."
+
+    priority = [0]
+    monkeypatch.setattr(os, "getpriority", lambda which, who: priority[0])
+
+    def nice(increment: int) -> int:
+        priority[0] += increment
+        return priority[0]
+
+    monkeypatch.setattr(os, "nice", nice)
+    root = Path(pytestconfig.rootpath)
+    conftest.pytest_runtest_setup(FakeItem(root, "tests/e2e/test_volumes.py", "e2e"))  # type: ignore[arg-type]
+    assert priority == [0], "an e2e test keeps its priority"
+    conftest.pytest_runtest_setup(FakeItem(root, "tests/node/lvm/test_x.py", "node"))  # type: ignore[arg-type]
+    assert priority == [conftest.YIELD_TO_E2E]
+    conftest.pytest_runtest_setup(FakeItem(root, "tests/cluster/test_crd.py", "cluster"))  # type: ignore[arg-type]
+    assert priority == [conftest.YIELD_TO_E2E], "once is enough"
