@@ -1,7 +1,7 @@
 """Tiers follow folders: tests/unit -> unit, tests/node -> node, sanity/ -> sanity, tests/cluster ->
 cluster, tests/e2e -> e2e.
 
-The `vm` tox env (what CI runs after lint and unit) runs node, sanity, cluster and e2e in one xdist
+The `vm` tox env (not what CI runs: docs/testing.md) runs node, sanity, cluster and e2e in one xdist
 session on two workers (`--dist loadgroup`, scheduled by `TierGroups` below): the whole e2e tier is one
 group, the whole cluster tier another (one control plane), and every other test module its own (its VM
 is a module fixture). Groups go in this order: e2e, the longest chain, then csi-sanity and cluster, the
