@@ -24,7 +24,7 @@ from localcsi.testing import crash_points
 from localcsi.testing import csi_requests as req
 from localcsi.testing.csi_requests import GIB, MIB
 from localcsi.testing.guest_plugin import PLUGIN_TCP_PORT, GuestPlugin
-from localcsi.testing.install import GUEST_SITE, install_project
+from localcsi.testing.install import GUEST_SITE, install_project, site_disk
 from localcsi.testing.phases import Phases
 from localcsi.testing.vm import NodeVM, VMConfig
 
@@ -39,7 +39,7 @@ FREE_MP, TAKEN_MP = "/mnt/mp/a", "/mnt/mp/b"
 
 @pytest.fixture(scope="module")
 def plugin(vm_phases: Phases) -> Iterator[GuestPlugin]:
-    vm = NodeVM(VMConfig(disks_gib=DISKS_GIB, port_forwards={PLUGIN_TCP_PORT: 0}), vm_phases)
+    vm = NodeVM(VMConfig(disks_gib=DISKS_GIB, port_forwards={PLUGIN_TCP_PORT: 0}, site_disk=site_disk()), vm_phases)
     try:
         vm.start()
         install_project(vm)
