@@ -154,6 +154,12 @@ def storage_ready(env: E2EEnvironment, storage_class: str = "localcsi-lvm") -> b
     return set(env.node_names) <= published
 
 
+def container_statuses(pod: Any) -> list[Any]:
+    """A pod's init containers' statuses, then its containers': the CSI controller's plugin is an init
+    container (a native sidecar)."""
+    return [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]
+
+
 def storage_report(env: E2EEnvironment) -> str:
     """What the nodes report, what the provisioner published and how localcsi's pods fare: the context
     of a storage wait that timed out."""
@@ -167,7 +173,6 @@ def storage_report(env: E2EEnvironment) -> str:
     for capacity in client.StorageV1Api(env.api).list_csi_storage_capacity_for_all_namespaces().items:
         lines.append(f"CSIStorageCapacity {capacity.storage_class_name}: {capacity.capacity}")
     for pod in client.CoreV1Api(env.api).list_namespaced_pod(NAMESPACE).items:
-        statuses = [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]
-        restarts = sum(status.restart_count for status in statuses)  # the CSI controller's plugin is an init container
+        restarts = sum(status.restart_count for status in container_statuses(pod))
         lines.append(f"pod {pod.metadata.name}: {pod.status.phase}, {restarts} restart(s)")
     return "\n".join(lines) or "no NodeLocalStorage, no CSIStorageCapacity and no localcsi pod at all"

@@ -16,7 +16,7 @@ from kubernetes import client
 
 from localcsi.testing.cluster import KubeCluster
 from localcsi.testing.containerd_store import store_image
-from localcsi.testing.e2e_env import CHART, NAMESPACE, RELEASE, write_helm_values
+from localcsi.testing.e2e_env import CHART, NAMESPACE, RELEASE, container_statuses, write_helm_values
 from localcsi.testing.extender import ExtenderProcess
 from localcsi.testing.files_disk import make_files_disk
 from localcsi.testing.guest_client import Result
@@ -218,8 +218,7 @@ def _ready(pod: client.V1Pod) -> bool:
 
 def _container_states(pod: client.V1Pod) -> str:
     states = []
-    # Init containers first: the CSI controller's plugin is one (a native sidecar).
-    for status in [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]:
+    for status in container_statuses(pod):
         state = status.state
         if state.waiting is not None:
             states.append(f"{status.name}=waiting({state.waiting.reason}: {state.waiting.message or ''})")

@@ -162,11 +162,8 @@ class NodeVM:
         index = self.data_disks().index(device)
         self.check(["sync"])
         self.check(["blockdev", "--flushbufs", device])
-        digest = hashlib.sha256()
         with (self.workdir / f"data{index}.raw").open("rb") as image:
-            while chunk := image.read(4 * 1024 * 1024):
-                digest.update(chunk)
-        return digest.hexdigest()
+            return hashlib.file_digest(image, "sha256").hexdigest()
 
     def ssd_disks(self) -> list[str]:
         """Guest device paths of the SSD disks, in the order of config.ssd_disks_gib (one SCSI id each)."""
