@@ -23,6 +23,7 @@ KVM_PROBE_SECONDS = 45.0
 class Accelerator:
     name: str
     qemu_args: tuple[str, ...]
+    kernel_args: tuple[str, ...] = ()
 
 
 KVM = Accelerator("kvm", ("-accel", "kvm", "-cpu", "host"))
@@ -31,7 +32,14 @@ KVM = Accelerator("kvm", ("-accel", "kvm", "-cpu", "host"))
 # took 1.56 s on max and 0.82 s here, sha256sum of it 4.4 s and 1.4 s (docs/testing.md). An AMD vendor
 # keeps the guest kernel from turning on page-table isolation, which flushes TCG's TLB at every syscall.
 TCG_CPU = "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16"
-TCG = Accelerator("tcg", ("-accel", "tcg,thread=multi", "-cpu", os.environ.get("LOCALCSI_TCG_CPU", TCG_CPU)))
+# tsc=reliable: under TCG the guest kernel finds the vCPUs' TSCs unsynchronized and falls back to the HPET,
+# an emulated device read on every clock_gettime (100,000 time.monotonic() took 0.51 s, 0.13 s on the TSC).
+# TCG's TSC is the host's, one invariant clock for every vCPU. The idle e2e node took 0.68 host cores on
+# the TSC, 0.74 on the HPET (docs/testing.md).
+TCG_KERNEL_ARGS = ("tsc=reliable", "clocksource=tsc")
+TCG = Accelerator(
+    "tcg", ("-accel", "tcg,thread=multi", "-cpu", os.environ.get("LOCALCSI_TCG_CPU", TCG_CPU)), TCG_KERNEL_ARGS
+)
 BY_NAME = {"kvm": KVM, "tcg": TCG}
 
 

@@ -252,7 +252,8 @@ class NodeVM:
         argv = ["qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
         argv += [*accel.qemu_args, "-m", str(self.config.memory_mib), "-smp", str(self.config.cpus)]
         argv += ["-kernel", str(self._image.kernel), "-initrd", str(self._image.initrd)]
-        kernel_args = KERNEL_ARGS + (" localcsi.cgroup=v1" if self.config.cgroup_version == "v1" else "")
+        kernel_args = " ".join([KERNEL_ARGS, *accel.kernel_args])
+        kernel_args += " localcsi.cgroup=v1" if self.config.cgroup_version == "v1" else ""
         argv += ["-append", kernel_args, "-serial", f"file:{self.workdir / 'console.log'}"]
         for drive in self._drives():
             argv += ["-drive", drive]

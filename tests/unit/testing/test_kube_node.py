@@ -27,3 +27,9 @@ def test_pods_get_addresses_from_the_pod_subnet_and_are_masqueraded() -> None:
     assert bridge["ipMasq"] is True
     [[subnet]] = bridge["ipam"]["ranges"]
     assert ipaddress.ip_network(subnet["subnet"]) == ipaddress.ip_network(POD_SUBNET)
+
+
+def test_the_test_node_evicts_nothing_so_the_kubelet_gathers_no_eviction_stats() -> None:
+    config = kubelet_config()
+    assert config["evictionHard"] == {}, "an empty map, not absent: absent means the kubelet's defaults"
+    assert config["localStorageCapacityIsolation"] is False

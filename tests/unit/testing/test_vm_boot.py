@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from localcsi.testing import vm as vm_module
-from localcsi.testing.accel import TCG
+from localcsi.testing.accel import KVM, TCG
 from localcsi.testing.guest_client import GuestError
+from localcsi.testing.image import NodeImage
 from localcsi.testing.phases import Phases
 from localcsi.testing.vm import BootStalled, NodeVM, VMConfig
 
@@ -94,3 +96,18 @@ def test_a_stall_that_the_guest_recovers_from_within_the_grace_boots(monkeypatch
         assert fake.launches == 1 and fake.silent_pings < 0, "the agent answered after the stall was seen"
     finally:
         _kill(fake.vm)
+
+
+def test_only_an_emulated_guest_is_told_to_trust_its_tsc() -> None:
+    vm = NodeVM(VMConfig(disks_gib=[1], cgroup_version="v1"))
+    vm._image = NodeImage(root=Path("/root.img"), kernel=Path("/vmlinuz"), initrd=Path("/initrd"))
+    try:
+        appended = {accel.name: _kernel_args(vm._argv(accel)) for accel in (TCG, KVM)}
+        assert {"tsc=reliable", "clocksource=tsc", "localcsi.cgroup=v1"} <= appended["tcg"]
+        assert "tsc=reliable" not in appended["kvm"] and "localcsi.cgroup=v1" in appended["kvm"]
+    finally:
+        vm.stop()
+
+
+def _kernel_args(argv: list[str]) -> set[str]:
+    return set(argv[argv.index("-append") + 1].split())
