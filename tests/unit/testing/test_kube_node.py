@@ -33,3 +33,7 @@ def test_the_test_node_evicts_nothing_so_the_kubelet_gathers_no_eviction_stats()
     config = kubelet_config()
     assert config["evictionHard"] == {}, "an empty map, not absent: absent means the kubelet's defaults"
     assert config["localStorageCapacityIsolation"] is False
+
+
+def test_a_running_pods_volume_is_grown_within_ten_seconds_of_its_resize() -> None:
+    assert kubelet_config()["syncFrequency"] == "10s"
