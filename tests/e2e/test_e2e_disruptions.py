@@ -1,6 +1,10 @@
 """What a node lives through: a rolling restart of localcsi's DaemonSet under a pod that uses a volume,
 and a reboot with pods holding three volumes and a fourth with an IO limit. Data stays, nothing is
-reformatted, and the limit is in force on the running pod again after the reboot."""
+reformatted, and the limit is in force on the running pod again after the reboot.
+
+The reboot is into cgroup v1 (the node runs v2 until then): the limit must come back in the other
+hierarchy, and the IO limit test's v1 case, which runs right after it, needs no reboot of its own.
+Both are marked `last`, so every other e2e test runs on v2 before."""
 
 from __future__ import annotations
 
@@ -120,7 +124,8 @@ def _write_bps_in_force(env: E2EEnvironment, kube: Kube, pod_name: str, claim: s
     return None
 
 
-def test_node_reboot_brings_back_pods_with_their_data(e2e_env: E2EEnvironment) -> None:
+@pytest.mark.last
+def test_node_reboot_into_cgroup_v1_brings_back_pods_with_their_data_and_limit(e2e_env: E2EEnvironment) -> None:
     if not e2e_env.can_reboot:
         pytest.skip("this environment's nodes cannot be rebooted (kind nodes are containers); the node VM proves it")
     limited_class = _limited_class(e2e_env)
@@ -146,7 +151,8 @@ def _reboot_with_held_volumes(e2e_env: E2EEnvironment, limited_class: str) -> No
         node = kube.core.read_namespaced_pod(next(iter(holders.values())), kube.namespace).spec.node_name
         assert _write_bps_in_force(e2e_env, kube, limited_holder, limited_claim) == WRITE_BPS
 
-        e2e_env.reboot(node)
+        e2e_env.reboot(node, "v1")
+        assert cgroup_version(e2e_env, node) == "v1"
 
         def all_back() -> bool:
             for holder in holders.values():
