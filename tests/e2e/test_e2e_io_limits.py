@@ -8,10 +8,13 @@ least 3x faster.
 
 What is checked, each within ±10 %: no round of any kind goes over its limit (the raised one for
 writes after the raise); the first write round is at the class's limit and the last at the raised
-one; the other kinds' median and last rounds are at their limits. A median, not every round: the raise
-rewrites the filesystem volume's whole limit line, which restarts the kernel's throttling window for
-that device, so the round measuring it at that moment can come in low (seen in CI: read IOPS 33.8 of
-40 in the round the raise landed in, 40.3 in the five others).
+one; the other kinds' median over all rounds, and over the last three (long after the raise), are at
+their limits. A median, not every round: the raise rewrites the filesystem volume's whole limit line,
+which restarts the kernel's throttling window for that device, so the round measuring it at that moment
+can come in low (seen in CI: read IOPS 33.8 of 40 in the round the raise landed in, 40.3 in the five
+others). A single 3 s round on the emulated node can also come in low on its own (session 13, cgroup
+v1: write IOPS 40.2 in five rounds, 35.9 in the last); a class that leaked onto another volume would
+move every round after the raise, which the median of the last three catches.
 
 fio writes its JSON (about 150 KB) to a file in an emptyDir, which the test reads on the node once
 fio's container has exited; a second container sleeps, so that the pod, and with it the emptyDir, stays
@@ -263,4 +266,5 @@ def test_limits_hold_in_a_pod_follow_a_volume_attributes_class_and_spare_unlimit
         limit = EXPECTED[kind]
         assert _at_most(max(rates[kind]), limit), f"{kind} went over its limit {limit}; {report}"
         assert _within(statistics.median(rates[kind]), limit), f"{kind} median off its limit {limit}; {report}"
-        assert _within(rates[kind][-1], limit), f"{kind} changed with another volume's class; {report}"
+        late = statistics.median(rates[kind][-3:])
+        assert _within(late, limit), f"{kind} changed with another volume's class; {report}"
