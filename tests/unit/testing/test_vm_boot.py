@@ -18,7 +18,8 @@ STALL = "[ 65.6] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\n"
 
 class FakeBoots:
     """Each launch starts a stand-in for qemu and writes the console that boot prints; the guest agent
-    answers only on the launches listed in `answers`."""
+    answers only on the launches listed in `answers`, and not before `silent_pings` pings have gone
+    unanswered."""
 
     def __init__(self, vm: NodeVM, consoles: list[str], answers: set[int], silent_pings: int = 0) -> None:
         self.vm, self.consoles, self.answers = vm, consoles, answers
