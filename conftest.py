@@ -1,12 +1,12 @@
 """Tiers follow folders: tests/unit -> unit, tests/node -> node, sanity/ -> sanity, tests/cluster ->
 cluster, tests/e2e -> e2e.
 
-The `vm` tox env (not what CI runs: docs/testing.md) runs node, sanity, cluster and e2e in one xdist
-session on two workers (`--dist loadgroup`, scheduled by `TierGroups` below): the whole e2e tier is one
-group, the whole cluster tier another (one control plane), and every other test module its own (its VM
-is a module fixture). Groups go in this order: e2e, the longest chain, then csi-sanity and cluster, the
-next longest, then node modules in collection order; so one worker runs the e2e tier from its first test
-while the other takes the rest, and neither is left with a long group at the end.
+xdist runs the node tier (and the `vm` tox env, not what CI runs: docs/testing.md) with `--dist
+loadgroup`, scheduled by `TierGroups` below in groups (`testing/scheduling.py`): the whole e2e tier is
+one, the whole cluster tier another (one control plane), each csi-sanity run and every other test
+module its own (its VM is a module fixture). Groups go longest first, by what their tests took in
+earlier runs on this machine (the record is written at the end of every run); with no record, in tier
+order: e2e, then csi-sanity and cluster, then node modules in collection order.
 """
 
 from __future__ import annotations
@@ -18,30 +18,28 @@ import pytest
 from xdist.remote import Producer
 from xdist.scheduler import LoadScopeScheduling
 
+from localcsi.testing.scheduling import group_of, load_record, longest_first, record_path, save_record
+
 pytest_plugins = ["localcsi.testing.fixtures", "localcsi.testing.cluster_fixtures", "localcsi.testing.e2e_fixtures"]
 
 TIER_BY_FOLDER = {"unit": "unit", "node": "node", "cluster": "cluster", "e2e": "e2e"}
 
 
-E2E_GROUP = "e2e"
-CLUSTER_GROUP = "cluster"
-
-
 class TierGroups(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no types
-    """xdist scheduling by groups: the e2e tier is one, the cluster tier one, every other test module its
-    own. (xdist's own `xdist_group` marks do not group under pytest 9: they rename `item._nodeid`, which
-    pytest 9 no longer reads, so each test was scheduled alone and both workers started an e2e
-    environment.)"""
+    """xdist scheduling by `scheduling.group_of`, in collection order (which pytest_collection_modifyitems
+    made longest first). (xdist's own `xdist_group` marks do not group under pytest 9: they rename
+    `item._nodeid`, which pytest 9 no longer reads, so each test was scheduled alone and both workers
+    started an e2e environment.)"""
 
     def _split_scope(self, nodeid: str) -> str:
-        path = nodeid.split("::", 1)[0]
-        if path.startswith("tests/e2e/"):
-            return E2E_GROUP
-        return CLUSTER_GROUP if path.startswith("tests/cluster/") else path
+        return group_of(nodeid)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> TierGroups | None:
-    return TierGroups(config, log) if config.getvalue("dist") == "loadgroup" else None
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    config.option.loadscopereorder = False  # xdist's default reorders groups by test count
+    return TierGroups(config, log)
 
 
 # Longest chains first (see above): the e2e tier, then csi-sanity and the cluster tier, then the rest.
@@ -63,7 +61,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Tiers in TIER_ORDER (the longest chains first, see above). Within a tier, a test that leaves the
     # node changed (rebooted into cgroup v1) goes after every other one, so that restoring the node is
     # needed only when something follows (sorted() keeps the order otherwise).
-    items[:] = sorted(items, key=_run_order)
+    items[:] = longest_first(sorted(items, key=_run_order), lambda item: item.nodeid, load_record(record_path()))
+
+
+class DurationRecorder:
+    """Each test's seconds (setup, call and teardown) in this run, merged into the record at the end. In
+    the process that sees every report: xdist's controller, or pytest itself without xdist."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not report.nodeid.startswith("tests/unit/"):
+            self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+
+    def pytest_sessionfinish(self) -> None:
+        if self.seconds:
+            save_record(record_path(), self.seconds)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(DurationRecorder(), "localcsi-duration-recorder")
 
 
 # What a process that runs anything but e2e tests yields to one that runs them (nice(2)), from its first

@@ -21,8 +21,9 @@ def test_test_module_basenames_are_unique() -> None:
 class FakeItem:
     """The parts of a pytest item the root conftest reads and writes."""
 
-    def __init__(self, root: Path, path: str, *marks: str) -> None:
+    def __init__(self, root: Path, path: str, *marks: str, test: str = "test_it") -> None:
         self.path = root / path
+        self.nodeid = f"{path}::{test}"
         self.marks: dict[str, tuple[object, ...]] = {mark: () for mark in marks}
 
     @property
@@ -38,6 +39,19 @@ class FakeItem:
     def add_marker(self, marker: pytest.MarkDecorator) -> None:
         assert marker.name not in self.marks, f"{marker.name} added twice"
         self.marks[marker.name] = marker.args
+
+
+@pytest.fixture(autouse=True)
+def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache with no duration record, unless a test writes one: the order then is the tiers' alone."""
+    monkeypatch.setenv("LOCALCSI_CACHE", str(tmp_path))
+    return tmp_path
+
+
+class FakeReport:
+    def __init__(self, nodeid: str, duration: float) -> None:
+        self.nodeid = nodeid
+        self.duration = duration
 
 
 def _order(pytestconfig: pytest.Config, items: list[FakeItem]) -> list[FakeItem]:
@@ -79,8 +93,51 @@ def test_e2e_runs_first_and_is_one_group_while_each_other_module_is_its_own(pyte
     assert groups._split_scope("tests/e2e/test_volumes.py::test_b") == "e2e"
     assert groups._split_scope("tests/cluster/test_rbac.py::test_c") == "cluster"
     assert groups._split_scope("tests/cluster/test_agent_vm.py::test_d[x]") == "cluster"
-    assert groups._split_scope("sanity/test_csi_sanity.py::test_csi_sanity[thick-mount]") == "sanity/test_csi_sanity.py"
+    thick = "sanity/test_csi_sanity.py::test_csi_sanity[thick-mount]"
+    assert groups._split_scope(thick) == thick, "each csi-sanity run is its own group, so both workers take one"
     assert groups._split_scope("tests/node/lvm/test_x.py::Test::test_c") == "tests/node/lvm/test_x.py"
+
+
+def test_with_a_record_the_longest_groups_go_first_and_each_run_is_recorded(pytestconfig: pytest.Config) -> None:
+    """The node tier's modules by recorded seconds, longest first; a module with no record goes before
+    them; and the recorder writes what a run took, so the next run orders by it."""
+    import conftest  # noqa: PLC0415 - the repository's root conftest, on pythonpath "."
+    from localcsi.testing.scheduling import load_record, record_path, save_record  # noqa: PLC0415
+
+    root = Path(pytestconfig.rootpath)
+    items = [
+        FakeItem(root, "tests/node/test_short.py", test="test_a"),
+        FakeItem(root, "tests/node/test_short.py", test="test_b"),
+        FakeItem(root, "tests/node/test_long.py"),
+        FakeItem(root, "tests/node/test_new.py"),
+        FakeItem(root, "sanity/test_sanity.py", test="test_run[thin]"),
+    ]
+    save_record(
+        record_path(),
+        {
+            "tests/node/test_short.py::test_a": 50.0,
+            "tests/node/test_short.py::test_b": 60.0,
+            "tests/node/test_long.py::test_it": 100.0,
+            "sanity/test_sanity.py::test_run[thin]": 300.0,
+        },
+    )
+    assert [item.nodeid for item in _order(pytestconfig, items)] == [
+        "tests/node/test_new.py::test_it",
+        "sanity/test_sanity.py::test_run[thin]",
+        "tests/node/test_short.py::test_a",
+        "tests/node/test_short.py::test_b",
+        "tests/node/test_long.py::test_it",
+    ]
+
+    recorder = conftest.DurationRecorder()
+    for phase_seconds in (1.5, 20.0, 0.5):  # setup, call, teardown
+        recorder.pytest_runtest_logreport(FakeReport("tests/node/test_new.py::test_it", phase_seconds))  # type: ignore[arg-type]
+    recorder.pytest_runtest_logreport(FakeReport("tests/unit/test_pure.py::test_it", 1.0))  # type: ignore[arg-type]
+    recorder.pytest_sessionfinish()
+    record = load_record(record_path())
+    assert record["tests/node/test_new.py::test_it"] == 22.0
+    assert record["tests/node/test_long.py::test_it"] == 100.0, "tests this run did not run keep their record"
+    assert "tests/unit/test_pure.py::test_it" not in record, "unit tests are not scheduled in groups"
 
 
 def test_a_worker_running_other_tiers_yields_the_cpu_to_one_running_the_e2e_tier(
