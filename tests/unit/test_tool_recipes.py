@@ -68,7 +68,8 @@ def test_registry_pins_each_tool_and_names_the_images_after_the_versions() -> No
 
 def test_binaries_for_images_and_the_node_vm_are_static_and_stamped() -> None:
     static = {name for name, tool in TOOLS.items() if tool.static}
-    assert static == {"kubelet", "kube-controller-manager", *SIDECAR_IMAGES, "helm"}
+    kubernetes = {"kube-apiserver", "kube-scheduler", "kubelet", "kube-controller-manager"}
+    assert static == {*kubernetes, *SIDECAR_IMAGES, "helm"}, "the Kubernetes binaries share one cgo-free compile"
     assert all(TOOLS[name].version_symbols == ("main.version",) for name in SIDECAR_IMAGES)
     assert HELM.version_symbols == ("helm.sh/helm/v3/internal/version.version",)
     assert TOOLS["kubelet"].version_symbols == KUBE_APISERVER.version_symbols

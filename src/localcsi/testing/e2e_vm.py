@@ -34,6 +34,9 @@ from localcsi.testing.waiting import wait_for
 DATA_DISKS_GIB = [6, 1, 1, 1]
 SSD_DISKS_GIB = [1, 1]
 NODE_MEMORY_MIB = 3072
+# Two vCPUs: the e2e node runs alone on the host, its pods side by side (the node and cluster tiers' VMs
+# have one each: vm.VMConfig).
+NODE_CPUS = 2
 POOL_DEVICE = "/dev/vdb"
 HDD_DEVICE_DISKS = ("/dev/vdc", "/dev/vdd")
 SSD_DEVICE_DISKS = ("/dev/sda", "/dev/sdb")
@@ -136,6 +139,7 @@ class VMEnvironment:
                 disks_gib=list(DATA_DISKS_GIB),
                 ssd_disks_gib=list(SSD_DISKS_GIB),
                 memory_mib=NODE_MEMORY_MIB,
+                cpus=NODE_CPUS,
                 host_loopback=True,
                 files_disk=files_disk,
                 backed_disks=[image_store],

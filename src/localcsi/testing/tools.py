@@ -147,22 +147,25 @@ def kubernetes_go_mod(version: str = KUBERNETES_VERSION) -> str:
     return go_mod("localcsi.io/tools/kubernetes", "1.24.0", [("k8s.io/kubernetes", version)], staging_replaces(staging))
 
 
-def kubernetes_tool(name: str, static: bool = False) -> Tool:
+def kubernetes_tool(name: str) -> Tool:
     return Tool(
         name=name,
         version=KUBERNETES_VERSION,
         recipe=ModuleBuild(package=f"k8s.io/kubernetes/cmd/{name}", go_mod=kubernetes_go_mod()),
         # Unstamped, the binaries report v0.0.0-master and clients log version-skew warnings.
         version_symbols=("k8s.io/component-base/version.gitVersion", "k8s.io/client-go/pkg/version.gitVersion"),
-        static=static,
+        # Every Kubernetes binary without cgo, so that they share one compile of the Kubernetes packages in
+        # Go's build cache: cgo or not is part of each package's build key (net, os/user and all that
+        # imports them). Upstream builds the control plane static too; kubelet it links with cgo, but
+        # static it runs in the node VM whatever its libc.
+        static=True,
     )
 
 
 KUBE_APISERVER = kubernetes_tool("kube-apiserver")
 KUBE_SCHEDULER = kubernetes_tool("kube-scheduler")
-# Upstream links kubelet with cgo; without it, it is static and runs in the node VM whatever its libc.
-KUBELET = kubernetes_tool("kubelet", static=True)
-KUBE_CONTROLLER_MANAGER = kubernetes_tool("kube-controller-manager", static=True)
+KUBELET = kubernetes_tool("kubelet")
+KUBE_CONTROLLER_MANAGER = kubernetes_tool("kube-controller-manager")
 
 # The pause binary of registry.k8s.io/pause:3.10.1, the TAG of build/pause/Makefile at KUBERNETES_VERSION.
 PAUSE_VERSION = "3.10.1"
