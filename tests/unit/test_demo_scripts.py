@@ -66,7 +66,7 @@ def test_ci_runs_every_tier_of_tox_envlist_once() -> None:
     envlist = re.search(r"^envlist = (.+)$", (ROOT / "tox.ini").read_text(), re.MULTILINE)
     assert envlist is not None
     ci_run = (ROOT / ".ci" / "run").read_text()
-    commands = re.findall(r"^python3 -m tox (?:run-parallel )?-e (\S+)", ci_run, re.MULTILINE)
+    commands = re.findall(r"^(?:nice -n \d+ )?python3 -m tox (?:run-parallel )?-e (\S+)", ci_run, re.MULTILINE)
     named = [tier for command in commands for tier in command.split(",")]
     assert sorted(named) == sorted(tier.strip() for tier in envlist.group(1).split(","))
     assert len(named) == len(set(named))

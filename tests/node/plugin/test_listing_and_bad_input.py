@@ -16,7 +16,10 @@ from localcsi.testing.fixtures import THICK, THICK_VG, THIN
 from localcsi.testing.guest_plugin import GuestPlugin
 from localcsi.testing.vm import NodeVM
 
-VOLUMES = 200
+# Twelve pages and a volume deleted between two of them; 200 volumes (the count until session 14) paged
+# the same way and took 96 to 156 s of the node tier.
+VOLUMES = 100
+PAGE = 9
 Code = grpc.StatusCode
 AccessMode = csi_pb2.VolumeCapability.AccessMode
 
@@ -26,7 +29,7 @@ def lvm_state(vm: NodeVM) -> Any:
     return vm.check(argv).json(), vm.check(["vgs", "--reportformat", "json", "-o", "vg_name,vg_free"]).json()
 
 
-def test_200_volumes_page_without_duplicates_or_gaps(csi_plugin: GuestPlugin) -> None:
+def test_100_volumes_page_without_duplicates_or_gaps(csi_plugin: GuestPlugin) -> None:
     def create(index: int) -> str:
         request = req.create_volume(f"many-{index:03d}", 8 * MIB, THIN if index % 2 else THICK)
         return str(csi_plugin.controller.CreateVolume(request, timeout=300).volume.volume_id)
@@ -39,8 +42,8 @@ def test_200_volumes_page_without_duplicates_or_gaps(csi_plugin: GuestPlugin) ->
     token = ""
     pages = 0
     while True:
-        page = csi_plugin.controller.ListVolumes(csi_pb2.ListVolumesRequest(max_entries=17, starting_token=token))
-        assert len(page.entries) <= 17
+        page = csi_plugin.controller.ListVolumes(csi_pb2.ListVolumesRequest(max_entries=PAGE, starting_token=token))
+        assert len(page.entries) <= PAGE
         seen += [entry.volume.volume_id for entry in page.entries]
         pages += 1
         token = page.next_token
@@ -51,7 +54,7 @@ def test_200_volumes_page_without_duplicates_or_gaps(csi_plugin: GuestPlugin) ->
         assert pages < VOLUMES, "ListVolumes never ends"
     assert len(seen) == len(set(seen)), "a volume was listed twice"
     assert set(seen) == created, f"missing: {sorted(created - set(seen))[:5]}, extra: {sorted(set(seen) - created)[:5]}"
-    assert pages == -(-VOLUMES // 17)
+    assert pages == -(-VOLUMES // PAGE) == 12
 
 
 def _bad_requests(plugin: GuestPlugin) -> list[tuple[str, Callable[[], Any], Code]]:
