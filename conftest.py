@@ -42,7 +42,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> TierGro
     return TierGroups(config, log)
 
 
-# Longest chains first (see above): the e2e tier, then csi-sanity and the cluster tier, then the rest.
+# The order with no duration record (see above): the e2e tier, then csi-sanity and the cluster tier,
+# then the rest.
 TIER_ORDER = {"e2e": 0, "sanity": 1, "cluster": 2}
 
 
@@ -58,9 +59,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = "sanity" if parts[0] == "sanity" else TIER_BY_FOLDER.get(parts[1] if len(parts) > 1 else "")
         if tier is not None and not any(item.iter_markers(name=tier)):
             item.add_marker(getattr(pytest.mark, tier))
-    # Tiers in TIER_ORDER (the longest chains first, see above). Within a tier, a test that leaves the
-    # node changed (rebooted into cgroup v1) goes after every other one, so that restoring the node is
-    # needed only when something follows (sorted() keeps the order otherwise).
+    # Tiers in TIER_ORDER, then groups longest first by the record (see above). Within a tier, a test that
+    # leaves the node changed (rebooted into cgroup v1) goes after every other one, so that restoring the
+    # node is needed only when something follows (the sorts keep the order otherwise).
     items[:] = longest_first(sorted(items, key=_run_order), lambda item: item.nodeid, load_record(record_path()))
 
 

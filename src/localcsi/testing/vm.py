@@ -56,10 +56,10 @@ class VMConfig:
     # ssd_disks(); the guest needs `modprobe virtio_scsi sd_mod` (load_ssd_disks) first.
     ssd_disks_gib: list[int] = field(default_factory=list)
     memory_mib: int = 2048
-    # One vCPU: the node and cluster tiers run two or three VMs at once on two host cores, and there one
-    # vCPU each did the same work sooner than two (three node modules on two workers: 398 s against 464 s,
-    # session 14), the second vCPU only adding MTTCG's cross-vCPU synchronisation and its own wakeups.
-    # The e2e node, alone on the host with pods side by side, keeps two.
+    # One vCPU: the node tier runs two VMs at once on two host cores (the cluster tier its VM beside the
+    # e2e node), and there one vCPU each did the same work sooner than two (three node modules on two
+    # workers: 398 s against 464 s, session 14), the second vCPU only adding MTTCG's cross-vCPU
+    # synchronisation and its own wakeups. The e2e node, its pods side by side, keeps two (e2e_vm.py).
     cpus: int = 1
     # guest TCP port -> host loopback port (0 picks a free one)
     port_forwards: dict[int, int] = field(default_factory=dict)
