@@ -20,6 +20,7 @@ def _target(block: bool) -> str:
 
 # (storage class, file system or None for a raw block volume)
 KINDS = {"ext4": ("localcsi-lvm", "ext4"), "xfs": ("localcsi-lvm-xfs", "xfs"), "block": ("localcsi-lvm", None)}
+BLOCK = {kind: fs_type is None for kind, (_, fs_type) in KINDS.items()}
 
 
 def test_wait_for_first_consumer_write_read_delete(e2e_env: E2EEnvironment) -> None:
@@ -28,13 +29,13 @@ def test_wait_for_first_consumer_write_read_delete(e2e_env: E2EEnvironment) -> N
     with namespace(e2e_env, "vol") as kube:
         claims = {kind: unique(f"data-{kind}") for kind in KINDS}
         for kind, claim in claims.items():
-            kube.pvc(claim, KINDS[kind][0], SIZE, block=KINDS[kind][1] is None)
+            kube.pvc(claim, KINDS[kind][0], SIZE, block=BLOCK[kind])
             status = kube.core.read_namespaced_persistent_volume_claim(claim, kube.namespace).status
             assert status.phase == "Pending", f"{kind}: WaitForFirstConsumer, no volume before a pod uses the claim"
 
         def runs(verb: str) -> list[tuple[str, str, list[str], bool]]:
             return [
-                (unique(verb), claim, [verb, _target(KINDS[kind][1] is None), str(WRITE_MIB)], KINDS[kind][1] is None)
+                (unique(verb), claim, [verb, _target(BLOCK[kind]), str(WRITE_MIB)], BLOCK[kind])
                 for kind, claim in claims.items()
             ]
 

@@ -42,10 +42,9 @@ class FakeItem:
 
 
 @pytest.fixture(autouse=True)
-def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A cache with no duration record, unless a test writes one: the order then is the tiers' alone."""
     monkeypatch.setenv("LOCALCSI_CACHE", str(tmp_path))
-    return tmp_path
 
 
 class FakeReport:
