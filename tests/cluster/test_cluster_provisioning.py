@@ -27,6 +27,7 @@ from localcsi.testing.cluster import KubeCluster, cluster_mode_controller
 from localcsi.testing.csi_requests import MIB, block_capability, create_volume, snapshot_source
 from localcsi.testing.guest_agent import connect_guest
 from localcsi.testing.install import GUEST_LAUNCHER
+from localcsi.testing.sidecar_calls import call_retrying
 from localcsi.testing.vm import NodeVM, VMConfig
 from localcsi.testing.waiting import wait_for
 
@@ -55,7 +56,7 @@ class GuestReconciler:
         argv = [GUEST_LAUNCHER, "--log-format", "text", "--log-level", "debug", "agent", "--node-name", NODE,
                 "--kubeconfig", self.kubeconfig, "--resync-seconds", "10"]  # fmt: skip
         self.pid = self.vm.guest.spawn(argv, log=GUEST_LOG)
-        wait_for("the reconciler to start", lambda: "reconciling LogicalVolumes" in self.logs(offset), 90)
+        wait_for("the reconciler to start", lambda: "reconciling LogicalVolumes" in self.logs(offset), 300)
 
     def _log_size(self) -> int:
         result = self.vm.run(["stat", "-c", "%s", GUEST_LOG])
@@ -136,23 +137,23 @@ def create(controller: Any, request: csi_pb2.CreateVolumeRequest, timeout: float
     return response.volume
 
 
-def create_retrying(controller: Any, request: csi_pb2.CreateVolumeRequest, budget: float = 300) -> csi_pb2.Volume:
+def create_retrying(controller: Any, request: csi_pb2.CreateVolumeRequest) -> csi_pb2.Volume:
     """CreateVolume as the external-provisioner calls it: again after each DEADLINE_EXCEEDED (the
     controller gives up waiting after OPERATION_TIMEOUT; a 512 MiB copy under emulation takes longer)."""
-    deadline = time.monotonic() + budget
-    while True:
-        try:
-            return create(controller, request)
-        except grpc.RpcError as error:
-            if error.code() is not grpc.StatusCode.DEADLINE_EXCEEDED or time.monotonic() > deadline:
-                raise
+    request.accessibility_requirements.CopyFrom(TOPOLOGY)
+    response: csi_pb2.CreateVolumeResponse = call_retrying(controller.CreateVolume, request)
+    return response.volume
+
+
+def delete(controller: Any, volume_id: str) -> None:
+    call_retrying(controller.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=volume_id))
 
 
 def test_create_makes_a_logicalvolume_and_an_lv_and_delete_removes_both(
     controller: Any, agent: GuestReconciler, lvs_api: CustomResources, node: NodeVM
 ) -> None:
     started = time.monotonic()
-    volume = create(controller, create_volume("pvc-plain", 200 * MIB))
+    volume = create_retrying(controller, create_volume("pvc-plain", 200 * MIB))
     took = time.monotonic() - started
     name = volume_lv_name("pvc-plain")
     assert volume.volume_id == f"{NODE}/{VG}/{name}"
@@ -171,7 +172,7 @@ def test_create_makes_a_logicalvolume_and_an_lv_and_delete_removes_both(
     assert volume.volume_id in [entry.volume.volume_id for entry in listed.entries]
 
     started = time.monotonic()
-    controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id), timeout=60)
+    delete(controller, volume.volume_id)
     print(f"DeleteVolume (wipe included): {time.monotonic() - started:.2f}s")
     assert lvs_api.get(name) is None
     assert name not in guest_lvs(node)
@@ -182,14 +183,14 @@ def test_modify_volume_reaches_the_lv_tags_through_the_agent(
 ) -> None:
     request = create_volume("pvc-limited", 64 * MIB, {"bps": "1Mi"})
     request.mutable_parameters.update({"readIops": "40"})
-    volume = create(controller, request)
+    volume = create_retrying(controller, request)
     name = volume_lv_name("pvc-limited")
     tags = guest_lvs(node)[name]["lv_tags"].split(",")
     assert {"localcsi.io/bps=1048576", "localcsi.io/readIops=40"} <= set(tags)
     modify = csi_pb2.ControllerModifyVolumeRequest(
         volume_id=volume.volume_id, mutable_parameters={"readIops": "0", "writeBps": "2Mi"}
     )
-    controller.ControllerModifyVolume(modify, timeout=60)
+    call_retrying(controller.ControllerModifyVolume, modify)
     obj = lvs_api.get(name)
     assert obj is not None
     assert obj["spec"]["ioLimits"] == {"bps": "1048576", "readIops": "0", "writeBps": "2097152"}
@@ -204,19 +205,19 @@ def test_modify_volume_reaches_the_lv_tags_through_the_agent(
             timeout=30,
         )
     assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id), timeout=60)
+    delete(controller, volume.volume_id)
 
 
 def test_kill_9_of_the_agent_during_a_restore_converges_to_exactly_one_lv(
     controller: Any, agent: GuestReconciler, lvs_api: CustomResources, node: NodeVM
 ) -> None:
     size = 512 * MIB
-    origin = create(controller, create_volume("pvc-origin", size, capability=block_capability()))
+    origin = create_retrying(controller, create_volume("pvc-origin", size, capability=block_capability()))
     device = f"/dev/{VG}/{volume_lv_name('pvc-origin')}"
     node.check(["dd", "if=/dev/urandom", f"of={device}", "bs=1M", f"count={size // MIB}", "oflag=direct",
                 "status=none"], timeout=600)  # fmt: skip
-    snapshot = controller.CreateSnapshot(
-        csi_pb2.CreateSnapshotRequest(source_volume_id=origin.volume_id, name="snap-origin"), timeout=60
+    snapshot = call_retrying(
+        controller.CreateSnapshot, csi_pb2.CreateSnapshotRequest(source_volume_id=origin.volume_id, name="snap-origin")
     ).snapshot
     restored_lv = volume_lv_name("pvc-restored")
     request = create_volume("pvc-restored", size, capability=block_capability(),
@@ -224,7 +225,7 @@ def test_kill_9_of_the_agent_during_a_restore_converges_to_exactly_one_lv(
     with ThreadPoolExecutor(1) as pool:
         first: Future[csi_pb2.Volume] = pool.submit(create, controller, request)
         wait_for("the restore's LV, still being filled", lambda: CREATING in guest_lvs(node).get(restored_lv,
-                   {}).get("lv_tags", ""), 120, interval=0.1)  # fmt: skip
+                   {}).get("lv_tags", ""), 300, interval=0.1)  # fmt: skip
         time.sleep(1.5)  # into the copy
         agent.kill(signal.SIGKILL)
         killed_at = time.monotonic()
@@ -253,9 +254,9 @@ def test_kill_9_of_the_agent_during_a_restore_converges_to_exactly_one_lv(
     snap_device = f"/dev/{VG}/{snapshot.snapshot_id.rpartition('/')[2]}"
     node.check(["cmp", "-n", str(size), snap_device, restored_device], timeout=600)
 
-    controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=restored.volume_id), timeout=120)
-    controller.DeleteSnapshot(csi_pb2.DeleteSnapshotRequest(snapshot_id=snapshot.snapshot_id), timeout=120)
-    controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=origin.volume_id), timeout=120)
+    delete(controller, restored.volume_id)
+    call_retrying(controller.DeleteSnapshot, csi_pb2.DeleteSnapshotRequest(snapshot_id=snapshot.snapshot_id))
+    delete(controller, origin.volume_id)
     assert not [name for name in guest_lvs(node) if name.startswith(("csi-", "snap-"))]
 
 
@@ -282,5 +283,5 @@ def test_a_create_while_the_agent_is_down_times_out_and_the_retry_finishes_the_s
     done = lvs_api.get(name)
     assert done is not None and done["metadata"]["uid"] == pending["metadata"]["uid"], "the same resource"
     assert [lv for lv in guest_lvs(node) if lv == name] == [name]
-    controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id), timeout=60)
+    delete(controller, volume.volume_id)
     assert name not in guest_lvs(node)

@@ -27,6 +27,7 @@ from localcsi.testing import crash_points
 from localcsi.testing.cluster import KubeCluster, cluster_mode_controller
 from localcsi.testing.csi_requests import GIB, MIB, create_volume
 from localcsi.testing.guest_agent import GuestAgent, connect_guest
+from localcsi.testing.sidecar_calls import call_retrying
 from localcsi.testing.vm import NodeVM, VMConfig
 from localcsi.testing.waiting import wait_for
 
@@ -79,7 +80,7 @@ class Agent:
     def start(self) -> None:
         offset = self._size()
         self.pid = self.vm.guest.spawn(self.argv, log=LOG, env=self.env)
-        wait_for("the reconciler to start", lambda: "reconciling LogicalVolumes" in self.logs(offset), 90)
+        wait_for("the reconciler to start", lambda: "reconciling LogicalVolumes" in self.logs(offset), 300)
 
     def _size(self) -> int:
         result = self.vm.run(["stat", "-c", "%s", LOG])
@@ -119,28 +120,18 @@ def lvs_api(kube_cluster: KubeCluster) -> CustomResources:
 
 
 def create(controller: Any, name: str, size: int, parameters: dict[str, str]) -> csi_pb2.Volume:
-    request = create_volume(name, size, parameters)
-    request.accessibility_requirements.CopyFrom(TOPOLOGY)
-    response: csi_pb2.CreateVolumeResponse = controller.CreateVolume(request, timeout=OPERATION_TIMEOUT + 30)
-    return response.volume
+    return create_retrying(controller, create_volume(name, size, parameters))
 
 
 def create_retrying(controller: Any, request: csi_pb2.CreateVolumeRequest) -> csi_pb2.Volume:
     """As the external-provisioner does: again while the first call still waits (ABORTED) or timed out."""
-    deadline = time.monotonic() + 2 * OPERATION_TIMEOUT + 30
-    while True:
-        try:
-            response: csi_pb2.CreateVolumeResponse = controller.CreateVolume(request, timeout=OPERATION_TIMEOUT + 30)
-            return response.volume
-        except grpc.RpcError as error:
-            retry = error.code() in (grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED)
-            if not retry or time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+    request.accessibility_requirements.CopyFrom(TOPOLOGY)
+    response: csi_pb2.CreateVolumeResponse = call_retrying(controller.CreateVolume, request)
+    return response.volume
 
 
 def delete(controller: Any, volume_id: str) -> None:
-    controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=volume_id), timeout=OPERATION_TIMEOUT + 30)
+    call_retrying(controller.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=volume_id))
 
 
 def disk_of(vm: NodeVM, vg: str) -> str:
@@ -202,7 +193,7 @@ def test_a_kill_9_between_vgcreate_and_lvcreate_converges_to_the_first_pick(
     with pytest.raises(grpc.RpcError) as late:
         controller.CreateVolume(request, timeout=10)  # the controller goes on waiting for the agent
     assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    wait_for("the agent to die at lvcreate", lambda: not agent.alive(), 30)
+    wait_for("the agent to die at lvcreate", lambda: not agent.alive(), 300)
     assert not crash_points.is_armed(vm, "lvcreate")
     [vg] = device_vgs(vm)
     taken = disk_of(vm, vg)

@@ -28,12 +28,11 @@ from __future__ import annotations
 import functools
 import json
 import statistics
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_kube import BLOCK_DEVICE, DATA, Kube, namespace, pod_volume_dir, unique
+from e2e_kube import BLOCK_DEVICE, DATA, Kube, namespace, pod_volume_dir, pv_node, unique
 from kubernetes import client
 
 from localcsi.testing.e2e_env import POOL_VG, E2EEnvironment, cgroup_version, storage_ready, storage_report
@@ -155,6 +154,28 @@ def _rates(kube: Kube, name: str) -> dict[str, list[float]]:
     return fio_rates(output, ROUNDS, list(SPECS))
 
 
+def _sectors_read(kube: Kube, claim: str) -> int:
+    """Sectors read from the claim's LV on its node, from the kernel's counters for the device."""
+    pv = kube.bound_pv(claim)
+    _node, vg, lv = pv.spec.csi.volume_handle.split("/")
+    node = kube.env.node(pv_node(pv))
+    device = node.run(["readlink", "-f", f"/dev/{vg}/{lv}"]).check().stdout.strip().rpartition("/")[2]
+    return int(node.run(["cat", f"/sys/class/block/{device}/stat"]).check().stdout.split()[2])
+
+
+def _first_write_round_done(kube: Kube, block_claim: str) -> None:
+    """Wait until fio reads the block volume (round 0's third job): its write round on the filesystem
+    volume, the first job, is over by then, so the raise cannot land in it. A fixed pause after the pod
+    started was not enough: with fio slow to start (the cluster tier beside it in CI), the raise landed
+    in that round, which restarted its throttling window and measured it at 0.74 of its limit."""
+    before = _sectors_read(kube, block_claim)
+
+    def reading() -> bool:
+        return _sectors_read(kube, block_claim) - before >= MIB // 512
+
+    wait_for("fio to read the block volume (round 0's write-bps job over)", reading, POD_SECONDS, 0.5)
+
+
 def _create_raised_class(kube: Kube, suffix: str) -> str:
     """The VolumeAttributesClass that raises the write limit, created long before a claim names it:
     external-resizer v1.12 marked a claim whose class was not yet in its informer cache Pending and
@@ -242,7 +263,7 @@ def test_limits_hold_in_a_pod_follow_a_volume_attributes_class_and_spare_unlimit
             limited = unique("limited")
             _measuring_pod(kube, limited, claims["fs"], claims["block"])
             kube.wait_pod_phase(limited, ("Running", "Succeeded"))
-            time.sleep(SECONDS)  # let the first round start under the class's limits
+            _first_write_round_done(kube, claims["block"])
             _raise_write_limit(kube, claims["fs"], raised)
             rates = _rates(kube, limited)
 

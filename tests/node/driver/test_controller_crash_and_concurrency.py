@@ -35,14 +35,19 @@ def lvs_named(guest: GuestController, vg: str, name: str) -> list[dict[str, str]
     return [row for row in guest.lvs(vg) if row["lv_name"] == volume_lv_name(name)]
 
 
-def wait_for(guest: GuestController, command: str, timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = guest.sh(f"{command} || true").strip()
-        if out:
-            return out
-        time.sleep(0.05)
-    raise AssertionError(f"never true: {command}")
+def wait_for(guest: GuestController, command: str, timeout: int = 120) -> str:
+    """Poll ``command`` inside the guest every 20 ms until it prints something; returns what it printed.
+
+    The loop runs in the guest: polled over ssh, with a round trip of about half a second on a busy
+    one-vCPU VM, an lvcreate of 64 MiB can start and finish between two polls (it did in CI, stop 22)."""
+    loop = (
+        f"deadline=$(( $(date +%s) + {timeout} )); while [ $(date +%s) -lt $deadline ]; do "
+        f'out=$({command} || true); if [ -n "$out" ]; then echo "$out"; exit 0; fi; sleep 0.02; done'
+    )
+    out = guest.vm.check(["sh", "-c", loop], timeout=timeout + 60).stdout.strip()
+    if not out:
+        raise AssertionError(f"never true within {timeout} s: {command}")
+    return out
 
 
 def create_like_a_co(guest: GuestController, step: dict[str, Any], attempts: int = 10) -> dict[str, Any]:
