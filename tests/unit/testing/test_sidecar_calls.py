@@ -5,7 +5,6 @@ from typing import Any
 import grpc
 import pytest
 
-from localcsi.testing import sidecar_calls
 from localcsi.testing.sidecar_calls import call_retrying
 
 pytestmark = pytest.mark.unit
@@ -36,7 +35,7 @@ class Method:
 
 @pytest.fixture(autouse=True)
 def no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sidecar_calls.time, "sleep", lambda _seconds: None)
+    monkeypatch.setattr("localcsi.testing.sidecar_calls.time.sleep", lambda _seconds: None)
 
 
 def test_aborted_and_deadline_exceeded_are_retried_until_an_answer() -> None:
