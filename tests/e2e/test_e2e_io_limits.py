@@ -159,8 +159,9 @@ def _sectors_read(kube: Kube, claim: str) -> int:
     pv = kube.bound_pv(claim)
     _node, vg, lv = pv.spec.csi.volume_handle.split("/")
     node = kube.env.node(pv_node(pv))
-    device = node.run(["readlink", "-f", f"/dev/{vg}/{lv}"]).check().stdout.strip().rpartition("/")[2]
-    return int(node.run(["cat", f"/sys/class/block/{device}/stat"]).check().stdout.split()[2])
+    numbers = ["lvs", "--noheadings", "-o", "lv_kernel_major,lv_kernel_minor", f"{vg}/{lv}"]
+    major, minor = node.run(numbers).check().stdout.split()
+    return int(node.run(["cat", f"/sys/dev/block/{major}:{minor}/stat"]).check().stdout.split()[2])
 
 
 def _first_write_round_done(kube: Kube, block_claim: str) -> None:
