@@ -38,8 +38,8 @@ def lvs_named(guest: GuestController, vg: str, name: str) -> list[dict[str, str]
 def wait_for(guest: GuestController, command: str, timeout: int = 120) -> str:
     """Poll ``command`` inside the guest every 20 ms until it prints something; returns what it printed.
 
-    The loop runs in the guest: polled over ssh, with a round trip of about half a second on a busy
-    one-vCPU VM, an lvcreate of 64 MiB can start and finish between two polls (it did in CI, stop 22)."""
+    The loop runs in the guest. Polled over ssh, an ssh round trip per poll on a busy one-vCPU VM, an
+    lvcreate of 64 MiB can start and finish between two polls: in stop 22's CI it was never seen."""
     loop = (
         f"deadline=$(( $(date +%s) + {timeout} )); while [ $(date +%s) -lt $deadline ]; do "
         f'out=$({command} || true); if [ -n "$out" ]; then echo "$out"; exit 0; fi; sleep 0.02; done'
