@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
+import urllib3
 from kubernetes import client
 
 from localcsi.k8s.errors import Gone, KubeError, translated
@@ -130,7 +131,9 @@ class Informer:
                 resource_version = self._follow(resource_version, should_exit)
             except Gone:
                 resource_version = ""
-            except (KubeError, OSError, ValueError) as error:  # apiserver restarts, network blips
+            except (KubeError, OSError, ValueError, urllib3.exceptions.HTTPError) as error:
+                # apiserver restarts and network blips (urllib3 wraps a refused connection in its own
+                # MaxRetryError): one line each, where a traceback per retry buried CI's failures
                 log.warning("informer: %s; retrying", error)
                 resource_version = ""
             except Exception:

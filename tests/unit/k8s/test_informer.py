@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import urllib3
 
 from localcsi.k8s.errors import Gone, KubeError
 from localcsi.k8s.informer import HEALTHY_SECONDS, Backoff, Informer, object_key
@@ -181,3 +182,18 @@ def test_shutdown_ends_the_backoff_pause_at_once(flag: str) -> None:
     thread.join(5)
     assert not thread.is_alive()
     assert time.monotonic() - stopped < 0.5
+
+
+def test_a_refused_connection_is_one_warning_line_and_a_relist(caplog: pytest.LogCaptureFixture) -> None:
+    refused = urllib3.exceptions.MaxRetryError(
+        urllib3.HTTPConnectionPool("127.0.0.1", 1),
+        "/apis",
+        urllib3.exceptions.NewConnectionError(urllib3.connection.HTTPConnection("127.0.0.1", 1), "refused"),
+    )
+    script = Script(lists=[([obj("a", "1")], "5"), ([obj("a", "1")], "6")], watches=[refused, []])
+    with caplog.at_level("WARNING", logger="localcsi.k8s.informer"):
+        run(informer_of(script), script)
+    [record] = caplog.records
+    assert record.levelname == "WARNING" and "Max retries exceeded" in record.getMessage()
+    assert record.exc_info is None, "a network error is expected: no traceback"
+    assert script.watch_versions[:2] == ["5", "6"], "the failed watch is followed by a relist"
