@@ -132,7 +132,12 @@ class Kube:
     # -- waits ---------------------------------------------------------------------------------
     def wait_pod_phase(self, name: str, phases: tuple[str, ...]) -> client.V1Pod:
         def reached() -> client.V1Pod | None:
-            pod = self.core.read_namespaced_pod(name, self.namespace)
+            try:
+                pod = self.core.read_namespaced_pod(name, self.namespace)
+            except client.exceptions.ApiException as error:
+                if error.status == 404:  # a controller's pod (a StatefulSet's) not made yet: seen once
+                    return None  # in a full local CI run, kube-controller-manager slower than the first poll
+                raise
             if pod.status.phase == "Failed" and "Failed" not in phases:
                 raise AssertionError(f"pod {name} failed: {self.termination_message(pod)}\n{self.events(name)}")
             return pod if pod.status.phase in phases else None
