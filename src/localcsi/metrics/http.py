@@ -92,8 +92,6 @@ def serve(
 
 class _Handler(BaseHTTPRequestHandler):
     server: ObservabilityServer
-    # With Nagle on, the last part of a large /metrics body waits for the scraper's delayed ACK.
-    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
