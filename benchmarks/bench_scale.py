@@ -70,13 +70,15 @@ def main() -> int:
     parser.add_argument("--sample", type=int, default=10)
     parser.add_argument("--publish", type=int, default=50)
     args = parser.parse_args()
-    thick_gib = max(2, (args.volumes // 2 + 1) * 8 // 1024 + 2)  # 8 MiB each, and room to spare
-    with NodeVM(VMConfig(disks_gib=[thick_gib, 2], site_disk=site_disk())) as vm:
+    # 8 MiB each, half on each disk, and room to spare; the thin pool takes 90 % of its disk, since the
+    # plugin keeps the virtual sizes within the pool (overprovisioning ratio 1 by default)
+    gib = max(2, (args.volumes // 2 + 1) * 8 // 1024 + 2)
+    with NodeVM(VMConfig(disks_gib=[gib, gib], site_disk=site_disk())) as vm:
         install_project(vm)
         thick_disk, thin_disk = vm.data_disks()
         vm.check(["vgcreate", "-y", THICK_VG, thick_disk])
         vm.check(["vgcreate", "-y", THIN_VG, thin_disk])
-        vm.check(["lvcreate", "-y", "--type", "thin-pool", "-L", "1g", "-n", POOL, THIN_VG])
+        vm.check(["lvcreate", "-y", "--type", "thin-pool", "-l", "90%VG", "-n", POOL, THIN_VG])
         plugin = GuestPlugin(vm, endpoint=UNIX_ENDPOINT).start()
         script = "/opt/localcsi/guest_scale.py"
         vm.guest.put(script, (Path(__file__).parent / "guest_scale.py").read_bytes())
