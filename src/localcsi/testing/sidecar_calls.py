@@ -5,8 +5,8 @@ on), until a budget runs out.
 In cluster mode the controller waits a bounded time for the agent's LogicalVolume, then answers
 DEADLINE_EXCEEDED and leaves the resource in place, so the sidecars' retry is what finishes a slow
 operation. The cluster tier's agent runs in a VM that, beside the e2e tier in CI, gets a small share
-of the host's CPU (stop 22: a Device create took 15 s, a restore 101 s), so a test that wants the
-operation's outcome, not the timeout, calls through here.
+of the host's CPU (in a rerun of stop 22's failing CI step: a Device create took 15 s, a restore 101 s
+after its kill), so a test that wants the operation's outcome, not the timeout, calls through here.
 """
 
 from __future__ import annotations
