@@ -41,6 +41,7 @@ from localcsi.extender.main import settle_garbage_collector
 from localcsi.extender.objects import SELECTED_NODE_ANNOTATION
 from localcsi.extender.server import ExtenderServer
 from localcsi.extender.service import Extender
+from localcsi.testing.percentiles import nearest_rank
 
 GOALS_MS = {1000: 2.0, 5000: 5.0}
 WARMUP = 20
@@ -179,11 +180,6 @@ def client(address: tuple[str, int], names: list[str], pvcs: int, pipe: Connecti
     conn.close()
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def run(nodes: int, pods: int, pvcs: int, noop: bool = False) -> dict[str, float]:
     extender = NoopExtender() if noop else Extender()
     extender.apply(STORAGE_CLASSES, "ADDED", {"metadata": {"name": "localcsi"}, "provisioner": DRIVER_NAME})
@@ -227,11 +223,11 @@ def run(nodes: int, pods: int, pvcs: int, noop: bool = False) -> dict[str, float
         server.stop()
     return {
         "filter_p50": statistics.median(filter_ms),
-        "filter_p99": percentile(filter_ms, 0.99),
+        "filter_p99": nearest_rank(filter_ms, 0.99),
         "p50": statistics.median(total_ms),
-        "p99": percentile(total_ms, 0.99),
+        "p99": nearest_rank(total_ms, 0.99),
         "cpu_p50": statistics.median(cpu_ms),
-        "cpu_p99": percentile(cpu_ms, 0.99),
+        "cpu_p99": nearest_rank(cpu_ms, 0.99),
         "passed": statistics.median(passed_counts),
     }
 

@@ -39,6 +39,7 @@ from localcsi.metrics.http import ObservabilityServer
 from localcsi.metrics.volumes import PhaseCollector, VolumeMetrics
 from localcsi.plugin.io_limits import register_io_limit_metrics
 from localcsi.plugin.rpc_metrics import RpcMetrics
+from localcsi.testing.percentiles import nearest_rank
 from localcsi.testing.synthetic_storage import SPEC, synthetic_inventory
 
 GOAL_MS = 50.0
@@ -130,7 +131,7 @@ def scrape_times(registry: CollectorRegistry, scrapes: int) -> tuple[list[float]
 def report(name: str, times: list[float], size: int) -> bool:
     ordered = sorted(times)
     p50 = statistics.median(ordered) * 1000
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    p99 = nearest_rank(ordered, 0.99) * 1000
     worst = ordered[-1] * 1000
     print(f"{name:>7}: p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  max {worst:6.2f} ms  ({size / 1024:.0f} KiB)")
     return p99 < GOAL_MS

@@ -28,6 +28,7 @@ from localcsi.csi import csi_pb2, services
 from localcsi.lvm.runner import SubprocessRunner
 from localcsi.testing import csi_requests as req
 from localcsi.testing.csi_requests import MIB
+from localcsi.testing.percentiles import nearest_rank
 
 SIZE = 8 * MIB
 BLOCK = req.block_capability()
@@ -59,7 +60,7 @@ def summary(seconds: list[float]) -> dict[str, float]:
     return {
         "count": len(ordered),
         "p50": statistics.median(ordered),
-        "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "p99": nearest_rank(ordered, 0.99),
         "max": ordered[-1],
     }
 
