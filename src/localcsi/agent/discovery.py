@@ -16,7 +16,7 @@ from localcsi.core.nodestorage import NodeInventory
 from localcsi.fs.adapter import Filesystems
 from localcsi.fs.block_devices import SYS_BLOCK, findmnt_argv, lsblk_argv, parse_findmnt, parse_lsblk, read_rotational
 from localcsi.lvm.commands import fullreport_argv
-from localcsi.lvm.reports import parse_lvs, parse_pvs, parse_vgs
+from localcsi.lvm.reports import parse_fullreport
 from localcsi.lvm.runner import CommandResult, CommandRunner
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,10 @@ class CountingRunner:
 
 def parse_lvm_report(stdout: str) -> NodeInventory:
     """VGs (with their PVs), PVs in no VG, and LVs from one ``lvm fullreport``."""
-    pvs = parse_pvs(stdout, LVM_REPORT)
-    vgs = [replace(vg, pvs=tuple(pv for pv in pvs if pv.vg == vg.name)) for vg in parse_vgs(stdout, LVM_REPORT)]
+    vgs, pvs, lvs = parse_fullreport(stdout, LVM_REPORT)
+    with_pvs = [replace(vg, pvs=tuple(pv for pv in pvs if pv.vg == vg.name)) for vg in vgs]
     free = tuple(pv for pv in pvs if not pv.vg)
-    return NodeInventory(vgs=tuple(vgs), free_pvs=free, lvs=tuple(parse_lvs(stdout, LVM_REPORT)))
+    return NodeInventory(vgs=tuple(with_pvs), free_pvs=free, lvs=tuple(lvs))
 
 
 class Discovery:

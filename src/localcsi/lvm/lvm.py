@@ -11,7 +11,7 @@ from localcsi.core.tags import OWNER_TAG
 from localcsi.lvm import commands
 from localcsi.lvm.commands import LvSpec
 from localcsi.lvm.errors import matches_existing_size, translate
-from localcsi.lvm.reports import parse_lvs, parse_pvs, parse_vgs
+from localcsi.lvm.reports import parse_fullreport, parse_lvs, parse_pvs, parse_vgs
 from localcsi.lvm.runner import CommandFailed, CommandRunner
 
 
@@ -79,9 +79,7 @@ class Lvm:
 
     def state(self, vg: str | None = None) -> LvmState:
         stdout = self._run(commands.fullreport_argv(vg))
-        vgs = parse_vgs(stdout, "lvm fullreport")
-        pvs = parse_pvs(stdout, "lvm fullreport")
-        lvs = parse_lvs(stdout, "lvm fullreport")
+        vgs, pvs, lvs = parse_fullreport(stdout)
         return LvmState(tuple(_attach_pvs(vgs, pvs)), tuple(lvs))
 
     # -- changes ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from lvm_fixtures import (
     THIN,
     THIN_SNAP,
     VGS_JSON,
+    fullreport_json,
     lv_row,
     lvs_json,
 )
@@ -21,7 +22,7 @@ from localcsi.core.model import snapshot_from_lv, thin_pools, volume_from_lv
 from localcsi.core.params import LvmType
 from localcsi.core.sizes import GiB
 from localcsi.core.tags import Source, SourceKind
-from localcsi.lvm.reports import ReportError, parse_lvs, parse_pvs, parse_vgs, report_rows
+from localcsi.lvm.reports import ReportError, parse_fullreport, parse_lvs, parse_pvs, parse_vgs, report_rows
 
 pytestmark = pytest.mark.unit
 
@@ -165,3 +166,19 @@ def test_malformed_output_is_a_clear_error(stdout: str, message: str) -> None:
 def test_bad_fields_are_clear_errors(row: dict[str, str], message: str) -> None:
     with pytest.raises(ReportError, match=message):
         parse_lvs(lvs_json(row))
+
+
+def test_a_fullreport_is_parsed_once_into_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    stdout = fullreport_json()
+    expected = (parse_vgs(stdout), parse_pvs(stdout), parse_lvs(stdout))
+    loads = json.loads
+    calls: list[int] = []
+
+    def counting_loads(text: str) -> object:
+        calls.append(len(text))
+        return loads(text)
+
+    monkeypatch.setattr("localcsi.lvm.reports.json.loads", counting_loads)
+    assert parse_fullreport(stdout) == expected
+    assert calls == [len(stdout)]
+    assert expected[0] and expected[1] and expected[2]  # the fixture has rows of each kind
