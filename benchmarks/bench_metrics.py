@@ -8,8 +8,8 @@ thick snapshot every tenth, half thin in one pool, recorded as one cycle would r
 has a series per volume (localcsi_volume_abnormal) besides those per VG and pool. The plugin: the CSI calls
 and commands of creating, staging and publishing VOLUMES volumes counted by the real interceptor and
 runner metrics (its label sets are bounded by CSI methods and programs, not by volumes), and VOLUMES
-published volumes, each with a write limit and its four IO counters read from a stat file at every
-scrape (files in a temporary directory stand in for /sys/dev/block). Each scrape is a GET on a new
+published volumes, each with a write limit and its four IO counters read at every scrape from a
+diskstats file (in a temporary directory, standing in for /proc/diskstats). Each scrape is a GET on a new
 connection (the server closes each after its reply, as HTTP/1.0 does) from a separate process, timed
 from sending to having the whole body. Prints p50, p99 and max per component, and the time of
 recording one agent cycle. The goal (issue 15): under 50 ms.
@@ -72,14 +72,16 @@ class PublishedVolumes(PodIoLimits):
         self.in_force = in_force
 
 
-def plugin_registry(volumes: int, sys_dev_block: Path) -> CollectorRegistry:
+def plugin_registry(volumes: int, diskstats: Path) -> CollectorRegistry:
     registry = CollectorRegistry()
     devices = tuple(("localcsi-pool", f"csi-{index}", DeviceNumber(253, index)) for index in range(volumes))
-    for _vg, _lv, device in devices:
-        (sys_dev_block / str(device)).mkdir()
-        (sys_dev_block / str(device) / "stat").write_text("120 0 2048 30 400 0 16384 900 0 1000 930 0 0 0 0 0 0\n")
+    # as the kernel lists them: the node's disk first, then each LV's device-mapper device
+    disk = "   8       0 vda 9876 12 345678 100 4321 8 765432 200 0 300 300 0 0 0 0 0 0\n"
+    lines = [f" 253 {device.minor:7d} dm-{device.minor} 120 0 2048 30 400 0 16384 900 0 1000 930 0 0 0 0 0 0\n"
+             for _vg, _lv, device in devices]  # fmt: skip
+    diskstats.write_text(disk + "".join(lines))
     limits = tuple((vg, lv, Throttle(write_bps=1048576)) for vg, lv, _device in devices)
-    register_io_limit_metrics(PublishedVolumes(InForce(volumes, limits, devices)), registry, sys_dev_block)
+    register_io_limit_metrics(PublishedVolumes(InForce(volumes, limits, devices)), registry, diskstats)
     rpc, commands = RpcMetrics(registry), CommandMetrics(registry)
     for index in range(volumes):
         for service, method in (("Controller", "CreateVolume"), ("Node", "NodeStageVolume"),
@@ -145,8 +147,9 @@ def main() -> int:
     agent, recorded = agent_registry(args.volumes)
     print(f"{args.volumes} volumes; one agent cycle recorded in {recorded * 1000:.1f} ms")
     met = report("agent", *scrape_times(agent, args.scrapes))
-    with tempfile.TemporaryDirectory() as sys_dev_block:
-        met &= report("plugin", *scrape_times(plugin_registry(args.volumes, Path(sys_dev_block)), args.scrapes))
+    with tempfile.TemporaryDirectory() as directory:
+        diskstats = Path(directory) / "diskstats"
+        met &= report("plugin", *scrape_times(plugin_registry(args.volumes, diskstats), args.scrapes))
     print(f"goal: p99 under {GOAL_MS:.0f} ms: {'met' if met else 'NOT met'}")
     return 0 if met else 1
 

@@ -1,13 +1,12 @@
 """Block devices and mounted filesystems as lsblk, findmnt and sysfs report them: the argv of each
-listing and its parser, and a device's IO counters. Shared by the agent's discovery, the driver's Device
+listing and its parser, and devices' IO counters. Shared by the agent's discovery, the driver's Device
 volumes and the node plugin's metrics."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -20,8 +19,8 @@ log = logging.getLogger(__name__)
 LSBLK_COLUMNS = "NAME,KNAME,PATH,SIZE,RO,TYPE,ROTA,FSTYPE,MOUNTPOINT,PKNAME"
 FINDMNT_COLUMNS = "TARGET,SOURCE,FSTYPE,OPTIONS,SIZE,AVAIL,FSROOT"
 SYS_BLOCK = Path("/sys/block")
-SYS_DEV_BLOCK = Path("/sys/dev/block")
-SECTOR = 512  # the stat file counts 512-byte sectors whatever the device's block size
+PROC_DISKSTATS = Path("/proc/diskstats")
+SECTOR = 512  # diskstats counts 512-byte sectors whatever the device's block size
 _DEVICE_TYPES = (DISK, PARTITION)
 
 
@@ -145,20 +144,31 @@ class IoCounters(NamedTuple):
     written_bytes: int
 
 
-def read_io_counters(device: DeviceNumber, sys_dev_block: Path = SYS_DEV_BLOCK) -> IoCounters | None:
-    """The device's counters from /sys/dev/block/<major>:<minor>/stat, or None if it is gone. Fields 1, 3,
-    5 and 7 are reads completed, sectors read, writes completed and sectors written
-    (Documentation/block/stat.rst)."""
-    try:  # os.open and os.read: a third of Path.read_text's time, which shows at 1000 volumes per scrape
-        fd = os.open(f"{sys_dev_block}/{device.major}:{device.minor}/stat", os.O_RDONLY)
-        try:
-            data = os.read(fd, 4096)
-        finally:
-            os.close(fd)
-    except OSError:
-        return None
-    fields = data.split(None, 7)  # the bytes as they are: no decoding, and nothing split past field 7
-    if len(fields) < 7 or not b"".join(fields[:7]).isdigit():  # no field is empty, so each is digits
-        log.warning("unexpected %s/%s/stat: %r", sys_dev_block, device, data.decode("ascii", "replace").strip())
-        return None
-    return IoCounters(int(fields[0]), int(fields[2]) * SECTOR, int(fields[4]), int(fields[6]) * SECTOR)
+def read_io_counters(devices: Sequence[DeviceNumber], diskstats: Path = PROC_DISKSTATS) -> list[IoCounters | None]:
+    """Each device's counters, from one read of /proc/diskstats; None for a device it does not list (gone).
+
+    One read for every device: a sysfs ``stat`` file per device cost 1000 opens, reads and closes at each
+    scrape with 1000 volumes published, about 6 ms of a 13 ms scrape (docs/observability.md). After the
+    major, minor and name columns, fields 1, 3, 5 and 7 are reads completed, sectors read, writes
+    completed and sectors written (Documentation/admin-guide/iostats.rst). A line whose fields are not
+    decimal is logged and its device counted as gone.
+    """
+    wanted = {(str(device.major).encode(), str(device.minor).encode()): index for index, device in enumerate(devices)}
+    found: list[IoCounters | None] = [None] * len(devices)
+    try:
+        with open(diskstats, "rb", buffering=0) as stream:  # procfs: read to the end, unbuffered
+            data = stream.readall()
+    except OSError as error:
+        log.warning("cannot read %s (%s): no IO counters", diskstats, error.strerror)
+        return found
+    for line in data.splitlines():
+        fields = line.split(None, 10)  # the bytes as they are: no decoding, nothing split past field 7
+        index = wanted.get((fields[0], fields[1])) if len(fields) > 1 else None
+        if index is None:
+            continue
+        counts = fields[3:10]
+        if len(counts) < 7 or not b"".join(counts).isdigit():  # no field is empty, so each is digits
+            log.warning("unexpected line in %s: %r", diskstats, line.decode("ascii", "replace").strip())
+            continue
+        found[index] = IoCounters(int(counts[0]), int(counts[2]) * SECTOR, int(counts[4]), int(counts[6]) * SECTOR)
+    return found

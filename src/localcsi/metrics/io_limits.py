@@ -1,5 +1,5 @@
 """The node plugin's volumes, their IO limits and the IO they see, for the volumes its last IO limits
-resync found published (no command at scrape: the counters are a sysfs file per volume).
+resync found published (no command at scrape: the counters come from one read of /proc/diskstats).
 
 Labels are the VG and LV: bounded by the volumes on the node, never by pods. The counters are the LV's
 own device's, so a write counts once: cAdvisor's per-pod figures count it again on the disk under the LV.

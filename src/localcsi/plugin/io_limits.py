@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from localcsi.cgroup.throttle import Cgroups
 from localcsi.driver.pod_limits import PodIoLimits, PodRef, Reporter
 from localcsi.fs.adapter import Filesystems
-from localcsi.fs.block_devices import SYS_DEV_BLOCK, IoCounters, read_io_counters
+from localcsi.fs.block_devices import PROC_DISKSTATS, IoCounters, read_io_counters
 from localcsi.lvm.lvm import Lvm
 from localcsi.lvm.runner import SubprocessRunner
 from localcsi.metrics.io_limits import IoLimitCollector
@@ -55,7 +55,7 @@ def pod_io_limits(config: PluginConfig, *, events: bool = False) -> PodIoLimits:
 
 
 def register_io_limit_metrics(
-    pod_limits: PodIoLimits, registry: CollectorRegistry = REGISTRY, sys_dev_block: Path = SYS_DEV_BLOCK
+    pod_limits: PodIoLimits, registry: CollectorRegistry = REGISTRY, diskstats: Path = PROC_DISKSTATS
 ) -> None:
     """/metrics: the volumes published and the limits in force, as the last resync found them, and each
     published volume's IO counters, read at scrape."""
@@ -73,8 +73,9 @@ def register_io_limit_metrics(
         return found
 
     def counters() -> list[tuple[str, str, IoCounters]]:
-        read = ((vg, lv, read_io_counters(device, sys_dev_block)) for vg, lv, device in pod_limits.in_force.devices)
-        return [(vg, lv, values) for vg, lv, values in read if values is not None]
+        devices = pod_limits.in_force.devices
+        read = read_io_counters([device for _vg, _lv, device in devices], diskstats)
+        return [(vg, lv, values) for (vg, lv, _device), values in zip(devices, read, strict=True) if values is not None]
 
     registry.register(IoLimitCollector(lambda: pod_limits.in_force.published, limits, counters))
 

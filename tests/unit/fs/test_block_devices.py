@@ -91,55 +91,70 @@ def test_malformed_output_is_an_error_naming_the_command(parse, text: str) -> No
     assert ("lsblk" if "blockdevices" in text or "lsblk" in text else "findmnt") in str(raised.value)
 
 
-def test_io_counters_come_from_the_devices_stat_file_in_bytes(tmp_path: Path) -> None:
-    (tmp_path / "253:3").mkdir()
-    (tmp_path / "253:3" / "stat").write_text("5 1 80 3 7 2 24 9 0 12 12 0 0 0 0 0 0\n")
-    assert read_io_counters(DeviceNumber(253, 3), tmp_path) == IoCounters(5, 80 * 512, 7, 24 * 512)
+def diskstats_file(tmp_path: Path, text: bytes | str) -> Path:
+    path = tmp_path / "diskstats"
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
 
 
-def test_io_counters_of_a_missing_or_garbled_device_are_none(tmp_path: Path) -> None:
-    assert read_io_counters(DeviceNumber(253, 4), tmp_path) is None
-    (tmp_path / "253:5").mkdir()
-    (tmp_path / "253:5" / "stat").write_text("5 1 x\n")
-    assert read_io_counters(DeviceNumber(253, 5), tmp_path) is None
+# As the kernel writes it: major and minor padded to 4 and 7 columns, then the name and 17 fields.
+DISKSTATS = """\
+   8       0 vda 9876 12 345678 100 4321 8 765432 200 0 300 300 0 0 0 0 0 0
+ 253       3 dm-3 5 1 80 3 7 2 24 9 0 12 12 0 0 0 0 0 0
+ 253      13 dm-13 50 1 800 3 70 2 240 9 0 12 12 0 0 0 0 0 0
+"""
+
+
+def test_io_counters_come_from_one_read_of_diskstats_in_bytes(tmp_path: Path) -> None:
+    path = diskstats_file(tmp_path, DISKSTATS)
+    wanted = [DeviceNumber(253, 13), DeviceNumber(253, 3), DeviceNumber(253, 1)]
+    assert read_io_counters(wanted, path) == [
+        IoCounters(50, 800 * 512, 70, 240 * 512),
+        IoCounters(5, 80 * 512, 7, 24 * 512),
+        None,  # not listed: gone
+    ], "each device its own line: 253:3 is not 253:13's prefix"
+    assert read_io_counters([], path) == []
+
+
+def test_io_counters_without_a_readable_diskstats_are_none(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="localcsi.fs.block_devices"):
+        assert read_io_counters([DeviceNumber(8, 0)], tmp_path / "missing") == [None]
+    assert "cannot read" in caplog.text
 
 
 @pytest.mark.parametrize(
-    ("stat", "counters"),
+    ("line", "counters"),
     [
-        # the kernel pads each field to 8 columns; an older kernel has 11 fields, a newer 17
-        ("       5        1       80        3        7        2       24        9\n",
-         IoCounters(5, 80 * 512, 7, 24 * 512)),
-        ("5\t1\t80\t3\t7\t2\t24", IoCounters(5, 80 * 512, 7, 24 * 512)),  # 7 fields, no newline
-        ("18446744073709551615 0 18446744073709551615 0 3 0 4 x y\n",  # past field 7 nothing is read
+        # an older kernel has 11 fields, a newer 17; tabs or spaces
+        ("   8       0 vda 5 1 80 3 7 2 24 9 0 12 12\n", IoCounters(5, 80 * 512, 7, 24 * 512)),
+        ("8\t0\tvda\t5\t1\t80\t3\t7\t2\t24", IoCounters(5, 80 * 512, 7, 24 * 512)),  # 7 fields, no newline
+        ("8 0 vda 18446744073709551615 0 18446744073709551615 0 3 0 4 x y\n",  # past field 7 nothing is read
          IoCounters(2**64 - 1, (2**64 - 1) * 512, 3, 4 * 512)),
-        ("007 0 010 0 0 0 0\n", IoCounters(7, 10 * 512, 0, 0)),
+        ("8 0 vda 007 0 010 0 0 0 0\n", IoCounters(7, 10 * 512, 0, 0)),
     ],
 )  # fmt: skip
-def test_io_counters_are_read_from_any_spacing_and_width(tmp_path: Path, stat: str, counters: IoCounters) -> None:
-    (tmp_path / "8:0").mkdir()
-    (tmp_path / "8:0" / "stat").write_text(stat)
-    assert read_io_counters(DeviceNumber(8, 0), tmp_path) == counters
+def test_io_counters_are_read_from_any_spacing_and_width(tmp_path: Path, line: str, counters: IoCounters) -> None:
+    assert read_io_counters([DeviceNumber(8, 0)], diskstats_file(tmp_path, line)) == [counters]
 
 
 @pytest.mark.parametrize(
-    "stat",
+    "fields",
     [
         b"",
-        b"5 1 80 3 7 2\n",  # six fields
-        b"-5 1 80 3 7 2 24\n",  # int() would take a sign, an underscore or a non-ASCII digit: the kernel writes none
-        b"+5 1 80 3 7 2 24\n",
-        b"5 1 8_0 3 7 2 24\n",
-        "5 1 80 3 7 2 \uff12\uff14\n".encode(),  # fullwidth digits
-        b"5 1 80 3 7 2 0x18\n",
-        b"5 1 80 3 \xff 2 24\n",
+        b"5 1 80 3 7 2",  # six fields
+        b"-5 1 80 3 7 2 24",  # int() would take a sign, an underscore or a non-ASCII digit: the kernel writes none
+        b"+5 1 80 3 7 2 24",
+        b"5 1 8_0 3 7 2 24",
+        "5 1 80 3 7 2 \uff12\uff14".encode(),  # fullwidth digits
+        b"5 1 80 3 7 2 0x18",
+        b"5 1 80 3 \xff 2 24",
     ],
 )
-def test_io_counters_of_a_stat_file_that_is_not_seven_decimal_fields_are_none(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, stat: bytes
+def test_io_counters_of_a_line_that_is_not_seven_decimal_fields_are_none(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, fields: bytes
 ) -> None:
-    (tmp_path / "8:0").mkdir()
-    (tmp_path / "8:0" / "stat").write_bytes(stat)
+    path = diskstats_file(tmp_path, b"   8       0 vda " + fields + b"\n 253 3 dm-3 5 1 80 3 7 2 24\n")
     with caplog.at_level("WARNING", logger="localcsi.fs.block_devices"):
-        assert read_io_counters(DeviceNumber(8, 0), tmp_path) is None
-    assert [record.getMessage().startswith(f"unexpected {tmp_path}/8:0/stat") for record in caplog.records] == [True]
+        found = read_io_counters([DeviceNumber(8, 0), DeviceNumber(253, 3)], path)
+    assert found == [None, IoCounters(5, 80 * 512, 7, 24 * 512)], "a bad line spoils no other"
+    assert [record.getMessage().startswith(f"unexpected line in {path}") for record in caplog.records] == [True]

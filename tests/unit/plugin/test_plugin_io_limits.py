@@ -100,34 +100,32 @@ def test_metrics_report_the_last_resyncs_volumes_and_limits() -> None:
 
 
 def test_metrics_count_each_published_volumes_io_from_its_device_at_scrape(tmp_path: Path) -> None:
-    (tmp_path / "253:3").mkdir()
-    stat = tmp_path / "253:3" / "stat"
-    stat.write_text("  120    0  2048   30  400    0 16384  900    0 1000  930\n")
+    stat = tmp_path / "diskstats"
+    stat.write_text(" 253       3 dm-3 120    0  2048   30  400    0 16384  900    0 1000  930\n")
     limits = CountingLimits()
     devices = (("localcsi-a", "csi-x", DeviceNumber(253, 3)), ("localcsi-a", "csi-gone", DeviceNumber(253, 9)))
     limits.in_force = InForce(2, (), devices)
     registry = CollectorRegistry()
-    register_io_limit_metrics(limits, registry, sys_dev_block=tmp_path)
+    register_io_limit_metrics(limits, registry, diskstats=tmp_path / "diskstats")
     text = generate_latest(registry).decode()
     assert 'localcsi_volume_reads_total{lv="csi-x",vg="localcsi-a"} 120.0' in text
     assert 'localcsi_volume_read_bytes_total{lv="csi-x",vg="localcsi-a"} 1.048576e+06' in text  # 2048 sectors
     assert 'localcsi_volume_writes_total{lv="csi-x",vg="localcsi-a"} 400.0' in text
     assert 'localcsi_volume_written_bytes_total{lv="csi-x",vg="localcsi-a"} 8.388608e+06' in text
     assert "csi-gone" not in text, "a device that is gone has no series"
-    stat.write_text("  121    0  2056   30  400    0 16384  900    0 1000  930\n")
+    stat.write_text(" 253       3 dm-3 121    0  2056   30  400    0 16384  900    0 1000  930\n")
     assert 'localcsi_volume_reads_total{lv="csi-x",vg="localcsi-a"} 121.0' in generate_latest(registry).decode()
 
 
 def test_metrics_written_by_hand_are_the_registrys_text(tmp_path: Path) -> None:
-    for minor in (3, 4):
-        (tmp_path / f"253:{minor}").mkdir()
-        (tmp_path / f"253:{minor}" / "stat").write_text(f"{minor} 0 2048 30 400 0 16384 900 0 1000 930\n")
+    lines = [f" 253 {minor} dm-{minor} {minor} 0 2048 30 400 0 16384 900 0 1000 930\n" for minor in (3, 4)]
+    (tmp_path / "diskstats").write_text("".join(lines))
     limits = CountingLimits()
     devices = (("localcsi-a", "csi-x", DeviceNumber(253, 3)), ("localcsi-b", "csi-y", DeviceNumber(253, 4)))
     throttles = (("localcsi-a", "csi-x", Throttle(write_bps=1048576, read_iops=40)),)
     limits.in_force = InForce(2, throttles, devices)
     registry = CollectorRegistry()
-    register_io_limit_metrics(limits, registry, sys_dev_block=tmp_path)
+    register_io_limit_metrics(limits, registry, diskstats=tmp_path / "diskstats")
     served = exposition(registry).decode()
     assert served == generate_latest(registry).decode()
     assert 'localcsi_volume_reads_total{lv="csi-y",vg="localcsi-b"} 4.0' in served.splitlines()
