@@ -1,7 +1,8 @@
 """The agent's metrics: what its last cycle saw, served from that cycle's snapshot.
 
-``AgentCollector.record`` turns one cycle's inventory into rows once per cycle (O(LVs)); a scrape only
-writes those rows out, so it runs no command and costs the same whatever lvm2 would take. Capacity
+``AgentCollector.record`` turns one cycle's inventory into families once per cycle (O(LVs)); the first
+scrape writes their text and the others of the cycle reuse it, so a scrape runs no command and costs
+the same whatever lvm2 would take. Capacity
 comes from ``core.nodestorage.vg_capacity`` with the spec's reservedSpace, the function the agent's
 NodeLocalStorage status is written from: the two always agree.
 
@@ -25,20 +26,13 @@ from localcsi.core.model import LogicalVolume, thin_pools
 from localcsi.core.nodestorage import DEFAULT_DEVICE_PATTERNS, NodeInventory, StorageSpec, vg_capacity
 from localcsi.core.nodestorage_status import offered_devices, scoped_devices
 from localcsi.core.tags import OWNER_TAG
+from localcsi.metrics.text import TextFamily
 
 # The agent's own health: 503 once no cycle has finished for this many resync periods.
 STALE_PERIODS: Final = 3
 CYCLE_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 Row = tuple[tuple[str, ...], float]  # label values (after node), value
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    help: str
-    labels: tuple[str, ...]
-    rows: tuple[Row, ...] = ()
 
 
 # name -> (help, labels after "node"); the order of the exposition.
@@ -119,7 +113,7 @@ def _storage_rows(inventory: NodeInventory, spec: StorageSpec, patterns: Sequenc
 
 @dataclass(frozen=True)
 class _Snapshot:
-    families: tuple[Family, ...] = ()
+    families: tuple[TextFamily, ...] = ()
     cycle: dict[str, float] = field(default_factory=dict)
 
 
@@ -184,7 +178,8 @@ class AgentCollector(Collector):
             cycle["localcsi_agent_last_cycle_timestamp_seconds"] = self._clock()
             rows = _storage_rows(inventory, spec or StorageSpec(), self.device_patterns)
             families = tuple(
-                Family(name, help_text, labels, tuple(rows[name])) for name, (help_text, labels) in _FAMILIES.items()
+                _family(self.node, name, help_text, labels, rows[name])
+                for name, (help_text, labels) in _FAMILIES.items()
             )
         self._snapshot = _Snapshot(families, cycle)  # one assignment: a scrape sees one cycle or the next
 
@@ -205,7 +200,7 @@ class AgentCollector(Collector):
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())  # families vary with the cycle; nothing to check at registration
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | TextFamily]:
         snapshot = self._snapshot
         node = self.node
         for name, help_text in _CYCLE_FAMILIES.items():
@@ -213,8 +208,11 @@ class AgentCollector(Collector):
                 gauge = GaugeMetricFamily(name, help_text, labels=("node",))
                 gauge.add_metric((node,), snapshot.cycle[name])
                 yield gauge
-        for family in snapshot.families:
-            gauge = GaugeMetricFamily(family.name, family.help, labels=("node", *family.labels))
-            for labels, value in family.rows:
-                gauge.add_metric((node, *labels), value)
-            yield gauge
+        yield from snapshot.families
+
+
+def _family(node: str, name: str, help_text: str, labels: tuple[str, ...], rows: Sequence[Row]) -> TextFamily:
+    """A family of the cycle, made once and yielded to every scrape until the next: its text is written
+    at the first scrape only (``TextFamily.text``)."""
+    series = [(node, *values) for values, _value in rows]
+    return TextFamily(name, help_text, "gauge", ("node", *labels), series=series, values=[value for _, value in rows])

@@ -80,6 +80,7 @@ class TextFamily(Metric):
             raise ValueError(f"{name}: {len(series)} series but {len(values)} values")
         super().__init__(name, documentation, typ)  # sets samples to [] through the setter below
         self._built: list[Sample] | None = None  # the samples, once something read them
+        self._text: str | None = None  # written once: the agent yields one family to every scrape of a cycle
         self._labels = tuple(labels)
         self._series = series
         self._values = values
@@ -102,6 +103,11 @@ class TextFamily(Metric):
         """HELP, TYPE and a line per series, labels sorted by name, as prometheus_client writes them."""
         if self._built is not None:  # read, and maybe changed (add_sample): the samples are the family now
             return generate_latest(_Families([self])).decode()
+        if self._text is None:
+            self._text = self._write()
+        return self._text
+
+    def _write(self) -> str:
         head = f"# HELP {self.sample_name} {escape_help(self.documentation)}\n# TYPE {self.sample_name} {self.type}\n"
         if not self._labels:
             return head + "".join([f"{self.sample_name} {go_float(value)}\n" for value in self._values])

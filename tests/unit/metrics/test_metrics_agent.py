@@ -12,6 +12,7 @@ from localcsi.core.model import LogicalVolume
 from localcsi.core.nodestorage import parse_spec
 from localcsi.core.nodestorage_status import build_status
 from localcsi.metrics.agent import AgentCollector
+from localcsi.metrics.text import TextFamily, exposition
 from localcsi.metrics.volumes import PhaseCollector, VolumeMetrics
 from localcsi.testing.synthetic_storage import HOST_VG, SPEC, THICK_VG, THIN_POOL, THIN_VG, synthetic_inventory
 
@@ -179,3 +180,26 @@ def test_logical_volume_phases_provisioning_time_and_failures() -> None:
     assert value(registry, "localcsi_logicalvolume_provisioning_seconds_sum", kind="Volume") == 12.5
     assert value(registry, "localcsi_logicalvolume_failures_total", kind="Snapshot", code="NOT_FOUND") == 1
     assert value(registry, "localcsi_logicalvolume_reconciles_total", result="retry") == 1
+
+
+def test_served_text_is_prometheus_clients_and_written_once_a_cycle(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = CollectorRegistry()
+    metrics = collector(registry)
+    record(metrics, volumes=40)
+    writes: list[str] = []
+    write = TextFamily._write
+
+    def counted(family: TextFamily) -> str:
+        writes.append(family.name)
+        return write(family)
+
+    monkeypatch.setattr(TextFamily, "_write", counted)
+    first = exposition(registry)
+    assert exposition(registry) == first
+    assert writes and len(writes) == len(set(writes)), "each family of the cycle written once, at the first scrape"
+    assert first.decode() == generate_latest(registry).decode(), "byte for byte what prometheus_client writes"
+    assert b'localcsi_volume_abnormal{lv="' in first
+    record(metrics, volumes=41)
+    writes.clear()
+    assert exposition(registry) != first, "a new cycle, new text"
+    assert writes, "written again for the new cycle"
