@@ -10,17 +10,17 @@ import sys
 
 import pytest
 
+from localcsi.cli import COMMAND_RUNNERS
+
 pytestmark = pytest.mark.unit
 
+# every subcommand's module, and what the plugin imports later in cluster mode or in a pod
 ENTRY_POINTS = (
     "localcsi.cli",
-    "localcsi.agent.main",
-    "localcsi.extender.main",
-    "localcsi.controller.main",
-    "localcsi.webhook.main",
-    "localcsi.plugin.main",
-    "localcsi.status",
+    *sorted({runner.partition(":")[0] for runner in COMMAND_RUNNERS.values()}),
     "localcsi.driver.cluster_backend",
+    "localcsi.k8s.client",
+    "localcsi.k8s.events",
 )
 REPORT = """\
 import importlib, json, sys
