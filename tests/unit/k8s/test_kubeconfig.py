@@ -4,6 +4,7 @@ in-cluster configuration, and api_client's order between them."""
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 from typing import Any
 
@@ -162,9 +163,9 @@ def test_a_missing_or_broken_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_the_default_file_is_kubeconfig_s_first_entry_else_home() -> None:
-    environ = {"KUBECONFIG": f"/etc/first.yaml{':'}/etc/second.yaml", "HOME": "/home/op"}
+    environ = {"KUBECONFIG": os.pathsep.join(["/etc/first.yaml", "/etc/second.yaml"]), "HOME": "/home/op"}
     assert default_kubeconfig_path(environ) == Path("/etc/first.yaml")
-    assert default_kubeconfig_path({"KUBECONFIG": ":/etc/second.yaml"}) == Path("/etc/second.yaml")
+    assert default_kubeconfig_path({"KUBECONFIG": os.pathsep + "/etc/second.yaml"}) == Path("/etc/second.yaml")
     assert default_kubeconfig_path({"HOME": "/home/op"}) == Path("/home/op/.kube/config")
 
 
