@@ -27,7 +27,7 @@ from typing import Any
 
 from kubernetes import client
 
-from localcsi.k8s.resources import stream_events
+from localcsi.k8s.rest import KubeApi, resource_path
 from localcsi.testing.e2e_env import POOL_VG, E2EEnvironment, storage_ready, storage_report
 from localcsi.testing.waiting import wait_for
 
@@ -106,17 +106,18 @@ def is_ready(pod: dict[str, Any]) -> bool:
 class ReadyTimes:
     """When a watch on the namespace's pods first saw each pod Ready (host monotonic seconds)."""
 
-    def __init__(self, core: client.CoreV1Api) -> None:
+    def __init__(self, api: KubeApi) -> None:
         self.times: dict[str, float] = {}
         self.error: Exception | None = None
-        self._core = core
-        since = core.list_namespaced_pod(NAMESPACE).metadata.resource_version
+        self._api = api
+        self._pods = resource_path("", "v1", "pods", namespace=NAMESPACE)
+        _, since = api.list(self._pods)
         threading.Thread(target=self._watch, args=(since,), daemon=True).start()
 
     def _watch(self, since: str) -> None:
         try:
             while True:  # a watch may end early; go on from the last version seen
-                for event in stream_events(self._core.list_namespaced_pod, since, WATCH_SECONDS, namespace=NAMESPACE):
+                for event in self._api.watch(self._pods, since, WATCH_SECONDS):
                     metadata = event.object.get("metadata") or {}
                     since = str(metadata.get("resourceVersion") or since)
                     if event.type != "DELETED" and is_ready(event.object):
@@ -149,7 +150,7 @@ class Bench:
     def prepare(self) -> None:
         self.core.create_namespace({"metadata": {"name": NAMESPACE}})
         wait_for("the default ServiceAccount", self._has_default_sa, 60, 0.5)
-        self.ready = ReadyTimes(self.core)
+        self.ready = ReadyTimes(self.env.kube_api)
 
     def _has_default_sa(self) -> bool:
         return any(sa.metadata.name == "default" for sa in self.core.list_namespaced_service_account(NAMESPACE).items)

@@ -108,7 +108,7 @@ def schedule_round(
     which on this machine are taken from the scheduler, the apiserver and etcd whichever side runs."""
     core = client.CoreV1Api(cluster.api_client())
     workload.create(core, namespace)
-    decisions = Decisions(core, namespace)
+    decisions = Decisions(cluster.kube_api(), namespace)
     before = server_seconds(url)
     cpu_before = process_cpu_seconds(extender)
     with ExitStack() as stack:

@@ -17,7 +17,7 @@ from typing import Any
 
 from kubernetes import client
 
-from localcsi.k8s.resources import stream_events
+from localcsi.k8s.rest import KubeApi, resource_path
 from localcsi.testing.waiting import wait_for
 from localcsi.webhook import CAPACITY_RESOURCE
 
@@ -74,23 +74,23 @@ class Workload:
 
 
 class Decisions:
-    """When each pod of a namespace was decided, by its index, from a watch of PVCs and one of pods."""
+    """When each pod of a namespace was decided, by its index, from a watch of PVCs and one of pods (with
+    localcsi's own client: raw JSON, no model object per event)."""
 
-    def __init__(self, core: client.CoreV1Api, namespace: str) -> None:
+    def __init__(self, api: KubeApi, namespace: str) -> None:
         self.times: dict[str, float] = {}
         self.errors: list[Exception] = []
         self._lock = threading.Lock()
-        pvcs = core.list_namespaced_persistent_volume_claim(namespace).metadata.resource_version
-        pods = core.list_namespaced_pod(namespace).metadata.resource_version
+        claims = resource_path("", "v1", "persistentvolumeclaims", namespace=namespace)
+        pods = resource_path("", "v1", "pods", namespace=namespace)
         self._threads = [
-            self._start(core.list_namespaced_persistent_volume_claim, pvcs, namespace, self._claim_decision),
-            self._start(core.list_namespaced_pod, pods, namespace, self._pod_decision),
+            self._start(api, claims, self._claim_decision),
+            self._start(api, pods, self._pod_decision),
         ]
 
-    def _start(
-        self, list_call: Callable[..., Any], since: str, namespace: str, decision: Callable[[dict[str, Any]], str]
-    ) -> threading.Thread:
-        thread = threading.Thread(target=self._watch, args=(list_call, since, namespace, decision), daemon=True)
+    def _start(self, api: KubeApi, path: str, decision: Callable[[dict[str, Any]], str]) -> threading.Thread:
+        _, since = api.list(path)
+        thread = threading.Thread(target=self._watch, args=(api, path, since, decision), daemon=True)
         thread.start()
         return thread
 
@@ -107,12 +107,10 @@ class Decisions:
             return str((found.get("metadata") or {}).get("name", "")).removeprefix("app-")
         return ""
 
-    def _watch(
-        self, list_call: Callable[..., Any], since: str, namespace: str, decision: Callable[[dict[str, Any]], str]
-    ) -> None:
+    def _watch(self, api: KubeApi, path: str, since: str, decision: Callable[[dict[str, Any]], str]) -> None:
         try:
             while True:  # a watch may end early; go on from the last version seen, as informers do
-                for event in stream_events(list_call, since, WATCH_SECONDS, namespace=namespace):
+                for event in api.watch(path, since, WATCH_SECONDS):
                     metadata = event.object.get("metadata") or {}
                     since = str(metadata.get("resourceVersion") or since)
                     index = decision(event.object)

@@ -12,6 +12,8 @@ import subprocess
 
 from kubernetes import client, config
 
+from localcsi.k8s.kubeconfig import load_kubeconfig
+from localcsi.k8s.rest import KubeApi
 from localcsi.testing.guest_client import Result
 
 
@@ -27,8 +29,9 @@ class DockerNodeAccess:
 
 
 class KindEnvironment:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, kube_api: KubeApi) -> None:
         self._api = api
+        self._kube_api = kube_api
 
     @classmethod
     def from_environment(cls) -> KindEnvironment:
@@ -37,11 +40,15 @@ class KindEnvironment:
             raise RuntimeError(
                 "LOCALCSI_E2E=kind needs KUBECONFIG pointing at the kind cluster (setup_kind.py writes it)"
             )
-        return cls(config.new_client_from_config(config_file=kubeconfig))
+        return cls(config.new_client_from_config(config_file=kubeconfig), KubeApi(load_kubeconfig(kubeconfig)))
 
     @property
     def api(self) -> client.ApiClient:
         return self._api
+
+    @property
+    def kube_api(self) -> KubeApi:
+        return self._kube_api
 
     @property
     def node_names(self) -> list[str]:

@@ -19,7 +19,7 @@ Runner = Callable[[argparse.Namespace], int]
 LOG_LEVEL_ENV: Final = "LOCALCSI_LOG_LEVEL"
 
 # Subcommand -> "module:function" that takes the parsed arguments and returns the exit status.
-# Imported only when that subcommand runs, so `localcsi --help` never loads grpc or kubernetes.
+# Imported only when that subcommand runs, so `localcsi --help` never loads grpc or the Kubernetes API client.
 COMMAND_RUNNERS: Final[dict[str, str]] = {
     "plugin": "localcsi.plugin.main:run",
     "agent": "localcsi.agent.main:run",

@@ -13,11 +13,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from kubernetes.config.config_exception import ConfigException
+import urllib3
 
 from localcsi.core.exclusive import is_device_vg
 from localcsi.k8s.client import api_client
 from localcsi.k8s.errors import KubeError
+from localcsi.k8s.kubeconfig import ConfigError
 from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, CustomResources
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         api = api_client(args.kubeconfig)
         storages, _ = CustomResources(api, NODE_LOCAL_STORAGE).list()
         volumes, _ = CustomResources(api, LOGICAL_VOLUME).list()
-    except (KubeError, ConfigException, OSError, ValueError) as error:
+    except (KubeError, ConfigError, OSError, ValueError, urllib3.exceptions.HTTPError) as error:
         log.error("cannot read NodeLocalStorage and LogicalVolume resources: %s", error)
         return 1
     table, exclusive = rows(storages, volumes), exclusive_rows(storages)

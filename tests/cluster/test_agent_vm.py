@@ -64,8 +64,8 @@ def storage_controller(kube_cluster: KubeCluster) -> Iterator[subprocess.Popen[b
     proc.terminate()
     proc.wait(timeout=30)
     # Leave the session's cluster as this module found it: other modules use these names too.
-    storages = CustomResources(kube_cluster.api_client(), NODE_LOCAL_STORAGE)
-    CustomResources(kube_cluster.api_client(), NODE_LOCAL_STORAGE_INIT_CONFIG).delete("localcsi")
+    storages = CustomResources(kube_cluster.kube_api(), NODE_LOCAL_STORAGE)
+    CustomResources(kube_cluster.kube_api(), NODE_LOCAL_STORAGE_INIT_CONFIG).delete("localcsi")
     for node in (NODE, *OTHER_NODES):
         kube_cluster.delete_node(node)
         storages.delete(node)
@@ -73,7 +73,7 @@ def storage_controller(kube_cluster: KubeCluster) -> Iterator[subprocess.Popen[b
 
 @pytest.fixture(scope="module")
 def init_config(kube_cluster: KubeCluster, disks: dict[str, Any], storage_controller: Any) -> dict[str, Any]:
-    configs = CustomResources(kube_cluster.api_client(), NODE_LOCAL_STORAGE_INIT_CONFIG)
+    configs = CustomResources(kube_cluster.kube_api(), NODE_LOCAL_STORAGE_INIT_CONFIG)
     spec = {
         "globalConfig": {
             "listConfig": {"vgs": {"include": ["^localcsi-.+$"]}},
@@ -97,7 +97,7 @@ def agent(installed_vm: NodeVM, kube_cluster: KubeCluster, init_config: Any) -> 
 
 
 def storage(kube_cluster: KubeCluster, name: str) -> dict[str, Any] | None:
-    return CustomResources(kube_cluster.api_client(), NODE_LOCAL_STORAGE).get(name)
+    return CustomResources(kube_cluster.kube_api(), NODE_LOCAL_STORAGE).get(name)
 
 
 def pool_status(kube_cluster: KubeCluster) -> dict[str, Any] | None:
@@ -187,11 +187,11 @@ def test_create_volume_lands_in_the_vg_the_agent_created(
     lvs = agent.vm.check(["lvs", "--reportformat", "json", "--units", "b", "--nosuffix",
                           "-o", "lv_name,lv_size", POOL]).json()["report"][0]["lv"]  # fmt: skip
     assert {row["lv_name"]: int(row["lv_size"]) for row in lvs} == {name: 256 * MIB}
-    llv = CustomResources(kube_cluster.api_client(), LOGICAL_VOLUME).get(name)
+    llv = CustomResources(kube_cluster.kube_api(), LOGICAL_VOLUME).get(name)
     assert llv is not None and llv["status"]["currentSize"] == 256 * MIB
 
     csi_controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id), timeout=90)
-    assert CustomResources(kube_cluster.api_client(), LOGICAL_VOLUME).get(name) is None
+    assert CustomResources(kube_cluster.kube_api(), LOGICAL_VOLUME).get(name) is None
     lvs = agent.vm.check(["lvs", "--reportformat", "json", "-o", "lv_name", POOL]).json()["report"][0]["lv"]
     assert lvs == []
 

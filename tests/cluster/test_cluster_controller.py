@@ -102,8 +102,8 @@ class Fixture:
         api = cluster.api_client()
         self.core = client.CoreV1Api(api)
         self.leases = client.CoordinationV1Api(api)
-        self.storages = CustomResources(api, NODE_LOCAL_STORAGE)
-        self.configs = CustomResources(api, NODE_LOCAL_STORAGE_INIT_CONFIG)
+        self.storages = CustomResources(cluster.kube_api(), NODE_LOCAL_STORAGE)
+        self.configs = CustomResources(cluster.kube_api(), NODE_LOCAL_STORAGE_INIT_CONFIG)
         self.prefix = f"ctl-{uuid.uuid4().hex[:6]}"
         self.lease_name = f"localcsi-controller-{self.prefix}"
         self.nodes: list[str] = []

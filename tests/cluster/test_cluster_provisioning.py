@@ -92,7 +92,7 @@ def node(installed_vm: NodeVM, kube_cluster: KubeCluster) -> Iterator[NodeVM]:
     size, free = int(row["vg_size"]), int(row["vg_free"])
     group = {"name": VG, "physicalVolumes": [vm.data_disks()[0]], "total": size, "available": free,
              "allocatable": free, "reserved": 0, "condition": "DiskReady"}  # fmt: skip
-    storages = CustomResources(kube_cluster.api_client(), NODE_LOCAL_STORAGE)
+    storages = CustomResources(kube_cluster.kube_api(), NODE_LOCAL_STORAGE)
     # The agent manages only the VGs its listConfig lets through; its first cycle rewrites this status.
     storages.create({"metadata": {"name": NODE}, "spec": {"nodeName": NODE, "listConfig": {"vgs": {"include": [VG]}}}})
     storages.patch_status(NODE, {"nodeStorageInfo": {"volumeGroups": [group]},
@@ -122,7 +122,7 @@ def controller(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="module")
 def lvs_api(kube_cluster: KubeCluster) -> CustomResources:
-    return CustomResources(kube_cluster.api_client(), LOGICAL_VOLUME)
+    return CustomResources(kube_cluster.kube_api(), LOGICAL_VOLUME)
 
 
 def guest_lvs(vm: NodeVM) -> dict[str, dict[str, str]]:

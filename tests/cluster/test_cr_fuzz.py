@@ -133,8 +133,8 @@ class Controller:
 
 class World:
     def __init__(self, cluster: KubeCluster, workdir: Path) -> None:
-        admin = cluster.api_client()
-        agent = cluster.api_client(service_account_user("localcsi-agent"))
+        admin = cluster.kube_api()
+        agent = cluster.kube_api(service_account_user("localcsi-agent"))
         self.admin = {kind.plural: CustomResources(admin, kind) for kind in
                       (NODE_LOCAL_STORAGE, NODE_LOCAL_STORAGE_INIT_CONFIG, LOGICAL_VOLUME)}  # fmt: skip
         self.agent_storages = CustomResources(agent, NODE_LOCAL_STORAGE)

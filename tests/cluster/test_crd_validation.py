@@ -412,7 +412,7 @@ def test_apiserver_rejects_invalid_status(objects: Objects, case: Case) -> None:
 @pytest.mark.parametrize("kind", [NLS, NLSC], ids=lambda kind: kind.kind)
 def test_documented_example_is_accepted_and_round_trips(kube_cluster: KubeCluster, kind: Kind) -> None:
     example = documented_example(kind)
-    resources = CustomResources(kube_cluster.api_client(), kind)
+    resources = CustomResources(kube_cluster.kube_api(), kind)
     name = example["metadata"]["name"]
     try:
         created = resources.create(spec_only(example))
@@ -431,7 +431,7 @@ def test_documented_example_is_accepted_and_round_trips(kube_cluster: KubeCluste
 
 def test_status_is_written_only_through_the_status_subresource(kube_cluster: KubeCluster) -> None:
     example = documented_example(NLS)
-    resources = CustomResources(kube_cluster.api_client(), NLS)
+    resources = CustomResources(kube_cluster.kube_api(), NLS)
     name = example["metadata"]["name"]
     try:
         created = resources.create(example)  # with a status: dropped
@@ -452,7 +452,7 @@ def test_status_is_written_only_through_the_status_subresource(kube_cluster: Kub
 
 def test_unknown_fields_are_pruned(kube_cluster: KubeCluster) -> None:
     example = spec_only(documented_example(NLS))
-    resources = CustomResources(kube_cluster.api_client(), NLS)
+    resources = CustomResources(kube_cluster.kube_api(), NLS)
     with_extra = changed(example, ("spec", "listConfig", "vgs", "includes"), ["^typo$"])
     with_extra = changed(with_extra, ("spec", "surprise"), {"x": 1})
     try:
@@ -494,7 +494,7 @@ def test_printer_columns_show_the_documented_example(
 ) -> None:
     example = documented_example(kind)
     api = kube_cluster.api_client()
-    resources = CustomResources(api, kind)
+    resources = CustomResources(kube_cluster.kube_api(), kind)
     name = example["metadata"]["name"]
     try:
         resources.create(spec_only(example))

@@ -59,7 +59,7 @@ def node(installed_vm: NodeVM, kube_cluster: KubeCluster) -> Iterator[NodeVM]:
     vm.check(["mount", MP_DISK, MOUNT_POINT])
     vm.check(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", OUTSIDE])
     kube_cluster.add_node(NODE)
-    storages = CustomResources(kube_cluster.api_client(), NODE_LOCAL_STORAGE)
+    storages = CustomResources(kube_cluster.kube_api(), NODE_LOCAL_STORAGE)
     listing = {"devices": {"include": ["^/dev/vd[b-d]$"]}, "mountPoints": {"include": ["^/mnt/mp/.*$"]}}
     storages.create({"metadata": {"name": NODE}, "spec": {"nodeName": NODE, "listConfig": listing}})
     yield vm
@@ -116,7 +116,7 @@ def controller(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="module")
 def lvs_api(kube_cluster: KubeCluster) -> CustomResources:
-    return CustomResources(kube_cluster.api_client(), LOGICAL_VOLUME)
+    return CustomResources(kube_cluster.kube_api(), LOGICAL_VOLUME)
 
 
 def create(controller: Any, name: str, size: int, parameters: dict[str, str]) -> csi_pb2.Volume:

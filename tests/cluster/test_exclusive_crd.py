@@ -31,12 +31,12 @@ MOUNT = Capability("SINGLE_NODE_WRITER", AccessType.MOUNT)
 
 @pytest.fixture(scope="module")
 def controller(kube_cluster: KubeCluster) -> CustomResources:
-    return CustomResources(kube_cluster.api_client("localcsi-csi-controller"), LOGICAL_VOLUME)
+    return CustomResources(kube_cluster.kube_api("localcsi-csi-controller"), LOGICAL_VOLUME)
 
 
 @pytest.fixture(scope="module")
 def agent(kube_cluster: KubeCluster) -> CustomResources:
-    return CustomResources(kube_cluster.api_client("localcsi-agent"), LOGICAL_VOLUME)
+    return CustomResources(kube_cluster.kube_api("localcsi-agent"), LOGICAL_VOLUME)
 
 
 def body(kind: VolumeType) -> Object:

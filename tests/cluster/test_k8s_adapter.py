@@ -58,7 +58,7 @@ def widgets(kube_cluster: KubeCluster) -> Iterator[CustomResources]:
     api = client.ApiextensionsV1Api(kube_cluster.api_client())
     api.create_custom_resource_definition(WIDGET_CRD)
     deadline = time.monotonic() + 30
-    resources = CustomResources(kube_cluster.api_client(), WIDGETS)
+    resources = CustomResources(kube_cluster.kube_api(), WIDGETS)
     while True:  # Established, and the new endpoint served
         try:
             resources.list()
@@ -166,11 +166,11 @@ def test_informer_follows_changes(widgets: CustomResources, kube_cluster: KubeCl
 
 def test_builtin_informer_and_events(kube_cluster: KubeCluster) -> None:
     kube_cluster.add_node("adapter-node", labels={"tier": "test"})
-    list_fn, _ = builtin_source(kube_cluster.api_client(), "nodes", label_selector="tier=test")
+    list_fn, _ = builtin_source(kube_cluster.kube_api(), "nodes", label_selector="tier=test")
     items, version = list_fn()
     assert [n["metadata"]["name"] for n in items] == ["adapter-node"] and version
     node = items[0]
-    recorder = EventRecorder(kube_cluster.api_client(), component="localcsi-test", host="host-1")
+    recorder = EventRecorder(kube_cluster.kube_api(), component="localcsi-test", host="host-1")
     recorder.record({"apiVersion": "v1", "kind": "Node", **node}, "Warning", "TestReason", "something to act on")
     events = client.CoreV1Api(kube_cluster.api_client()).list_namespaced_event("default").items
     mine = [e for e in events if e.reason == "TestReason"]

@@ -28,12 +28,12 @@ GIB = 1024**3
 
 @pytest.fixture(scope="module")
 def controller(kube_cluster: KubeCluster) -> CustomResources:
-    return CustomResources(kube_cluster.api_client("localcsi-csi-controller"), LOGICAL_VOLUME)
+    return CustomResources(kube_cluster.kube_api("localcsi-csi-controller"), LOGICAL_VOLUME)
 
 
 @pytest.fixture(scope="module")
 def agent(kube_cluster: KubeCluster) -> CustomResources:
-    return CustomResources(kube_cluster.api_client("localcsi-agent"), LOGICAL_VOLUME)
+    return CustomResources(kube_cluster.kube_api("localcsi-agent"), LOGICAL_VOLUME)
 
 
 def valid(name: str | None = None, **spec: Any) -> Object:

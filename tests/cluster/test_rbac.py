@@ -300,10 +300,9 @@ NODE_NAME = "rbac-node-1"
 @pytest.fixture(scope="module")
 def node_storage(kube_cluster: KubeCluster) -> Iterator[str]:
     """A Node and its NodeLocalStorage, made by admin."""
-    api = kube_cluster.api_client()
-    core_api = client.CoreV1Api(api)
+    core_api = client.CoreV1Api(kube_cluster.api_client())
     core_api.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=NODE_NAME)))
-    nls = CustomResources(api, NODE_LOCAL_STORAGE)
+    nls = CustomResources(kube_cluster.kube_api(), NODE_LOCAL_STORAGE)
     nls.create({"metadata": {"name": NODE_NAME}, "spec": {"nodeName": NODE_NAME}})
     yield NODE_NAME
     nls.delete(NODE_NAME)
@@ -325,8 +324,8 @@ def event(namespace: str, about: str) -> client.CoreV1Event:
 def test_agent_reports_status_but_cannot_write_spec_or_read_secrets(
     kube_cluster: KubeCluster, node_storage: str
 ) -> None:
-    api = kube_cluster.api_client(AGENT)
-    nls = CustomResources(api, NODE_LOCAL_STORAGE)
+    api, kube = kube_cluster.api_client(AGENT), kube_cluster.kube_api(AGENT)
+    nls = CustomResources(kube, NODE_LOCAL_STORAGE)
     core_api = client.CoreV1Api(api)
 
     assert node_storage in [item["metadata"]["name"] for item in nls.list()[0]]
@@ -334,7 +333,7 @@ def test_agent_reports_status_but_cannot_write_spec_or_read_secrets(
     assert reported["status"]["summary"] == {"readyVolumeGroups": 0}
     assert forbidden(lambda: core_api.read_node(node_storage))
     core_api.create_namespaced_event(OTHER_NAMESPACE, event(OTHER_NAMESPACE, node_storage))
-    assert CustomResources(api, LOGICAL_VOLUME).list()[0] is not None
+    assert CustomResources(kube, LOGICAL_VOLUME).list()[0] is not None
 
     assert forbidden(lambda: nls.create({"metadata": {"name": "agent-made"}, "spec": {"nodeName": "agent-made"}}))
     assert forbidden(lambda: nls.patch(node_storage, {"spec": {"listConfig": {"vgs": {"include": [".*"]}}}}))
@@ -345,15 +344,15 @@ def test_agent_reports_status_but_cannot_write_spec_or_read_secrets(
 
 
 def test_controller_manages_node_storage_and_its_lease_only(kube_cluster: KubeCluster, node_storage: str) -> None:
-    api = kube_cluster.api_client(CONTROLLER)
-    nls = CustomResources(api, NODE_LOCAL_STORAGE)
+    api, kube = kube_cluster.api_client(CONTROLLER), kube_cluster.kube_api(CONTROLLER)
+    nls = CustomResources(kube, NODE_LOCAL_STORAGE)
     leases = client.CoordinationV1Api(api)
     lease = client.V1Lease(metadata=client.V1ObjectMeta(name="localcsi-controller-rbac-test"))
 
     made = nls.create({"metadata": {"name": "controller-made"}, "spec": {"nodeName": "controller-made"}})
     assert made["spec"]["nodeName"] == "controller-made"
     assert nls.delete("controller-made") is True
-    assert CustomResources(api, NODE_LOCAL_STORAGE_INIT_CONFIG).list()[0] is not None
+    assert CustomResources(kube, NODE_LOCAL_STORAGE_INIT_CONFIG).list()[0] is not None
     leases.create_namespaced_lease(SYSTEM_NAMESPACE, lease)
     assert leases.read_namespaced_lease(lease.metadata.name, SYSTEM_NAMESPACE).metadata.name == lease.metadata.name
 
@@ -365,7 +364,7 @@ def test_controller_manages_node_storage_and_its_lease_only(kube_cluster: KubeCl
 
 
 def test_csi_controller_publishes_capacity_only_in_its_namespace(kube_cluster: KubeCluster, node_storage: str) -> None:
-    api = kube_cluster.api_client(CSI_CONTROLLER)
+    api, kube = kube_cluster.api_client(CSI_CONTROLLER), kube_cluster.kube_api(CSI_CONTROLLER)
     capacities = client.StorageV1Api(api)
     capacity = client.V1CSIStorageCapacity(
         metadata=client.V1ObjectMeta(generate_name="csisc-"), storage_class_name="localcsi-lvm", capacity="10Gi"
@@ -373,19 +372,19 @@ def test_csi_controller_publishes_capacity_only_in_its_namespace(kube_cluster: K
 
     made = capacities.create_namespaced_csi_storage_capacity(SYSTEM_NAMESPACE, capacity)
     capacities.delete_namespaced_csi_storage_capacity(made.metadata.name, SYSTEM_NAMESPACE)
-    assert CustomResources(api, LOGICAL_VOLUME).list()[0] is not None
-    assert CustomResources(api, NODE_LOCAL_STORAGE).get(node_storage) is not None
+    assert CustomResources(kube, LOGICAL_VOLUME).list()[0] is not None
+    assert CustomResources(kube, NODE_LOCAL_STORAGE).get(node_storage) is not None
 
     assert forbidden(lambda: capacities.create_namespaced_csi_storage_capacity(OTHER_NAMESPACE, capacity))
-    assert forbidden(lambda: CustomResources(api, NODE_LOCAL_STORAGE).delete(node_storage))
+    assert forbidden(lambda: CustomResources(kube, NODE_LOCAL_STORAGE).delete(node_storage))
     assert forbidden(lambda: client.CoreV1Api(api).list_secret_for_all_namespaces())
     assert forbidden(lambda: client.CoreV1Api(api).delete_node(node_storage))
 
 
 def test_extender_only_reads(kube_cluster: KubeCluster, node_storage: str) -> None:
-    api = kube_cluster.api_client(EXTENDER)
+    api, kube = kube_cluster.api_client(EXTENDER), kube_cluster.kube_api(EXTENDER)
     core_api = client.CoreV1Api(api)
-    nls = CustomResources(api, NODE_LOCAL_STORAGE)
+    nls = CustomResources(kube, NODE_LOCAL_STORAGE)
 
     assert node_storage in [item["metadata"]["name"] for item in nls.list()[0]]
     assert forbidden(core_api.list_node)
@@ -398,7 +397,7 @@ def test_extender_only_reads(kube_cluster: KubeCluster, node_storage: str) -> No
         "metadata": {"name": claim},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
     })  # fmt: skip
-    fetch = claim_fetcher(api)
+    fetch = claim_fetcher(kube)
     read = fetch(OTHER_NAMESPACE, claim)
     assert read is not None and read["metadata"]["name"] == claim
     assert read["spec"]["resources"]["requests"]["storage"] == "1Gi"  # the apiserver's JSON, as informers get it

@@ -15,7 +15,7 @@ NODE = "status-node-1"
 
 def test_status_lists_each_node_and_vg_with_its_volumes(kube_cluster: KubeCluster) -> None:
     add_storage_node(kube_cluster, NODE, {"localcsi-status-a": 20 * GIB, "localcsi-status-b": 5 * GIB})
-    volumes = CustomResources(kube_cluster.api_client(), LOGICAL_VOLUME)
+    volumes = CustomResources(kube_cluster.kube_api(), LOGICAL_VOLUME)
     spec = {"nodeName": NODE, "vgName": "localcsi-status-a", "kind": "Volume", "csiName": "pvc-status",
             "size": GIB, "lvmType": "linear"}  # fmt: skip
     name = "csi-" + "5" * 32
@@ -34,5 +34,5 @@ def test_status_lists_each_node_and_vg_with_its_volumes(kube_cluster: KubeCluste
         assert any(line.split()[:3] == [NODE, "localcsi-status-a", "20.0Gi"] for line in table.splitlines())
     finally:
         volumes.delete(name)
-        CustomResources(kube_cluster.api_client(), NODE_LOCAL_STORAGE).delete(NODE)
+        CustomResources(kube_cluster.kube_api(), NODE_LOCAL_STORAGE).delete(NODE)
         kube_cluster.delete_node(NODE)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
+from pathlib import Path
 from typing import Any
+
+import pytest
+import yaml
 
 from localcsi.status import (
     GIB,
@@ -15,7 +20,9 @@ from localcsi.status import (
     render_json,
     render_table,
     rows,
+    run,
 )
+from localcsi.testing.stub_apiserver import Reply, StubApiserver
 
 
 def storage(node: str, groups: list[dict[str, Any]], managed: list[str]) -> dict[str, Any]:
@@ -100,3 +107,31 @@ def test_json_holds_the_vgs_and_the_exclusive_disks_and_mount_points() -> None:
                                          "volumes": 2, "snapshots": 0}]  # fmt: skip
     assert document["exclusive"] == [{"node": "node-1", "kind": "Device", "name": "/dev/vdb", "total": 2 * GIB,
                                       "media": "ssd", "state": "free"}]  # fmt: skip
+
+
+def kubeconfig(path: Path, server: str, user: dict[str, Any]) -> str:
+    path.write_text(
+        yaml.safe_dump({
+            "clusters": [{"name": "c", "cluster": {"server": server}}],
+            "users": [{"name": "u", "user": user}],
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "x",
+        })
+    )  # fmt: skip
+    return str(path)
+
+
+def test_an_unusable_kubeconfig_or_an_unreachable_apiserver_is_one_error_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a traceback: what an operator sees when the kubeconfig is wrong or the apiserver is down."""
+    with StubApiserver(lambda _: Reply()) as server:
+        refused = server.url  # nothing listens there once the server has stopped
+    unsupported = kubeconfig(tmp_path / "oidc", refused, {"auth-provider": {"name": "oidc"}})
+    assert run(argparse.Namespace(kubeconfig=unsupported, output="table"), io.StringIO()) == 1
+    assert "auth-provider 'oidc' is not supported" in caplog.text
+    caplog.clear()
+    down = kubeconfig(tmp_path / "down", refused, {"token": "t"})
+    assert run(argparse.Namespace(kubeconfig=down, output="table"), io.StringIO()) == 1
+    assert "cannot read NodeLocalStorage and LogicalVolume resources" in caplog.text
+    assert "Connection refused" in caplog.text

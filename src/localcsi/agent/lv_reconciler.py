@@ -18,8 +18,6 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from kubernetes import client
-
 from localcsi.agent.lv_exclusive import ExclusiveVolumes
 from localcsi.agent.lv_queue import Backoff, WorkQueue
 from localcsi.agent.lv_status import health_condition, status_patch
@@ -41,6 +39,7 @@ from localcsi.driver.local_backend import LocalLvmBackend
 from localcsi.k8s import errors as kube
 from localcsi.k8s.informer import Informer
 from localcsi.k8s.resources import LOGICAL_VOLUME, CustomResources
+from localcsi.k8s.rest import KubeApi
 from localcsi.lvm.lvm import Lvm
 from localcsi.lvm.runner import CommandRunner, SubprocessRunner
 from localcsi.metrics.volumes import VOLUMES
@@ -84,7 +83,7 @@ class _Retry(Exception):
 class LogicalVolumeReconciler:
     def __init__(
         self,
-        api: client.ApiClient | None,
+        api: KubeApi | None,
         node: str,
         runner: CommandRunner | None,
         lifecycle: Stopping,
@@ -99,7 +98,7 @@ class LogicalVolumeReconciler:
         exclusive: ExclusiveVolumes | None = None,
     ) -> None:
         if resources is None:
-            assert api is not None, "an ApiClient or resources is needed"
+            assert api is not None, "a KubeApi or resources is needed"
             resources = CustomResources(api, LOGICAL_VOLUME)
         self.resources = resources
         self.node = node

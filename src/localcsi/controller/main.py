@@ -16,14 +16,13 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from kubernetes import client
-
 from localcsi.controller.reconciler import Reconciler
 from localcsi.k8s.client import api_client
 from localcsi.k8s.events import EventRecorder
 from localcsi.k8s.informer import Informer, builtin_source, custom_source
 from localcsi.k8s.leader import KubeLeaseStore, LeaderElector, default_identity
 from localcsi.k8s.resources import NODE_LOCAL_STORAGE, NODE_LOCAL_STORAGE_INIT_CONFIG, CustomResources, Object
+from localcsi.k8s.rest import KubeApi
 from localcsi.lifecycle import Lifecycle
 from localcsi.logs import fields
 from localcsi.metrics import http
@@ -41,7 +40,7 @@ StillLeading = Callable[[], bool]
 
 
 class Controller:
-    def __init__(self, api: client.ApiClient, config_name: str, resync_seconds: float, identity: str) -> None:
+    def __init__(self, api: KubeApi, config_name: str, resync_seconds: float, identity: str) -> None:
         storages = CustomResources(api, NODE_LOCAL_STORAGE)
         configs = CustomResources(api, NODE_LOCAL_STORAGE_INIT_CONFIG)
         self.nodes = Informer(*builtin_source(api, "nodes"))

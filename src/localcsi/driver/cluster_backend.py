@@ -18,8 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from kubernetes import client
-
 from localcsi.core.errors import CoreError, FailedPrecondition, Internal, NotFound, Unavailable
 from localcsi.core.health import Condition
 from localcsi.core.ids import LvRef
@@ -41,6 +39,7 @@ from localcsi.driver.cluster_waits import (
     _version,
 )
 from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, CustomResources
+from localcsi.k8s.rest import KubeApi
 from localcsi.resources import logicalvolume as llv
 from localcsi.resources.logicalvolume import Phase, ResourceKind
 
@@ -296,7 +295,7 @@ class ClusterBackend(ResourceWaits):
         self._remove(obj, deadline)
 
 
-def cluster_backend(api: client.ApiClient, *, timeout: float = DEFAULT_TIMEOUT) -> ClusterBackend:
+def cluster_backend(api: KubeApi, *, timeout: float = DEFAULT_TIMEOUT) -> ClusterBackend:
     """The backend over an apiserver, caches not started yet (call ``start``)."""
     return ClusterBackend(
         CustomResources(api, LOGICAL_VOLUME), CustomResources(api, NODE_LOCAL_STORAGE), timeout=timeout

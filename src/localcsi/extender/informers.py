@@ -7,13 +7,9 @@ VolumeSnapshot is not pinned to the snapshot's node (the provisioner then fails 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
-
-from kubernetes import client
 
 from localcsi.extender.cache import (
     LOGICAL_VOLUMES,
@@ -27,9 +23,10 @@ from localcsi.extender.cache import (
     object_key,
 )
 from localcsi.extender.service import ClaimFetcher, ClaimFetchError, Extender
-from localcsi.k8s.errors import KubeError, NotFound, translated
+from localcsi.k8s.errors import KubeError, NotFound
 from localcsi.k8s.informer import Informer, ListFn, WatchFn, builtin_source, custom_source
 from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, CustomResources, Kind, Object
+from localcsi.k8s.rest import KubeApi, resource_path
 from localcsi.logs import fields
 
 log = logging.getLogger(__name__)
@@ -45,7 +42,7 @@ class Watched:
     informer: Informer
 
 
-def _optional(api: client.ApiClient, kind: Kind) -> tuple[ListFn, WatchFn] | None:
+def _optional(api: KubeApi, kind: Kind) -> tuple[ListFn, WatchFn] | None:
     resources = CustomResources(api, kind)
     try:
         resources.list()
@@ -57,18 +54,16 @@ def _optional(api: client.ApiClient, kind: Kind) -> tuple[ListFn, WatchFn] | Non
     return custom_source(resources)
 
 
-def claim_fetcher(api: client.ApiClient) -> ClaimFetcher:
+def claim_fetcher(api: KubeApi) -> ClaimFetcher:
     """A live read of one PVC for filter (see Extender._read_unseen_claims), as the informer's raw JSON."""
-    core = client.CoreV1Api(api)
-
-    @translated
-    def read(namespace: str, name: str) -> Object:
-        response = core.read_namespaced_persistent_volume_claim(name, namespace, _preload_content=False)
-        return cast(Object, json.loads(response.data))
 
     def fetch(namespace: str, name: str) -> Object | None:
         try:
-            return read(namespace, name)
+            path = resource_path("", "v1", "persistentvolumeclaims", name, namespace=namespace)
+        except ValueError:  # no claim can have that name
+            return None
+        try:
+            return api.get(path)
         except NotFound:
             return None
         except KubeError as error:
@@ -84,7 +79,7 @@ def _handler(extender: Extender, kind: str) -> Callable[[str, Object], None]:
     return handle
 
 
-def start_informers(api: client.ApiClient, extender: Extender, should_exit: Callable[[], bool]) -> list[Watched]:
+def start_informers(api: KubeApi, extender: Extender, should_exit: Callable[[], bool]) -> list[Watched]:
     sources: dict[str, tuple[ListFn, WatchFn] | None] = {
         NODE_LOCAL_STORAGES: custom_source(CustomResources(api, NODE_LOCAL_STORAGE)),
         PERSISTENT_VOLUMES: builtin_source(api, "persistentvolumes"),

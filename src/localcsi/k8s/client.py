@@ -1,18 +1,17 @@
-"""Build an API client: an explicit kubeconfig file, else the in-cluster service account, else ~/.kube/config."""
+"""Build an API client: an explicit kubeconfig file, else the in-cluster service account, else the default
+kubeconfig ($KUBECONFIG's first file, or ~/.kube/config)."""
 
 from __future__ import annotations
 
 import os
 
-from kubernetes import client, config
+from localcsi.k8s.kubeconfig import load_in_cluster, load_kubeconfig
+from localcsi.k8s.rest import KubeApi
 
 
-def api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    configuration = client.Configuration()
+def api_client(kubeconfig: str | None = None) -> KubeApi:
     if kubeconfig:
-        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=configuration)
-    else:
-        config.load_kube_config(client_configuration=configuration)
-    return client.ApiClient(configuration)
+        return KubeApi(load_kubeconfig(kubeconfig))
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return KubeApi(load_in_cluster())
+    return KubeApi(load_kubeconfig())

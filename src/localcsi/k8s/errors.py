@@ -1,16 +1,9 @@
-"""The client's ApiException as typed errors carrying the apiserver's own message."""
+"""The apiserver's error responses as typed errors carrying its own message."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, ParamSpec, TypeVar
-
-from kubernetes.client.exceptions import ApiException
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from typing import Any
 
 
 class KubeError(Exception):
@@ -48,17 +41,17 @@ class Gone(KubeError):
 _BY_STATUS: dict[int, type[KubeError]] = {404: NotFound, 422: Invalid, 403: Forbidden, 410: Gone}
 
 
-def translate(error: ApiException) -> KubeError:
-    status = int(error.status or 0)
-    reason = str(error.reason or "")
-    message = reason
+def error_from_response(status: int, http_reason: str, body: bytes) -> KubeError:
+    """The error of a non-2xx response: the reason and message of its metav1.Status body, else the HTTP
+    reason phrase (a proxy's HTML error page, an empty body)."""
+    reason = message = http_reason
     try:
-        body = json.loads(error.body or "{}")
-    except (TypeError, ValueError):
-        body = {}
-    if isinstance(body, dict):
-        message = str(body.get("message") or message)
-        reason = str(body.get("reason") or reason)
+        decoded = json.loads(body or b"{}")
+    except ValueError:
+        decoded = {}
+    if isinstance(decoded, dict):
+        message = str(decoded.get("message") or message)
+        reason = str(decoded.get("reason") or reason)
     return error_from_status({"code": status, "reason": reason, "message": message})
 
 
@@ -69,16 +62,3 @@ def error_from_status(status: dict[str, Any]) -> KubeError:
     if code == 409:
         return (AlreadyExists if reason == "AlreadyExists" else Conflict)(code, reason, message)
     return _BY_STATUS.get(code, KubeError)(code, reason, message)
-
-
-def translated(function: Callable[P, R]) -> Callable[P, R]:
-    """Decorate an API call so it raises KubeError subclasses instead of ApiException."""
-
-    @wraps(function)
-    def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return function(*args, **kwargs)
-        except ApiException as error:
-            raise translate(error) from None
-
-    return call

@@ -7,9 +7,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes import client
+import urllib3
 
-from localcsi.k8s.errors import KubeError, translated
+from localcsi.k8s.errors import KubeError
+from localcsi.k8s.rest import KubeApi, resource_path
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,8 @@ def now_rfc3339() -> str:
 
 
 class EventRecorder:
-    def __init__(self, api: client.ApiClient, component: str, host: str) -> None:
-        self._core = client.CoreV1Api(api)
+    def __init__(self, api: KubeApi, component: str, host: str) -> None:
+        self._api = api
         self.component = component
         self.host = host
 
@@ -51,6 +52,6 @@ class EventRecorder:
             "count": 1,
         }
         try:
-            translated(self._core.create_namespaced_event)(namespace, body)
-        except (KubeError, OSError) as error:
+            self._api.create(resource_path("", "v1", "events", namespace=namespace), body)
+        except (KubeError, OSError, ValueError, urllib3.exceptions.HTTPError) as error:
             log.warning("could not record event %s on %s: %s", reason, meta.get("name"), error)

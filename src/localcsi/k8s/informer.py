@@ -10,20 +10,18 @@ pause ends at once when shutdown is requested.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
 
 import urllib3
-from kubernetes import client
 
-from localcsi.k8s.errors import Gone, KubeError, translated
-from localcsi.k8s.resources import CustomResources, Object, WatchEvent, stream_events
+from localcsi.k8s.errors import Gone, KubeError
+from localcsi.k8s.resources import CustomResources
+from localcsi.k8s.rest import KubeApi, Object, WatchEvent, resource_path
 from localcsi.lifecycle import stop_sleeper
 
 log = logging.getLogger(__name__)
@@ -185,31 +183,29 @@ class Informer:
                 log.exception("informer handler failed on %s %s", event_type, self._key(obj))
 
 
-# plural -> (API class, cluster-wide list method)
-_BUILTIN: dict[str, tuple[Callable[[client.ApiClient], Any], str]] = {
-    "pods": (client.CoreV1Api, "list_pod_for_all_namespaces"),
-    "persistentvolumeclaims": (client.CoreV1Api, "list_persistent_volume_claim_for_all_namespaces"),
-    "persistentvolumes": (client.CoreV1Api, "list_persistent_volume"),
-    "nodes": (client.CoreV1Api, "list_node"),
-    "storageclasses": (client.StorageV1Api, "list_storage_class"),
-    "csistoragecapacities": (client.StorageV1Api, "list_csi_storage_capacity_for_all_namespaces"),
-    "leases": (client.CoordinationV1Api, "list_lease_for_all_namespaces"),
+# plural -> (API group, version): what builtin_source lists and watches across the cluster
+_BUILTIN: dict[str, tuple[str, str]] = {
+    "pods": ("", "v1"),
+    "persistentvolumeclaims": ("", "v1"),
+    "persistentvolumes": ("", "v1"),
+    "nodes": ("", "v1"),
+    "storageclasses": ("storage.k8s.io", "v1"),
+    "csistoragecapacities": ("storage.k8s.io", "v1"),
+    "leases": ("coordination.k8s.io", "v1"),
 }
 
 
-def builtin_source(api: client.ApiClient, plural: str, label_selector: str | None = None) -> tuple[ListFn, WatchFn]:
-    """list and watch functions over a built-in kind, returning raw dicts (the apiserver's JSON keys)."""
-    api_class, method = _BUILTIN[plural]
-    list_call = getattr(api_class(api), method)
-    kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+def builtin_source(api: KubeApi, plural: str, label_selector: str | None = None) -> tuple[ListFn, WatchFn]:
+    """list and watch functions over a built-in kind, cluster-wide, returning raw dicts (the apiserver's JSON keys)."""
+    group, version = _BUILTIN[plural]
+    path = resource_path(group, version, plural)
+    query = {"labelSelector": label_selector}
 
-    @translated
     def list_fn() -> tuple[list[Object], str]:
-        body = cast(Object, json.loads(list_call(_preload_content=False, **kwargs).data))
-        return list(body.get("items") or []), str(body.get("metadata", {}).get("resourceVersion", ""))
+        return api.list(path, query)
 
     def watch_fn(resource_version: str, timeout_seconds: int) -> Iterator[WatchEvent]:
-        return stream_events(list_call, resource_version, timeout_seconds, **kwargs)
+        return api.watch(path, resource_version, timeout_seconds, query)
 
     return list_fn, watch_fn
 

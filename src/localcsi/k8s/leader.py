@@ -20,7 +20,6 @@ within ``retry_seconds`` instead of waiting out the lease.
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -29,12 +28,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+import urllib3
 
-from localcsi.k8s.errors import KubeError, translated
+from localcsi.k8s.errors import KubeError, NotFound
+from localcsi.k8s.rest import KubeApi, resource_path
 from localcsi.lifecycle import stop_sleeper
 from localcsi.logs import fields
 
@@ -66,27 +65,23 @@ class LeaseStore(Protocol):
 
 
 class KubeLeaseStore:
-    """A LeaseStore over CoordinationV1Api, as raw dicts with the apiserver's JSON keys."""
+    """A LeaseStore over the apiserver, as raw dicts with the apiserver's JSON keys."""
 
-    def __init__(self, api: client.ApiClient, namespace: str, name: str, request_timeout: float = 5.0) -> None:
-        self._api = client.CoordinationV1Api(api)
+    def __init__(self, api: KubeApi, namespace: str, name: str, request_timeout: float = 5.0) -> None:
+        self._api = api
         self.namespace = namespace
         self.name = name
         self._timeout = request_timeout
 
-    @translated
+    def _path(self, name: str | None = None) -> str:
+        return resource_path("coordination.k8s.io", "v1", "leases", name, namespace=self.namespace)
+
     def get(self) -> Object | None:
         try:
-            response = self._api.read_namespaced_lease(
-                self.name, self.namespace, _preload_content=False, _request_timeout=self._timeout
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return cast(Object, json.loads(response.data))
+            return self._api.get(self._path(self.name), timeout=self._timeout)
+        except NotFound:
+            return None
 
-    @translated
     def create(self, spec: Object) -> Object:
         body = {
             "apiVersion": "coordination.k8s.io/v1",
@@ -94,15 +89,10 @@ class KubeLeaseStore:
             "metadata": {"name": self.name, "namespace": self.namespace},
             "spec": spec,
         }
-        call = self._api.create_namespaced_lease
-        response = call(self.namespace, body, _preload_content=False, _request_timeout=self._timeout)
-        return cast(Object, json.loads(response.data))
+        return self._api.create(self._path(), body, timeout=self._timeout)
 
-    @translated
     def replace(self, lease: Object) -> Object:
-        call = self._api.replace_namespaced_lease
-        response = call(self.name, self.namespace, lease, _preload_content=False, _request_timeout=self._timeout)
-        return cast(Object, json.loads(response.data))
+        return self._api.replace(self._path(self.name), lease, timeout=self._timeout)
 
 
 @dataclass(frozen=True)
@@ -156,7 +146,7 @@ class LeaderElector:
         was_leading = self._leading_until is not None
         try:
             acquired = self._try_acquire_or_renew(started)
-        except (KubeError, OSError) as error:
+        except (KubeError, OSError, urllib3.exceptions.HTTPError) as error:
             log.warning("lease: %s", error, extra=fields(identity=self.identity))
             acquired = False
         with self._lock:
@@ -229,7 +219,7 @@ class LeaderElector:
             spec = dict(lease.get("spec") or {})
             spec.update(holderIdentity="", leaseDurationSeconds=1, acquireTime=stamp, renewTime=stamp)
             self._store.replace({**lease, "spec": spec})
-        except (KubeError, OSError) as error:
+        except (KubeError, OSError, urllib3.exceptions.HTTPError) as error:
             log.warning("could not release the lease: %s", error, extra=fields(identity=self.identity))
             return False
         log.info("released the lease", extra=fields(identity=self.identity))

@@ -285,7 +285,7 @@ def build_controller_servicer(config: PluginConfig) -> ControllerServicer:
     """Standalone mode: lvm2 on this node, only in VGs matching --vg-pattern. Controller mode (cluster):
     LogicalVolume resources that each node's agent carries out."""
     if config.mode is Mode.CONTROLLER:
-        from localcsi.driver.cluster_backend import cluster_backend  # noqa: PLC0415 - standalone needs no kubernetes
+        from localcsi.driver.cluster_backend import cluster_backend  # noqa: PLC0415 - standalone needs no apiserver client
         from localcsi.driver.cluster_exclusive import ClusterExclusiveVolumes  # noqa: PLC0415
         from localcsi.k8s.client import api_client  # noqa: PLC0415
 

@@ -31,7 +31,7 @@ def _event_reporter(node_id: str) -> Reporter | None:
     """Events on the pod through the in-cluster API, when the plugin runs in a pod; else None."""
     if not os.environ.get("KUBERNETES_SERVICE_HOST"):
         return None
-    from localcsi.k8s.client import api_client  # noqa: PLC0415 - standalone runs need no kubernetes
+    from localcsi.k8s.client import api_client  # noqa: PLC0415 - standalone runs need no apiserver client
     from localcsi.k8s.events import EventRecorder  # noqa: PLC0415
 
     recorder = EventRecorder(api_client(None), EVENT_COMPONENT, node_id)

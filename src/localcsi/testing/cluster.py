@@ -22,10 +22,11 @@ from typing import Any
 
 import grpc
 import yaml
-from kubernetes import client, utils
+from kubernetes import client, config, utils
 
 from localcsi.csi import services
 from localcsi.k8s.client import api_client
+from localcsi.k8s.rest import KubeApi
 from localcsi.plugin.config import Mode, PluginConfig
 from localcsi.plugin.server import build_server
 from localcsi.testing.certs import make_certs, make_client_cert
@@ -285,6 +286,12 @@ class KubeCluster:
         return path.read_text()
 
     def api_client(self, user: str = ADMIN) -> client.ApiClient:
+        """The official client, for what the tests do themselves (the components never use it)."""
+        return config.new_client_from_config(config_file=str(self.kubeconfig(user)))
+
+    def kube_api(self, user: str = ADMIN) -> KubeApi:
+        """The components' own client (localcsi.k8s.rest), loaded from the kubeconfig as they load it: what
+        to hand to CustomResources, the informers, the leader election and the rest of localcsi.k8s."""
         return api_client(str(self.kubeconfig(user)))
 
     # -- nodes -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from kubernetes import client
 from kubernetes.utils import parse_quantity
 
 from localcsi import TOPOLOGY_KEY
+from localcsi.k8s.rest import KubeApi
 from localcsi.testing.guest_client import Result
 
 NAMESPACE = "localcsi-system"
@@ -89,7 +90,12 @@ class NodeAccess(Protocol):
 
 class E2EEnvironment(Protocol):
     @property
-    def api(self) -> client.ApiClient: ...
+    def api(self) -> client.ApiClient:
+        """The official client, for what the tests do themselves."""
+
+    @property
+    def kube_api(self) -> KubeApi:
+        """localcsi's own client (localcsi.k8s.rest), for handing to localcsi's code."""
 
     @property
     def node_names(self) -> list[str]: ...

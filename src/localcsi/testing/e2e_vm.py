@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kubernetes import client
 
+from localcsi.k8s.rest import KubeApi
 from localcsi.testing.cluster import KubeCluster
 from localcsi.testing.containerd_store import store_image
 from localcsi.testing.e2e_env import CHART, NAMESPACE, RELEASE, container_statuses, write_helm_values
@@ -69,6 +70,10 @@ class VMEnvironment:
     @property
     def api(self) -> client.ApiClient:
         return self.cluster.api_client()
+
+    @property
+    def kube_api(self) -> KubeApi:
+        return self.cluster.kube_api()
 
     @property
     def node_names(self) -> list[str]:

@@ -44,7 +44,7 @@ def add_storage_node(
 ) -> None:
     """A schedulable Node and its NodeLocalStorage reporting `vgs` (name -> bytes), all allocatable."""
     cluster.add_node(name, labels)
-    resources = CustomResources(cluster.api_client(), NODE_LOCAL_STORAGE)
+    resources = CustomResources(cluster.kube_api(), NODE_LOCAL_STORAGE)
     if resources.get(name) is None:
         resources.create(
             {"metadata": {"name": name}, "spec": {"nodeName": name, "listConfig": {"vgs": {"include": ["^localcsi-"]}}}}

@@ -8,24 +8,22 @@ on persistentvolumeclaims.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import urllib3
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
+from localcsi.k8s.errors import KubeError, NotFound
 from localcsi.k8s.informer import Informer, builtin_source
+from localcsi.k8s.rest import KubeApi, resource_path
 from localcsi.webhook.usage import LookupFailed, choose_default_class
 
 READ_TIMEOUT_SECONDS = 2.0  # well inside the webhook's timeoutSeconds (5)
 
 
 class KubeLookup:
-    def __init__(self, api: client.ApiClient, timeout: float = READ_TIMEOUT_SECONDS) -> None:
-        self._core = client.CoreV1Api(api)
-        self._storage = client.StorageV1Api(api)
+    def __init__(self, api: KubeApi, timeout: float = READ_TIMEOUT_SECONDS) -> None:
+        self._api = api
         self._timeout = timeout
         self.classes = Informer(*builtin_source(api, "storageclasses"))
 
@@ -35,23 +33,26 @@ class KubeLookup:
     def synced(self) -> bool:
         return self.classes.wait_synced(0)
 
-    def _read(self, call: Callable[..., Any], *args: str) -> Mapping[str, Any] | None:
+    def _read(self, group: str, plural: str, name: str, namespace: str | None = None) -> Mapping[str, Any] | None:
         try:
-            response = call(*args, _preload_content=False, _request_timeout=self._timeout)
-            return cast(Mapping[str, Any], json.loads(response.data))
-        except ApiException as error:
-            if error.status == 404:
-                return None
+            path = resource_path(group, "v1", plural, name, namespace=namespace)
+        except ValueError:  # the pod names something no object can be called (it is not validated yet)
+            return None
+        try:
+            return self._api.get(path, timeout=self._timeout)
+        except NotFound:
+            return None
+        except KubeError as error:
             raise LookupFailed(f"{error.status} {error.reason}") from None
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
             raise LookupFailed(str(error) or type(error).__name__) from None
 
     def claim(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        return self._read(self._core.read_namespaced_persistent_volume_claim, name, namespace)
+        return self._read("", "persistentvolumeclaims", name, namespace)
 
     def storage_class(self, name: str) -> Mapping[str, Any] | None:
         cached = self.classes.get(name)
-        return cached if cached is not None else self._read(self._storage.read_storage_class, name)
+        return cached if cached is not None else self._read("storage.k8s.io", "storageclasses", name)
 
     def default_class(self) -> Mapping[str, Any] | None:
         return choose_default_class(self.classes.cache().values())

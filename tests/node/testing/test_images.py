@@ -176,7 +176,11 @@ def test_the_localcsi_image_has_the_storage_tools(imported: HostContainerd) -> N
     ]
     result = imported.run(LOCALCSI_IMAGE, "/usr/bin/which", *tools)
     assert result.returncode == 0, f"missing from the image: {result.stdout}\n{result.stderr}"
-    imports = "import grpc, numpy, kubernetes, yaml, prometheus_client; import localcsi.plugin.main"
+    # the components' own client needs urllib3; the official kubernetes client is a test dependency only
+    imports = (
+        "import importlib.util, grpc, numpy, urllib3, yaml, prometheus_client; import localcsi.plugin.main; "
+        "assert importlib.util.find_spec('kubernetes') is None"
+    )
     result = imported.run(LOCALCSI_IMAGE, "/usr/bin/python3", "-c", imports)
     assert result.returncode == 0, result.stderr
 

@@ -130,7 +130,7 @@ def test_guest_reaches_host_loopback_port(node_vm: NodeVM, host_echo_port: int) 
 def test_project_installs_and_runs_in_guest(installed_vm: NodeVM) -> None:
     out = installed_vm.check(["localcsi", "--version"]).stdout
     assert localcsi.__version__ in out
-    imports = "import grpc, google.protobuf, kubernetes, prometheus_client; print(grpc.__version__)"
+    imports = "import grpc, google.protobuf, urllib3, yaml, prometheus_client; print(grpc.__version__)"
     out = installed_vm.check(["python3", "-c", imports], env={"PYTHONPATH": GUEST_SITE}).stdout
     assert out.strip() == grpc.__version__
 

@@ -9,12 +9,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from localcsi.controller import main
 from localcsi.controller.reconciler import Outcome
 from localcsi.k8s.informer import ListFn, WatchFn
+from localcsi.k8s.kubeconfig import ClusterConfig
 from localcsi.k8s.resources import WatchEvent
+from localcsi.k8s.rest import KubeApi
 
 pytestmark = pytest.mark.unit
 
@@ -49,8 +50,8 @@ def apiserver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Apiserver]:
 
 
 def controller(monkeypatch: pytest.MonkeyPatch, passes: list[int]) -> main.Controller:
-    # client.ApiClient() makes no request; the reconciler's pass is a stand-in that counts
-    subject = main.Controller(client.ApiClient(), "init-config", 3600, "test-replica")
+    # the client is never called (the sources are the fake's); the reconciler's pass is a stand-in that counts
+    subject = main.Controller(KubeApi(ClusterConfig("http://127.0.0.1:1")), "init-config", 3600, "test-replica")
 
     def reconcile(*_caches: Mapping[str, Any], **_: Any) -> Outcome:
         passes.append(len(passes) + 1)

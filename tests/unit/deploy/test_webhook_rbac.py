@@ -1,7 +1,7 @@
 """The webhook's RBAC in the rendered chart (webhook.enabled=true) is exactly what its code calls.
 
 The calls are not written down here by hand: the webhook's only Kubernetes client, ``KubeLookup``, runs
-against a recording ApiClient that answers like an apiserver (list, a watch stream, GETs and a 404), while
+against a recording HTTP server that answers like an apiserver (list, a watch stream, GETs and a 404), while
 ``decide`` reviews a pod of every volume kind. Each request is turned into the RBAC verb the apiserver
 would check (GET of a name: get; of a collection: list, or watch with ``watch=true``; POST: create; ...),
 and the chart's ClusterRole must grant that set and nothing else; nothing else in the render may grant the
@@ -19,15 +19,16 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote
 
 import pytest
 import yaml
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from localcsi import DRIVER_NAME
+from localcsi.k8s.kubeconfig import ClusterConfig
+from localcsi.k8s.rest import KubeApi
 from localcsi.testing.install import load_project_script
+from localcsi.testing.stub_apiserver import Reply, Request, StubApiserver, status_reply
 from localcsi.webhook.admission import decide, parse_review
 from localcsi.webhook.lookup import KubeLookup
 
@@ -63,54 +64,33 @@ CLAIMS = {
 }
 
 
-class Response:
-    """What urllib3 hands back for ``_preload_content=False``: the body, or a watch stream."""
-
-    def __init__(self, data: bytes = b"", chunks: Iterator[bytes] | None = None) -> None:
-        self.data, self.status, self.reason = data, 200, "OK"
-        self._chunks = chunks
-
-    def getheaders(self) -> dict[str, str]:
-        return {"Content-Type": "application/json"}
-
-    def stream(self, amt: int | None = None, decode_content: bool = False) -> Iterator[bytes]:
-        yield from self._chunks or iter([self.data])
-
-    def close(self) -> None:
-        pass
-
-    def release_conn(self) -> None:
-        pass
-
-
 class Recorder:
-    """Stands in for an ApiClient's ``request``: every request is recorded as the RBAC (group, resource,
-    verb) it needs, and answered from the objects above. The watch stream sends one event and stays open
-    until ``closed``."""
+    """Answers the webhook's client over real HTTP (a StubApiserver): every request is recorded as the RBAC
+    (group, resource, verb) it needs, and answered from the objects above. The watch stream sends one event
+    and stays open until ``closed``."""
 
     def __init__(self) -> None:
-        self.api = client.ApiClient(client.Configuration())
-        self.api.request = self.request
         self.grants: set[Grant] = set()
         self.watching = threading.Event()
         self.closed = threading.Event()
+        self.unexpected = ""
 
-    def request(self, method: str, url: str, query_params: Any = None, *args: Any, **kwargs: Any) -> Response:
-        group, resource, namespace, name = parse_path(urlsplit(url).path)
-        query = dict(query_params or [])
-        verb = verb_of(method, name, watch=bool(query.get("watch")))
+    def handle(self, request: Request) -> Reply:
+        group, resource, namespace, name = parse_path(unquote(request.path))
+        verb = verb_of(request.method, name, watch=request.query.get("watch") == "true")
         self.grants.add((group, resource, verb))
         if (resource, verb) == ("storageclasses", "list"):
-            return Response(json.dumps({"metadata": {"resourceVersion": "1"}, "items": LISTED}).encode())
+            return Reply(body={"metadata": {"resourceVersion": "1"}, "items": LISTED})
         if (resource, verb) == ("storageclasses", "watch"):
-            return Response(chunks=self._watch())
+            return Reply(chunks=self._watch())
         if (resource, verb) == ("storageclasses", "get") and name == LATE["metadata"]["name"]:
-            return Response(json.dumps(LATE).encode())
+            return Reply(body=LATE)
         if (resource, verb) == ("persistentvolumeclaims", "get") and (namespace, name) in CLAIMS:
-            return Response(json.dumps(CLAIMS[namespace, name]).encode())
+            return Reply(body=CLAIMS[namespace, name])
         if verb == "get":
-            raise ApiException(status=404, reason="Not Found")
-        raise AssertionError(f"the webhook made a call no test expects: {method} {url}")
+            return status_reply(404, "NotFound", f"{resource} {name!r} not found")
+        self.unexpected = f"the webhook made a call no test expects: {request.method} {request.path}"
+        return status_reply(500, "InternalError", self.unexpected)
 
     def _watch(self) -> Iterator[bytes]:
         yield json.dumps({"type": "ADDED", "object": WATCHED}).encode() + b"\n"
@@ -182,22 +162,27 @@ PODS: list[tuple[tuple[Object, ...], str]] = [
 @functools.cache
 def calls_of_the_code() -> frozenset[Grant]:
     api = Recorder()
-    lookup = KubeLookup(api.api)
     stop = threading.Event()
-    try:
-        lookup.start(stop.is_set)
-        assert lookup.classes.wait_synced(10) and api.watching.wait(10)
-        deadline = time.monotonic() + 10
-        while lookup.default_class() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert lookup.synced()
-        for volumes, outcome in PODS:
-            decision = decide(parse_review(admission_review(*volumes)), lookup)
-            assert decision.outcome == outcome, (volumes, decision)
-    finally:
-        stop.set()
-        api.closed.set()
+    with StubApiserver(api.handle) as server:
+        try:
+            _decide_every_pod(KubeLookup(KubeApi(ClusterConfig(server.url))), api, stop)
+        finally:
+            stop.set()
+            api.closed.set()
+    assert not api.unexpected, api.unexpected
     return frozenset(api.grants)
+
+
+def _decide_every_pod(lookup: KubeLookup, api: Recorder, stop: threading.Event) -> None:
+    lookup.start(stop.is_set)
+    assert lookup.classes.wait_synced(10) and api.watching.wait(10)
+    deadline = time.monotonic() + 10
+    while lookup.default_class() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert lookup.synced()
+    for volumes, outcome in PODS:
+        decision = decide(parse_review(admission_review(*volumes)), lookup)
+        assert decision.outcome == outcome, (volumes, decision)
 
 
 def test_the_code_gets_claims_and_reads_classes_through_an_informer() -> None:
@@ -211,7 +196,7 @@ def test_the_code_gets_claims_and_reads_classes_through_an_informer() -> None:
 
 def test_only_the_lookup_talks_to_the_apiserver() -> None:
     """So that recording KubeLookup is recording the webhook: no other module of the package imports a
-    Kubernetes client, main.py only builds the ApiClient it hands to KubeLookup, and every public method
+    Kubernetes client, main.py only builds the client it hands to KubeLookup, and every public method
     of KubeLookup is one the recording above runs."""
     clients: dict[str, set[str]] = {}
     for path in sorted(WEBHOOK_SOURCES.glob("*.py")):
@@ -221,7 +206,7 @@ def test_only_the_lookup_talks_to_the_apiserver() -> None:
             elif isinstance(node, ast.Import) and any(alias.name.startswith("kubernetes") for alias in node.names):
                 clients.setdefault(path.name, set()).add("kubernetes")
     assert clients == {
-        "lookup.py": {"client", "ApiException", "Informer", "builtin_source"},
+        "lookup.py": {"KubeError", "NotFound", "Informer", "builtin_source", "KubeApi", "resource_path"},
         "main.py": {"api_client"},
     }
     main = (WEBHOOK_SOURCES / "main.py").read_text()

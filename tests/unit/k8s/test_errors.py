@@ -1,19 +1,16 @@
-"""ApiException → typed KubeError, keeping the apiserver's message."""
+"""An apiserver's error response → typed KubeError, keeping the apiserver's message."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
 from localcsi.k8s import errors
 
 
-def api_exception(status: int, reason: str, message: str) -> ApiException:
-    error = ApiException(status=status, reason=reason)
-    error.body = json.dumps({"kind": "Status", "status": "Failure", "reason": reason, "message": message})
-    return error
+def status_body(reason: str, message: str) -> bytes:
+    return json.dumps({"kind": "Status", "status": "Failure", "reason": reason, "message": message}).encode()
 
 
 @pytest.mark.parametrize(
@@ -29,25 +26,20 @@ def api_exception(status: int, reason: str, message: str) -> ApiException:
     ],
 )
 def test_status_codes_map_to_typed_errors(status: int, reason: str, expected: type[errors.KubeError]) -> None:
-    error = errors.translate(api_exception(status, reason, "the apiserver said why"))
+    error = errors.error_from_response(status, "HTTP reason", status_body(reason, "the apiserver said why"))
     assert type(error) is expected
     assert (error.status, error.reason, error.message) == (status, reason, "the apiserver said why")
 
 
-def test_a_body_that_is_not_json_keeps_the_http_reason() -> None:
-    raw = ApiException(status=503, reason="Service Unavailable")
-    raw.body = "<html>proxy error</html>"
-    error = errors.translate(raw)
-    assert (error.status, error.message) == (503, "Service Unavailable")
+@pytest.mark.parametrize("body", [b"<html>proxy error</html>", b"", b"\xff\xfe", b'["not", "a", "status"]'])
+def test_a_body_that_is_not_a_status_keeps_the_http_reason(body: bytes) -> None:
+    error = errors.error_from_response(503, "Service Unavailable", body)
+    assert type(error) is errors.KubeError
+    assert (error.status, error.reason, error.message) == (503, "Service Unavailable", "Service Unavailable")
 
 
-def test_translated_raises_kube_errors_and_passes_results_through() -> None:
-    @errors.translated
-    def call(fail: bool) -> str:
-        if fail:
-            raise api_exception(422, "Invalid", "spec.size: Invalid value: -1: must be > 0")
-        return "ok"
-
-    assert call(False) == "ok"
-    with pytest.raises(errors.Invalid, match=r"spec\.size"):
-        call(True)
+def test_a_watch_error_event_status_maps_like_a_response() -> None:
+    status = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old resource version: 1 (5)"}
+    error = errors.error_from_status(status)
+    assert isinstance(error, errors.Gone)
+    assert str(error) == "410 Expired: too old resource version: 1 (5)"

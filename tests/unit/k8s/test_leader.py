@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import urllib3
 
-from localcsi.k8s.errors import AlreadyExists, Conflict, KubeError
+from localcsi.k8s.errors import AlreadyExists, Conflict
 from localcsi.k8s.leader import LeaderElector, Timings, default_identity, micro_time
 
 pytestmark = pytest.mark.unit
@@ -39,7 +40,7 @@ class FakeLeases:
         self.lease: Object | None = None
         self.version = 0
         self.writes: list[Object] = []
-        self.fail_next: KubeError | OSError | None = None
+        self.fail_next: Exception | None = None
         self.before_write: Callable[[], None] | None = None
 
     def _check_failure(self) -> None:
@@ -181,7 +182,9 @@ def test_failed_renewals_retry_quickly_then_give_up_before_anyone_can_take_over(
     assert a.step() == 2.0
     assert a.is_leading()
     clock.advance(5)  # 10 s since the last successful renewal started
-    store.fail_next = OSError("connection refused")
+    store.fail_next = urllib3.exceptions.ReadTimeoutError(
+        urllib3.HTTPConnectionPool("127.0.0.1", 1), "/apis/coordination.k8s.io", "read timed out"
+    )
     a.step()
     assert not a.is_leading()
     b.step()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from kubernetes import client
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from localcsi.controller.main import Controller
+from localcsi.k8s.kubeconfig import ClusterConfig
+from localcsi.k8s.rest import KubeApi
 from localcsi.metrics.controller import ControllerMetrics
 
 pytestmark = pytest.mark.unit
@@ -29,8 +30,8 @@ def test_reconciles_by_result_errors_and_writes() -> None:
 
 
 def test_the_leader_gauge_is_1_only_while_the_worker_runs() -> None:
-    # An ApiClient that is never called: the informers are not started, so the worker waits for their sync.
-    controller = Controller(client.ApiClient(client.Configuration()), "localcsi", 60.0, "replica-1")
+    # A client that is never called: the informers are not started, so the worker waits for their sync.
+    controller = Controller(KubeApi(ClusterConfig("http://127.0.0.1:1")), "localcsi", 60.0, "replica-1")
     seen: list[float | None] = []
 
     def still_leading() -> bool:
