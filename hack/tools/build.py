@@ -149,6 +149,7 @@ def build_unlocked(tool: Tool) -> None:
                 assert_never(tool.recipe)
         if not (staging / tool.name).is_file():
             raise BuildError(f"the build succeeded but produced no {tool.name} in {staging}", log)
+        (staging / tool.recipe_file.name).write_text(tool.recipe_text)
         staging.chmod(0o755)  # mkdtemp made it 0700; CI caches it as another user
         shutil.rmtree(tool.binary.parent, ignore_errors=True)
         staging.rename(tool.binary.parent)

@@ -93,26 +93,27 @@ def module_recipe(tool: Tool) -> ModuleBuild:
 
 
 def test_sidecars_build_their_command_in_a_wrapper_module_of_the_pinned_release() -> None:
+    provisioner = "github.com/kubernetes-csi/external-provisioner/v6"
+    assert module_recipe(CSI_PROVISIONER).package == f"{provisioner}/cmd/csi-provisioner"
+    # It requires k8s.io/kubernetes, whose staging modules (v0.0.0 there) need their releases.
+    staging = module_recipe(CSI_PROVISIONER).go_mod.partition("\nreplace (\n")[2]
+    assert staging.startswith("\tk8s.io/api => k8s.io/api v0.36.1\n")
+    assert module_recipe(CSI_PROVISIONER).go_mod == (
+        f"module localcsi.io/tools/csi-provisioner\n\ngo 1.26.0\n\nrequire {provisioner} v6.3.0\n\nreplace (\n{staging}"
+    )
+    # The others in the provisioner's module graph, so that Go's build cache shares its compiled packages.
     snapshotter_module = "github.com/kubernetes-csi/external-snapshotter/v8"
     for tool in (CSI_SNAPSHOTTER, SNAPSHOT_CONTROLLER):
         assert module_recipe(tool).package == f"{snapshotter_module}/cmd/{tool.name}"
         assert module_recipe(tool).go_mod == (
-            f"module localcsi.io/tools/{tool.name}\n\ngo 1.23.1\n\nrequire (\n"
-            f"\t{snapshotter_module} v8.2.0\n\tgithub.com/kubernetes-csi/external-snapshotter/client/v8 v8.2.0\n)\n"
+            f"module localcsi.io/tools/{tool.name}\n\ngo 1.26.0\n\nrequire (\n"
+            f"\t{snapshotter_module} v8.2.0\n\tgithub.com/kubernetes-csi/external-snapshotter/client/v8 v8.2.0\n"
+            f"\t{provisioner} v6.3.0\n)\n\nreplace (\n{staging}"
         )
     assert module_recipe(CSI_RESIZER).package == "github.com/kubernetes-csi/external-resizer/v2/cmd/csi-resizer"
     assert module_recipe(CSI_RESIZER).go_mod == (
-        "module localcsi.io/tools/csi-resizer\n\ngo 1.26.0\n\n"
-        "require github.com/kubernetes-csi/external-resizer/v2 v2.2.0\n"
-    )
-    assert module_recipe(CSI_PROVISIONER).package == (
-        "github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner"
-    )
-    # It requires k8s.io/kubernetes, whose staging modules (v0.0.0 there) need their releases.
-    assert module_recipe(CSI_PROVISIONER).go_mod.startswith(
-        "module localcsi.io/tools/csi-provisioner\n\ngo 1.26.0\n\n"
-        "require github.com/kubernetes-csi/external-provisioner/v6 v6.3.0\n\nreplace (\n"
-        "\tk8s.io/api => k8s.io/api v0.36.1\n"
+        "module localcsi.io/tools/csi-resizer\n\ngo 1.26.0\n\nrequire (\n"
+        f"\tgithub.com/kubernetes-csi/external-resizer/v2 v2.2.0\n\t{provisioner} v6.3.0\n)\n\nreplace (\n{staging}"
     )
 
 

@@ -80,10 +80,21 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def place_fake_binary(path: Path, mode: int = 0o755) -> None:
+def place_fake_binary(path: Path, mode: int = 0o755, recipe: str | None = None) -> None:
+    """A binary as build.py leaves it: with csi-sanity's recipe beside it, unless told another."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("#!/bin/sh\necho fake\n")
     path.chmod(mode)
+    (path.parent / "recipe.json").write_text(CSI_SANITY.recipe_text if recipe is None else recipe)
+
+
+def test_a_binary_built_from_another_recipe_is_not_a_built_tool(cache: Path) -> None:
+    place_fake_binary(CSI_SANITY.binary, recipe=CSI_SANITY.recipe_text.replace("v5.5.0", "v5.4.0"))
+    with pytest.raises(ToolNotBuiltError, match="older recipe"):
+        tool_path("csi-sanity")
+    CSI_SANITY.recipe_file.unlink()
+    with pytest.raises(ToolNotBuiltError):  # a binary from before recipes were recorded
+        tool_path("csi-sanity")
 
 
 def test_missing_tool_error_names_the_build_command_and_path(cache: Path) -> None:
@@ -278,6 +289,15 @@ def test_rebuild_builds_a_cached_tool_again(cache: Path, fake_go: FakeGo) -> Non
     assert result.returncode == 0, result.stderr
     assert ": built (" in result.stdout
     assert len(fake_go.calls()) == 1
+
+
+def test_a_tool_whose_recipe_changed_is_built_again(cache: Path, fake_go: FakeGo) -> None:
+    place_fake_binary(CSI_SANITY.binary, recipe="{}\n")
+    result = run_build_script("csi-sanity")
+    assert result.returncode == 0, result.stderr
+    assert ": built (" in result.stdout
+    assert CSI_SANITY.recipe_file.read_text() == CSI_SANITY.recipe_text
+    assert run_build_script("csi-sanity").stdout.count(": cached (") == 1
 
 
 def test_unknown_tool_name_exits_with_usage_error(cache: Path, empty_path: Path) -> None:
