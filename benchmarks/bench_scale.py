@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,8 @@ from localcsi.testing.vm import NodeVM, VMConfig
 
 THICK_VG, THIN_VG, POOL = "localcsi-scale-thick", "localcsi-scale-thin", "pool0"
 RSS_GOAL_MIB = 60
+GUEST_LOG = "/var/log/localcsi-guest-scale.log"
+PROGRESS_SECONDS = 10
 
 
 def ratio(many: dict[str, float], few: dict[str, float], key: str) -> str:
@@ -64,7 +68,38 @@ def report(result: dict[str, Any]) -> None:
     )
 
 
+def follow(vm: NodeVM, pid: int) -> dict[str, Any]:
+    """Print each phase as the guest script finishes it (a long run shows where it is), then return its
+    result; the script's log is shown if it ends without one."""
+    shown = 0
+    while True:
+        alive, rc = vm.guest.signal(pid, 0)
+        text = vm.guest.get(GUEST_LOG).decode(errors="replace")
+        complete = text[: text.rfind("\n") + 1]  # a line still being written waits for the next look
+        lines = complete.splitlines()
+        for line in lines[shown:]:
+            record = json.loads(line) if line.startswith("{") else None
+            if isinstance(record, dict) and "result" in record:
+                return dict(record["result"])
+            if isinstance(record, dict) and "phase" in record:
+                print(f"[scale] {record['phase']}: {json.dumps(record['value'])}", flush=True)
+        shown = len(lines)
+        if not alive:
+            raise RuntimeError(f"guest_scale.py ended (exit {rc}) without a result; its log:\n{text[-4000:]}")
+        time.sleep(PROGRESS_SECONDS)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so that the VM's context manager stops qemu instead of leaving it."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main() -> int:
+    stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0] if __doc__ else None)
     parser.add_argument("--volumes", type=int, default=1000)
     parser.add_argument("--sample", type=int, default=10)
@@ -84,9 +119,9 @@ def main() -> int:
         vm.guest.put(script, (Path(__file__).parent / "guest_scale.py").read_bytes())
         argv = ["python3", script, THICK_VG, THIN_VG, POOL, UNIX_ENDPOINT.removeprefix("unix://"), str(plugin.pid),
                 str(args.volumes), str(args.sample), str(args.publish)]  # fmt: skip
-        out = vm.check(argv, timeout=4 * 3600, env={"PYTHONPATH": GUEST_SITE}).stdout
+        pid = vm.guest.spawn(argv, log=GUEST_LOG, env={"PYTHONPATH": GUEST_SITE})
+        result = follow(vm, pid)
         plugin.stop()
-    result = json.loads(out.strip().splitlines()[-1])
     report(result)
     rss_met = result["rss_kib_at_volumes"]["VmRSS"] <= RSS_GOAL_MIB * 1024
     cycle_met = result["cycle_many"]["commands"] == result["cycle_few"]["commands"]

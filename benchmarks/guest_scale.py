@@ -5,7 +5,8 @@
 Half the volumes are thick, half thin. SAMPLE creates (and deletes) are timed one at a time with few
 volumes on the node and again with VOLUMES on it; the bulk between is made by four callers at once.
 Also: ListVolumes paged by 100 over all of them, PUBLISH raw block publishes and unpublishes, one
-agent discovery cycle (its command count), and the plugin's RSS from /proc. Prints one JSON object.
+agent discovery cycle (its command count), and the plugin's RSS from /proc. Prints a JSON line as each
+phase ends, and the whole result last.
 """
 
 from __future__ import annotations
@@ -127,30 +128,39 @@ def rss_kib(pid: int) -> dict[str, int]:
     return {key: int(fields[key].split()[0]) for key in ("VmRSS", "VmHWM")}
 
 
+def report_phase(result: dict[str, Any], name: str, value: Any) -> None:
+    """Keep a phase's figures and print them at once, a JSON line, for whoever follows the log."""
+    result[name] = value
+    print(json.dumps({"phase": name, "value": value}), flush=True)
+
+
 def main() -> None:
     thick_vg, thin_vg, pool, socket = sys.argv[1:5]
     pid, volumes, sample, publish = (int(value) for value in sys.argv[5:9])
     controller = Controller(socket, {"vgName": thick_vg}, {"vgName": thin_vg, "lvmType": "thin", "thinPool": pool})
-    result: dict[str, Any] = {"volumes": volumes, "rss_kib_at_start": rss_kib(pid)}
-    result["cycle_few"] = agent_cycle([thick_vg, thin_vg])
-    result["create_few"] = summary([controller.create(index) for index in range(sample)])
+    result: dict[str, Any] = {"volumes": volumes}
+    report_phase(result, "rss_kib_at_start", rss_kib(pid))
+    report_phase(result, "cycle_few", agent_cycle([thick_vg, thin_vg]))
+    report_phase(result, "create_few", summary([controller.create(index) for index in range(sample)]))
     started = time.perf_counter()
     with ThreadPoolExecutor(4) as pool_of_callers:
         bulk = list(pool_of_callers.map(controller.create, range(sample, volumes - sample)))
-    result["bulk_create"] = {"wall": time.perf_counter() - started, **summary(bulk)}
-    result["create_many"] = summary([controller.create(index) for index in range(volumes - sample, volumes)])
-    result["cycle_many"] = agent_cycle([thick_vg, thin_vg])
+    report_phase(result, "bulk_create", {"wall": time.perf_counter() - started, **summary(bulk)})
+    last = range(volumes - sample, volumes)
+    report_phase(result, "create_many", summary([controller.create(index) for index in last]))
+    report_phase(result, "cycle_many", agent_cycle([thick_vg, thin_vg]))
     listing_started = time.perf_counter()
     entries, pages = list_all(controller)
-    result["list"] = {"entries": entries, "pages": pages, "wall": time.perf_counter() - listing_started}
+    report_phase(result, "list", {"entries": entries, "pages": pages, "wall": time.perf_counter() - listing_started})
     published, unpublished = publish_some(controller, publish)
-    result["publish"], result["unpublish"] = summary(published), summary(unpublished)
-    result["rss_kib_at_volumes"] = rss_kib(pid)
-    result["delete_many"] = summary([controller.delete(index) for index in range(volumes - sample, volumes)])
+    report_phase(result, "publish", summary(published))
+    report_phase(result, "unpublish", summary(unpublished))
+    report_phase(result, "rss_kib_at_volumes", rss_kib(pid))
+    report_phase(result, "delete_many", summary([controller.delete(index) for index in last]))
     with ThreadPoolExecutor(4) as pool_of_callers:
         list(pool_of_callers.map(controller.delete, range(sample, volumes - sample)))
-    result["delete_few"] = summary([controller.delete(index) for index in range(sample)])
-    print(json.dumps(result))
+    report_phase(result, "delete_few", summary([controller.delete(index) for index in range(sample)]))
+    print(json.dumps({"result": result}), flush=True)
 
 
 if __name__ == "__main__":
