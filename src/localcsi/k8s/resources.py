@@ -8,21 +8,17 @@ from typing import Any
 
 from localcsi import API_GROUP, API_VERSION
 from localcsi.k8s.errors import NotFound
-from localcsi.k8s.rest import DEFAULT_TIMEOUT_SECONDS, KubeApi, Object, WatchEvent, resource_path
+from localcsi.k8s.rest import KubeApi, Object, WatchEvent, resource_path
 
 __all__ = [
     "LOGICAL_VOLUME",
     "NODE_LOCAL_STORAGE",
     "NODE_LOCAL_STORAGE_INIT_CONFIG",
-    "REQUEST_TIMEOUT_SECONDS",
     "CustomResources",
     "Kind",
     "Object",
     "WatchEvent",
 ]
-
-# Every call but a watch: a hung request must not outlive a leader's lease (see k8s/leader.py).
-REQUEST_TIMEOUT_SECONDS = DEFAULT_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -57,34 +53,34 @@ class CustomResources:
 
     def get(self, name: str) -> Object | None:
         try:
-            return self._api.get(self._path(name), timeout=REQUEST_TIMEOUT_SECONDS)
+            return self._api.get(self._path(name))
         except NotFound:
             return None
 
     def list(self, label_selector: str | None = None, field_selector: str | None = None) -> tuple[list[Object], str]:
         query = {"labelSelector": label_selector, "fieldSelector": field_selector}
-        return self._api.list(self._path(), query, timeout=REQUEST_TIMEOUT_SECONDS)
+        return self._api.list(self._path(), query)
 
     def create(self, body: Mapping[str, Any]) -> Object:
         body = {"apiVersion": self.kind.api_version, "kind": self.kind.kind, **body}
-        return self._api.create(self._path(), body, timeout=REQUEST_TIMEOUT_SECONDS)
+        return self._api.create(self._path(), body)
 
     def replace(self, body: Object) -> Object:
-        return self._api.replace(self._path(body["metadata"]["name"]), body, timeout=REQUEST_TIMEOUT_SECONDS)
+        return self._api.replace(self._path(body["metadata"]["name"]), body)
 
     def patch(self, name: str, merge_patch: Object) -> Object:
-        return self._api.merge_patch(self._path(name), merge_patch, timeout=REQUEST_TIMEOUT_SECONDS)
+        return self._api.merge_patch(self._path(name), merge_patch)
 
     def patch_status(self, name: str, status: Object) -> Object:
-        return self._api.merge_patch(self._path(name, "status"), {"status": status}, timeout=REQUEST_TIMEOUT_SECONDS)
+        return self._api.merge_patch(self._path(name, "status"), {"status": status})
 
     def replace_status(self, body: Object) -> Object:
         path = self._path(body["metadata"]["name"], "status")
-        return self._api.replace(path, body, timeout=REQUEST_TIMEOUT_SECONDS)
+        return self._api.replace(path, body)
 
     def delete(self, name: str) -> bool:
         try:
-            self._api.delete(self._path(name), timeout=REQUEST_TIMEOUT_SECONDS)
+            self._api.delete(self._path(name))
         except NotFound:
             return False
         return True
