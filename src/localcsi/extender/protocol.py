@@ -10,8 +10,9 @@ With ``nodeCacheCapable: true`` the scheduler sends NodeNames and reads NodeName
 answer without NodeNames would leave it no node at all, so the answer always carries the key.
 
 kube-scheduler sends nearly the same NodeNames request after request: filter gets the feasible nodes,
-prioritize the nodes that passed filter. ``NodeNamesCache`` remembers the last few arrays by their
-exact bytes, so a request whose array is one of them has only its Pod decoded (see ``parse_args``).
+prioritize the nodes that passed filter. ``RequestCache`` remembers the last few arrays by their
+exact bytes, so a request whose array is one of them has only its Pod decoded (see ``parse_args``),
+and prioritize's Pod, sent in the same bytes as the filter request before it, not even that.
 """
 
 from __future__ import annotations
@@ -39,18 +40,22 @@ class ProtocolError(ValueError):
     """The request is not a valid ExtenderArgs: answer 400 with this message."""
 
 
-class NodeNamesCache:
-    """The last few NodeNames arrays, by their exact bytes, with the names they decode to.
+class RequestCache:
+    """The last few NodeNames arrays, by their exact bytes, with the names they decode to; and the
+    last request's Pod, by the exact bytes of everything before its NodeNames.
 
     Only compact arrays of plain names are kept (``_array(names)``, which is how Go's encoder writes
-    node names), so the bytes of an entry always decode to its names. The lists are shared by every
-    request that hits: nobody may change them. Safe across server threads: the entries are one tuple,
-    replaced whole.
+    node names), so the bytes of an entry always decode to its names. kube-scheduler asks prioritize
+    about the pod it has just filtered, with the same bytes before NodeNames, so that pod is decoded
+    once (0.035 ms at 100 nodes, an eighth of the extender's work per pod). The lists and the pod are
+    shared by every request that hits: nobody may change them. Safe across server threads: each
+    entry is one tuple, replaced whole.
     """
 
     def __init__(self, size: int = NAMES_CACHE_SIZE) -> None:
         self._size = size
         self._entries: tuple[tuple[bytes, list[str]], ...] = ()
+        self.last_pod: tuple[bytes, dict[str, Any]] | None = None  # (the bytes before NodeNames, the Pod)
 
     def get(self, raw: bytes) -> list[str] | None:
         for known, names in self._entries:
@@ -119,7 +124,7 @@ def _node_names(names: Any, nodes: Any) -> tuple[list[str], list[dict[str, Any]]
     return [str(n) for n in named], items
 
 
-def parse_args(body: bytes, names: NodeNamesCache | None = None) -> ExtenderArgs:
+def parse_args(body: bytes, names: RequestCache | None = None) -> ExtenderArgs:
     """The request, or ProtocolError. With ``names``, a request that ends with a NodeNames array the
     cache holds (``{...,"NodeNames":[...]}``) has only the rest decoded: at 5000 nodes that skips most of
     the parse (``_cached_args``); any other request is decoded whole, and its array remembered."""
@@ -127,7 +132,7 @@ def parse_args(body: bytes, names: NodeNamesCache | None = None) -> ExtenderArgs
     if names is None or split is None:
         return _decode(body)
     head, array = split
-    cached = _cached_args(head, names.get(array))
+    cached = _cached_args(head, names.get(array), names)
     if cached is not None:
         return cached
     args = _decode(body)
@@ -173,7 +178,7 @@ def _split_names(body: bytes) -> tuple[bytes, bytes] | None:
     return body[:at], array[:-1].rstrip(_JSON_SPACE)
 
 
-def _cached_args(head: bytes, node_names: list[str] | None) -> ExtenderArgs | None:
+def _cached_args(head: bytes, node_names: list[str] | None, cache: RequestCache) -> ExtenderArgs | None:
     """The request from its head and the cached names of its NodeNames array; None to decode it whole.
 
     If ``head`` less its final comma, closed with ``}``, is a JSON object with members, then the comma
@@ -183,16 +188,21 @@ def _cached_args(head: bytes, node_names: list[str] | None) -> ExtenderArgs | No
     """
     if node_names is None:
         return None
-    head = head.rstrip(_JSON_SPACE)
-    if not head.endswith(b","):
+    last_pod = cache.last_pod
+    if last_pod is not None and last_pod[0] == head:
+        return ExtenderArgs(last_pod[1], node_names, None, plain_names=True)
+    raw = head.rstrip(_JSON_SPACE)
+    if not raw.endswith(b","):
         return None
     try:
-        decoded = json.loads(head[:-1] + b"}")
+        decoded = json.loads(raw[:-1] + b"}")
     except (ValueError, RecursionError):
         return None
     if not isinstance(decoded, dict) or not decoded:
         return None
-    return ExtenderArgs(_pod(_field(decoded, "Pod")), node_names, None, plain_names=True)
+    pod = _pod(_field(decoded, "Pod"))
+    cache.last_pod = (head, pod)
+    return ExtenderArgs(pod, node_names, None, plain_names=True)
 
 
 def _array(names: Sequence[str]) -> bytes:
@@ -240,7 +250,7 @@ def encode_filter_result(
     passed: list[str],
     unresolvable: Mapping[str, str],
     error: str = "",
-    names: NodeNamesCache | None = None,
+    names: RequestCache | None = None,
 ) -> bytes:
     """``encode(filter_result(...))``; when every name is plain, NodeNames is joined rather than
     encoded name by name (5000 of them cost a third of a millisecond), and remembered in ``names``:

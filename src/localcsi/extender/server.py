@@ -22,7 +22,7 @@ from prometheus_client.core import CounterMetricFamily
 
 from localcsi.background_http import BackgroundHTTPServer
 from localcsi.extender.memory import release_after
-from localcsi.extender.protocol import NodeNamesCache, ProtocolError, encode_filter_result, encode_ranks, parse_args
+from localcsi.extender.protocol import ProtocolError, RequestCache, encode_filter_result, encode_ranks, parse_args
 from localcsi.extender.service import Extender
 from localcsi.logs import fields
 
@@ -122,7 +122,7 @@ class ExtenderServer(BackgroundHTTPServer):
         self.extender = extender
         self.ready = ready
         self.metrics = metrics or Metrics(extender)
-        self.node_names = NodeNamesCache()
+        self.node_names = RequestCache()
         super().__init__(address, _Handler)
 
     @property

@@ -5,8 +5,8 @@ from extender_objects import pod
 
 from localcsi.extender.protocol import (
     ExtenderArgs,
-    NodeNamesCache,
     ProtocolError,
+    RequestCache,
     encode,
     encode_filter_result,
     encode_ranks,
@@ -78,7 +78,7 @@ def test_malformed_requests_say_what_is_wrong(raw: bytes, reason: str) -> None:
 
 @pytest.mark.parametrize("value", [b"9" * 5000, b"[" * 100_000 + b"]" * 100_000])
 def test_a_head_that_cannot_be_decoded_before_a_remembered_array_is_a_protocol_error(value: bytes) -> None:
-    names = NodeNamesCache()
+    names = RequestCache()
     parse_args(go_body(pod("p"), NAMES), names)
     raw = b'{"Pod":' + value + b',"NodeNames":' + json.dumps(NAMES, separators=(",", ":")).encode() + b"}"
     with pytest.raises(ProtocolError):
@@ -86,7 +86,7 @@ def test_a_head_that_cannot_be_decoded_before_a_remembered_array_is_a_protocol_e
 
 
 def test_a_lone_surrogate_is_refused_also_before_a_remembered_array_and_a_pair_is_not() -> None:
-    names = NodeNamesCache()
+    names = RequestCache()
     parse_args(go_body(pod("p"), NAMES), names)
     with pytest.raises(ProtocolError, match="surrogate"):
         parse_args(go_body(pod("p", uid="\ud800"), NAMES), names)
@@ -177,7 +177,7 @@ def go_body(the_pod: object, names: object, **extra: object) -> bytes:
 NAMES = [f"node-{i}" for i in range(50)]
 
 
-def outcome(raw: bytes, names: NodeNamesCache | None) -> ExtenderArgs | str:
+def outcome(raw: bytes, names: RequestCache | None) -> ExtenderArgs | str:
     try:
         return parse_args(raw, names)
     except ProtocolError as error:
@@ -185,7 +185,7 @@ def outcome(raw: bytes, names: NodeNamesCache | None) -> ExtenderArgs | str:
 
 
 def test_a_remembered_array_is_not_decoded_again() -> None:
-    names = NodeNamesCache()
+    names = RequestCache()
     first = parse_args(go_body(pod("p"), NAMES), names)
     second = parse_args(go_body(pod("q"), NAMES), names)
     assert second.node_names is first.node_names  # the same list: later comparisons are by pointer
@@ -193,11 +193,25 @@ def test_a_remembered_array_is_not_decoded_again() -> None:
 
 
 def test_filters_answer_is_remembered_for_prioritize() -> None:
-    names = NodeNamesCache()
+    names = RequestCache()
     args = parse_args(go_body(pod("p"), NAMES), names)
     passed = NAMES[::2]
     answer = json.loads(encode_filter_result(args, passed, {n: "full" for n in NAMES[1::2]}, names=names))
     assert parse_args(go_body(pod("p"), answer["NodeNames"]), names).node_names is passed
+
+
+def test_prioritize_gets_the_pod_filter_decoded_when_its_bytes_are_the_same() -> None:
+    names = RequestCache()
+    parse_args(go_body(pod("warm"), NAMES), names)
+    filtered = parse_args(go_body(pod("p"), NAMES), names)
+    passed = NAMES[1:]
+    json.loads(encode_filter_result(filtered, passed, {NAMES[0]: "full"}, names=names))
+    prioritized = parse_args(go_body(pod("p"), passed), names)
+    assert prioritized.pod is filtered.pod and prioritized.node_names is passed
+    other = parse_args(go_body(pod("q"), passed), names)  # another pod: decoded, and equal to a whole decode
+    assert other.pod is not filtered.pod and other == parse_args(go_body(pod("q"), passed))
+    again = parse_args(go_body(pod("p"), NAMES), names)  # the cache holds the last pod only
+    assert again.pod is not filtered.pod and again.pod == filtered.pod
 
 
 @pytest.mark.parametrize(
@@ -210,7 +224,7 @@ def test_filters_answer_is_remembered_for_prioritize() -> None:
     ],
 )
 def test_only_compact_arrays_of_plain_names_are_remembered(raw: bytes) -> None:
-    names = NodeNamesCache()
+    names = RequestCache()
     first, second = parse_args(raw, names), parse_args(raw, names)
     assert first == second == parse_args(raw)
     assert second.node_names is not first.node_names
@@ -244,7 +258,7 @@ PLAIN_POD = json.dumps(pod("p"), separators=(",", ":"))
     ],
 )
 def test_a_request_ending_in_a_remembered_array_reads_as_when_decoded_whole(text: str) -> None:
-    names = NodeNamesCache()
+    names = RequestCache()
     parse_args(go_body(pod("warm"), NAMES), names)
     assert names.get(ARRAY.encode()) is not None
     raw = text.encode()
@@ -252,7 +266,7 @@ def test_a_request_ending_in_a_remembered_array_reads_as_when_decoded_whole(text
 
 
 def test_the_cache_keeps_the_last_few_arrays() -> None:
-    names = NodeNamesCache(size=2)
+    names = RequestCache(size=2)
     arrays = [NAMES[:10], NAMES[10:20], NAMES[20:30]]
     for array in arrays:
         parse_args(go_body(pod("p"), array), names)
