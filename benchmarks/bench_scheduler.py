@@ -265,7 +265,7 @@ def main() -> int:
         if "localcsi-go-noop" in sides:
             floors["go-noop"] = build_go_noop(scratch)
         prepare_cluster(cluster, args.nodes)
-        extender = ExtenderProcess(cluster, free_port(), log_level="warning").start()
+        extender = ExtenderProcess(cluster, free_port()).start()  # at the shipped log level
         try:
             for round_index in range(args.rounds):
                 for name in side_order(sides, round_index):

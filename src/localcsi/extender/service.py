@@ -223,11 +223,13 @@ class Extender:
             log.debug("volume committed; reservations narrowed", extra=fields(volume=key, node=node, pods=pods))
 
     def _log_filter(self, label: str, demand: PodDemand, outcome: FilterOutcome) -> None:
-        if outcome.passed and not log.isEnabledFor(logging.INFO):
+        # A pod that fits is logged at debug: at info (the shipped level), one line per scheduled pod
+        # cost 0.06 ms, 40 % of filter's own work at 100 nodes (docs/extender.md).
+        if outcome.passed and not log.isEnabledFor(logging.DEBUG):
             return
         volumes = [r.describe() for r in demand.requests]
         if outcome.passed:
-            log.info(
+            log.debug(
                 "filter: %d of %d nodes fit",
                 len(outcome.passed),
                 len(outcome.passed) + len(outcome.failed),
