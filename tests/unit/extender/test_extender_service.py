@@ -1,4 +1,5 @@
 import copy
+import logging
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,23 @@ def test_pods_filtered_before_any_commit_do_not_share_the_same_space() -> None:
     outcome = extender.filter(second, NODES)
     assert outcome.passed == []
     assert outcome.failed["n0"].endswith("while space is held for other pods being scheduled; retry follows")
+
+
+def test_a_pod_that_fits_is_logged_at_debug_and_one_that_fits_nowhere_as_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    extender = cluster(free_gib=10)
+    fits, _ = add_pod(extender, "fits", "5Gi")
+    too_big, _ = add_pod(extender, "too-big", "50Gi")
+    with caplog.at_level(logging.INFO, logger=service.__name__):
+        extender.filter(fits, NODES)
+        assert caplog.records == []  # the shipped level (info) pays nothing per pod that fits
+        extender.filter(too_big, NODES)
+        assert [(r.levelno, r.getMessage()) for r in caplog.records] == [(logging.WARNING, "filter: no node fits")]
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger=service.__name__):
+        extender.filter(fits, NODES)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [(logging.DEBUG, "filter: 10 of 10 nodes fit")]
 
 
 def test_a_claim_with_an_overlong_uid_is_judged_not_a_server_error() -> None:
