@@ -25,10 +25,14 @@ from localcsi.testing.waiting import wait_for
 SHIM_DIR = "/opt/localcsi-crash"
 ARMED_DIR = "/run/localcsi-crash"
 GUEST_PATH = f"{SHIM_DIR}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-SHIM = f"""#!/usr/bin/python3
+
+
+def shim(shim_dir: str = SHIM_DIR, armed_dir: str = ARMED_DIR) -> str:
+    """The stand-in's script (a parameter for each directory, so that a unit test can run it elsewhere)."""
+    return f"""#!/usr/bin/python3
 import os, signal, sys
 name = os.path.basename(sys.argv[0])
-armed = os.path.join({ARMED_DIR!r}, name)
+armed = os.path.join({armed_dir!r}, name)
 if os.path.exists(armed):
     with open(armed) as f:
         wanted = f.read()
@@ -46,10 +50,13 @@ if os.path.exists(armed):
             sys.exit(137)
 for directory in os.environ["PATH"].split(":"):
     real = os.path.join(directory, name)
-    if directory != {SHIM_DIR!r} and os.access(real, os.X_OK):
+    if directory != {shim_dir!r} and os.access(real, os.X_OK):
         os.execv(real, [name, *sys.argv[1:]])
 sys.exit(127)
 """
+
+
+SHIM = shim()
 
 
 def install(vm: NodeVM, commands: Iterable[str]) -> dict[str, str]:
