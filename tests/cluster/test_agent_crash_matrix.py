@@ -46,7 +46,7 @@ SIZE = 64 * MIB
 COMMANDS = ("lvcreate", "lvchange", "lvextend", "lvconvert", "lvremove", "lvs")
 BLOCK = req.block_capability()
 OPERATION_TIMEOUT = 20.0  # the controller's wait for the agent; the sidecar's retry waits again
-FIRST_CALL = 5.0  # the call the kill interrupts: its answer (DEADLINE_EXCEEDED) is not awaited
+FIRST_CALL = 2.0  # the call the kill interrupts: its answer (DEADLINE_EXCEEDED) is not awaited
 TOPOLOGY = csi_pb2.TopologyRequirement(
     requisite=[csi_pb2.Topology(segments={"topology.localcsi.io/node": NODE})],
     preferred=[csi_pb2.Topology(segments={"topology.localcsi.io/node": NODE})],

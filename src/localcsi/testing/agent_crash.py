@@ -108,8 +108,11 @@ def visible(lvs: Iterable[LogicalVolume], pools: Sequence[str]) -> set[str]:
 
 
 def digest(vm: NodeVM, vg: str, lv: str, size: int) -> str:
-    """sha256 of the LV's first ``size`` bytes (activated first: a thin snapshot may skip activation)."""
-    vm.check(["lvchange", "--activate", "y", "--ignoreactivationskip", f"{vg}/{lv}"])
+    """sha256 of the LV's first ``size`` bytes, activated first if it is not (a thin snapshot may skip
+    activation; an active thick snapshot is left alone: lvchange would ask whether to change its origin)."""
+    [row] = [one for one in guest_lvs(vm, (vg,)) if one.name == lv]
+    if not row.is_active:
+        vm.check(["lvchange", "--activate", "y", "--ignoreactivationskip", f"{vg}/{lv}"])
     return vm.check(["python3", "-c", DIGEST, f"/dev/{vg}/{lv}", str(size)], timeout=600).stdout.strip()
 
 
