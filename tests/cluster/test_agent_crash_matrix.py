@@ -25,6 +25,7 @@ from kubernetes import client
 from localcsi.agent.status import REASON_ORPHAN
 from localcsi.core.names import snapshot_lv_name, volume_lv_name
 from localcsi.csi import csi_pb2
+from localcsi.driver.backend import CREATING_TAG
 from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, CustomResources
 from localcsi.resources import logicalvolume as llv
 from localcsi.testing import agent_crash, crash_points
@@ -148,6 +149,7 @@ def _source(rig: Rig, name: str, params: dict[str, str]) -> Source:
 class Case:
     operation: str
     command: str
+    found: str  # what the kill leaves (see _found): the resource's phase, and the LVs made since the call
     matching: str = ""  # an argv substring; "{lv}" stands for the LV the operation makes
     skip: int = 0
 
@@ -158,27 +160,28 @@ class Case:
         return f"{self.operation}@{self.command}{'(' + shown + ')' if shown else ''}{nth}"
 
 
+NOTHING, MADE, FILLING = "Creating; new: -", "Creating; new: lv", "Creating; new: lv(creating)"
 CASES = [
-    Case("create-thick", "lvcreate"),
-    Case("create-thick", "lvs", "{lv}"),
-    Case("create-thin", "lvcreate"),
-    Case("expand-thick", "lvextend"),
-    Case("expand-thick", "lvs", "{lv}", skip=1),
-    Case("snapshot-thick", "lvcreate"),
-    Case("snapshot-thin", "lvcreate"),
-    Case("snapshot-thin", "lvs", "{lv}"),
-    Case("restore-thick", "lvcreate"),
-    Case("restore-thick", "lvchange", "--deltag"),
-    Case("restore-thin", "lvcreate"),
-    Case("restore-thin", "lvchange", "--deltag"),
-    Case("clone-thick", "lvcreate", "--snapshot"),
-    Case("clone-thick", "lvconvert", "--splitsnapshot"),
-    Case("clone-thick", "lvremove", "clone-"),
-    Case("clone-thick", "lvchange", "--deltag"),
-    Case("delete-thick", "lvremove"),
-    Case("delete-thin", "lvremove"),
-    Case("delete-snapshot-thick", "lvconvert", "--splitsnapshot"),
-    Case("delete-snapshot-thick", "lvremove"),
+    Case("create-thick", "lvcreate", NOTHING),
+    Case("create-thick", "lvs", MADE, "{lv}"),
+    Case("create-thin", "lvcreate", NOTHING),
+    Case("expand-thick", "lvextend", "Ready, lv 64 MiB; new: -"),
+    Case("expand-thick", "lvs", "Ready, lv 128 MiB; new: -", "{lv}", skip=1),
+    Case("snapshot-thick", "lvcreate", NOTHING),
+    Case("snapshot-thin", "lvcreate", NOTHING),
+    Case("snapshot-thin", "lvs", MADE, "{lv}"),
+    Case("restore-thick", "lvcreate", NOTHING),
+    Case("restore-thick", "lvchange", FILLING, "--deltag"),
+    Case("restore-thin", "lvcreate", NOTHING),
+    Case("restore-thin", "lvchange", FILLING, "--deltag"),
+    Case("clone-thick", "lvcreate", FILLING, "--snapshot"),
+    Case("clone-thick", "lvconvert", "Creating; new: clone-temporary, lv(creating)", "--splitsnapshot"),
+    Case("clone-thick", "lvremove", "Creating; new: clone-temporary, lv(creating)", "clone-"),
+    Case("clone-thick", "lvchange", FILLING, "--deltag"),
+    Case("delete-thick", "lvremove", "Deleting; new: -"),
+    Case("delete-thin", "lvremove", "Deleting; new: -"),
+    Case("delete-snapshot-thick", "lvconvert", "Deleting; new: -", "--splitsnapshot"),
+    Case("delete-snapshot-thick", "lvremove", "Deleting; new: -"),
 ]
 
 Plan = tuple[str, Callable[[], object], Callable[[], set[str]]]  # the LV named by {lv}, the call, its retry
@@ -287,15 +290,22 @@ def test_every_ci_case_is_in_the_table() -> None:
         print(f"\n[agent crash] {len(RUN_CASES)} of {len(CASES)} cases (CI_CASES); LOCALCSI_CRASH_CASES=all runs all")
 
 
-def _state(rig: Rig, prepared: set[str], lv: str) -> str:
-    """What the kill left, for the report: new or missing LVs (and their tags), the resource's phase."""
-    lvs = agent_crash.guest_lvs(rig.vm, VGS)
-    now = agent_crash.visible(lvs, (POOL,))
-    tags = {f"{one.vg}/{one.name}": [t.rpartition("/")[2] for t in one.tags if "state=" in t] for one in lvs}
+def _found(rig: Rig, prepared: set[str], lv: str) -> str:
+    """What the kill left: the resource's phase (and its LV's size once Ready), the LVs made since the
+    call (``lv``: the one the operation makes, ``(creating)``: tagged as being filled), and any gone."""
+    lvs = {f"{one.vg}/{one.name}": one for one in agent_crash.guest_lvs(rig.vm, VGS)}
+    now = agent_crash.visible(lvs.values(), (POOL,))
+
+    def role(full: str) -> str:
+        name = "lv" if full == lv else "clone-temporary" if full.split("/")[1].startswith("clone-") else full
+        return name + ("(creating)" if full in lvs and CREATING_TAG in lvs[full].tags else "")
+
     obj = rig.resources.get(lv.split("/")[1])
     phase = (llv.status(obj).get("phase") or "no status") if obj is not None else "no resource"
-    added = ", ".join(f"{name}{tags.get(name) or ''}" for name in sorted(now - prepared)) or "-"
-    return f"new LVs: {added}; gone: {', '.join(sorted(prepared - now)) or '-'}; {lv.split('/')[1]}: {phase}"
+    if phase == "Ready" and lv in lvs:
+        phase += f", lv {lvs[lv].size_bytes // MIB} MiB"
+    gone = f"; gone: {', '.join(sorted(map(role, prepared - now)))}" if prepared - now else ""
+    return f"{phase}; new: {', '.join(sorted(map(role, now - prepared))) or '-'}{gone}"
 
 
 @pytest.mark.parametrize("case", RUN_CASES, ids=[case.id for case in RUN_CASES])
@@ -314,9 +324,10 @@ def test_a_kill_of_the_agent_at_each_step_then_a_retry_converges(rig: Rig, case:
         case.matching.replace("{lv}", lv),
         skip=case.skip,
         within=agent_crash.START_TIMEOUT,
-        on_dead=lambda: found.append(_state(rig, prepared, lv)),
+        on_dead=lambda: found.append(_found(rig, prepared, lv)),
     )
     retried_at = time.monotonic()
+    assert found == [case.found], f"the kill left {found}, not {case.found!r}: not killed at the step meant"
     left = retry()
     expected = (before | left) if case.operation.startswith("delete") else (prepared | left)
     agent_crash.assert_converged(rig.vm, rig.resources, NODE, VGS, pools=(POOL,), expected=expected)
@@ -325,7 +336,7 @@ def test_a_kill_of_the_agent_at_each_step_then_a_retry_converges(rig: Rig, case:
     print(
         f"\n[agent crash] {case.id}: {done - started:.1f}s (prepare {killed_at - started:.1f}s, kill and restart "
         f"{retried_at - killed_at:.1f}s of which start {rig.agent.start_seconds[-1]:.1f}s, retry and checks "
-        f"{done - retried_at:.1f}s); at the kill: {found[0] if found else '?'}"
+        f"{done - retried_at:.1f}s); at the kill: {found[0]}"
     )
 
 
