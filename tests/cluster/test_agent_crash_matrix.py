@@ -127,7 +127,8 @@ def rig(installed_vm: NodeVM, kube_cluster: KubeCluster, tmp_path_factory: pytes
             print(f"\n[agent crash] sources: {time.monotonic() - started:.1f}s")
             yield rig
     finally:
-        agent.stop()
+        if agent.pid is not None:
+            agent.kill()  # the VM goes with the module: no need to wait for a clean stop
         # The VM goes with the module; the session's apiserver stays: leave no LogicalVolume behind.
         for obj in resources.list(llv.node_selector(NODE))[0]:
             resources.patch(llv.name(obj), {"metadata": {"finalizers": []}})
