@@ -312,6 +312,9 @@ def _found(rig: Rig, prepared: set[str], lv: str) -> str:
 @pytest.mark.parametrize("case", RUN_CASES, ids=[case.id for case in RUN_CASES])
 def test_a_kill_of_the_agent_at_each_step_then_a_retry_converges(rig: Rig, case: Case) -> None:
     name = f"acrash-{case.id.replace('@', '-').replace('(', '-').replace(')', '').replace('#', '-')}"
+    if not rig.agent.alive():  # an earlier case failed between its kill and the restart
+        print("\n[agent crash] the agent is down after an earlier failure: starting it")
+        rig.agent.start()
     started = time.monotonic()
     before = rig.lvs()
     lv, call, retry = _plan(rig, case, name)
