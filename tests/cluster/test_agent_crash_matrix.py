@@ -118,7 +118,7 @@ def rig(installed_vm: NodeVM, kube_cluster: KubeCluster, tmp_path_factory: pytes
             groups = (status.get("nodeStorageInfo") or {}).get("volumeGroups") or []
             return {g.get("name") for g in groups if g.get("thinPools") or g.get("name") == THICK_VG} >= set(VGS)
 
-        wait_for("the agent's report of both VGs and the pool", reported, 120, 1.0, agent.logs)
+        wait_for("the agent's report of both VGs and the pool", reported, 300, 1.0, agent.logs)
         with cluster_mode_controller(kube_cluster, socket, operation_timeout=OPERATION_TIMEOUT) as controller:
             rig = Rig(vm, agent, controller, resources, kube_cluster, {})
             started = time.monotonic()
