@@ -21,10 +21,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import CounterMetricFamily
 
 from localcsi.background_http import BackgroundHTTPServer
-from localcsi.extender.memory import release_after
 from localcsi.extender.protocol import ProtocolError, RequestCache, encode_filter_result, encode_ranks, parse_args
 from localcsi.extender.service import Extender
 from localcsi.logs import fields
+from localcsi.malloc import release_after
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from localcsi.extender.cache import (
 from localcsi.extender.main import settle_garbage_collector
 from localcsi.extender.server import ExtenderServer
 from localcsi.extender.service import Extender
+from localcsi.malloc import pin_mmap_threshold
 
 KNOWN_NODES = ("big", "small", "two", "disks")
 CLASSES = ("local", "thin", "striped", "device", "bad", "other", "missing")
@@ -122,6 +123,7 @@ def stats(extender: Extender) -> dict[str, Any]:
 
 def main() -> None:
     logging.basicConfig(level=logging.ERROR)  # a 500's traceback, not a warning per 400
+    assert pin_mmap_threshold(), "as `localcsi extender` does at start"
     extender = build_extender()
     server = ExtenderServer(("127.0.0.1", 0), extender)
     settle_garbage_collector()  # as `localcsi extender` does once its informers have synced
