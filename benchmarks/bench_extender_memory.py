@@ -30,6 +30,7 @@ from localcsi.extender.cache import (
 )
 from localcsi.extender.main import settle_garbage_collector
 from localcsi.extender.service import Extender
+from localcsi.malloc import pin_mmap_threshold
 
 GOAL_MIB = 150
 MIB = 1024 * 1024
@@ -106,6 +107,7 @@ def main() -> int:
     parser.add_argument("--pvcs", type=int, default=10_000, help="bound claims (each with its PV and pod)")
     parser.add_argument("--requests", type=int, default=200, help="pods filtered and prioritized after loading")
     args = parser.parse_args()
+    pin_mmap_threshold()  # as every component does at start (localcsi.cli.main)
     result = run(args.nodes, args.pvcs, args.requests)
     print(f"{args.nodes} nodes, {args.pvcs} bound PVCs with PVs and pods, {args.requests} filter+prioritize")
     print(f"  RSS after imports  {result['start']:7.1f} MiB")

@@ -108,3 +108,16 @@ def test_a_group_given_twice_holds_twice_and_a_group_gone_holds_nothing() -> Non
     other: Group = ((("vg0", 1),), ["a"])
     assert table.held_per_row([other]).tolist()[rows[0]] == 1
     assert table.room(rows, []).tolist() == [[table.free[rows[0], 0]]]
+
+
+def test_held_by_vg_names_the_vgs_with_a_column_and_sums_the_others() -> None:
+    table = CapacityTable()
+    table.set(cap(10, node="a"))
+    table.set(cap(10, 10, node="b"))
+    held: list[Group] = [
+        ((("vg0", 3), ("vg-elsewhere", 2)), ["a", "b"]),
+        ((("vg1", 5),), ("b",)),
+    ]
+    rows = table.rows_of(["b", "a"])
+    assert table.held_by_vg(rows, held) == [({"vg0": 3, "vg1": 5}, 2), ({"vg0": 3}, 2)]
+    assert table.held_by_vg(rows, []) == [({}, 0), ({}, 0)]
