@@ -43,7 +43,10 @@ class _PodHold:
     def groups(self) -> list[tuple[Sequence[tuple[str, int]], list[str]]]:
         """``by_node`` as the VG bytes held on each group of nodes (nodes that took the same VGs share
         one Assignment), made once per change of ``by_node``."""
-        if self._groups is None:
+        if self._groups is None and len(set(map(id, self.by_node.values()))) == 1:
+            placed = next(iter(self.by_node.values()))  # the usual case: one choice on every node
+            self._groups = [(placed.vg_bytes, list(self.by_node))] if placed.vg_bytes else []
+        elif self._groups is None:
             nodes_of: dict[int, tuple[Assignment, list[str]]] = {}
             for node, placed in self.by_node.items():
                 group = nodes_of.get(id(placed))
