@@ -36,7 +36,7 @@ from localcsi.lvm.runner import COMMAND_ENV
 from localcsi.testing import csi_requests as req
 from localcsi.testing.csi_requests import MIB
 from localcsi.testing.percentiles import nearest_rank
-from localcsi.testing.proc_status import rss_kib
+from localcsi.testing.proc_status import anonymous_kib, rss_kib, threads
 
 SIZE = 8 * MIB
 BLOCK = req.block_capability()
@@ -135,6 +135,11 @@ def agent_cycle(vgs: list[str]) -> dict[str, Any]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def memory_kib(pid: int) -> dict[str, int]:
+    """The plugin's RSS, its anonymous part by kind (malloc arenas, thread stacks, the rest), its threads."""
+    return {**rss_kib(pid), **anonymous_kib(pid), "threads": threads(pid)}
+
+
 def report_phase(result: dict[str, Any], name: str, value: Any) -> None:
     """Keep a phase's figures and print them at once, a JSON line, for whoever follows the log."""
     result[name] = value
@@ -156,7 +161,7 @@ def main() -> None:
     controller = Controller(socket, {"vgName": thick_vg}, {"vgName": thin_vg, "lvmType": "thin", "thinPool": pool})
     bare = BareLvm(thick_vg, thin_vg, pool)
     result: dict[str, Any] = {"volumes": volumes}
-    report_phase(result, "rss_kib_at_start", rss_kib(pid))
+    report_phase(result, "rss_kib_at_start", memory_kib(pid))
     report_phase(result, "cycle_few", agent_cycle([thick_vg, thin_vg]))
     report_phase(result, "create_few", create_with_baseline(controller, bare, range(sample)))
     started = time.perf_counter()
@@ -172,12 +177,12 @@ def main() -> None:
     published, unpublished = publish_some(controller, publish)
     report_phase(result, "publish", summary(published))
     report_phase(result, "unpublish", summary(unpublished))
-    report_phase(result, "rss_kib_at_volumes", rss_kib(pid))
+    report_phase(result, "rss_kib_at_volumes", memory_kib(pid))
     report_phase(result, "delete_many", summary([controller.delete(index) for index in last]))
     with ThreadPoolExecutor(4) as pool_of_callers:
         list(pool_of_callers.map(controller.delete, range(sample, volumes - sample)))
     report_phase(result, "delete_few", summary([controller.delete(index) for index in range(sample)]))
-    report_phase(result, "rss_kib_at_end", rss_kib(pid))
+    report_phase(result, "rss_kib_at_end", memory_kib(pid))
     print(json.dumps({"result": result}), flush=True)
 
 
