@@ -9,6 +9,7 @@ value that does not apply is "" (data_percent of a linear LV, origin of a non-sn
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -120,7 +121,7 @@ def _optional_float(row: dict[str, str], name: str) -> float | None:
 
 
 def _list(text: str) -> tuple[str, ...]:
-    return tuple(item for item in text.split(",") if item)
+    return tuple(sys.intern(item) for item in text.split(",") if item)
 
 
 def _time(text: str) -> datetime | None:
@@ -163,19 +164,19 @@ def lv_from_row(row: dict[str, str]) -> LogicalVolume:
     if len(attr) < 10:
         raise ReportError(f"lv_attr {attr!r} of {row.get('lv_name')!r} is not lvm2's 10-character form")
     return LogicalVolume(
-        vg=_field(row, "vg_name"),
+        vg=sys.intern(_field(row, "vg_name")),
         name=_field(row, "lv_name"),
         uuid=row.get("lv_uuid", ""),
-        attr=attr,
+        attr=sys.intern(attr),
         size_bytes=_int(row, "lv_size"),
         layout=_list(row.get("lv_layout", "")),
         tags=_list(row.get("lv_tags", "")),
-        pool_lv=row.get("pool_lv", ""),
-        origin=row.get("origin", ""),
+        pool_lv=sys.intern(row.get("pool_lv", "")),
+        origin=sys.intern(row.get("origin", "")),
         origin_size_bytes=_optional_int(row, "origin_size"),
         data_percent=_optional_float(row, "data_percent"),
         metadata_percent=_optional_float(row, "metadata_percent"),
-        health_status=row.get("lv_health_status", ""),
+        health_status=sys.intern(row.get("lv_health_status", "")),
         created=_time(row.get("lv_time", "")),
         kernel_major=_optional_int(row, "lv_kernel_major"),
         kernel_minor=_optional_int(row, "lv_kernel_minor"),

@@ -114,6 +114,20 @@ def test_tags_list_is_split_on_commas() -> None:
     assert Source(SourceKind.VOLUME, "n/vg/csi-1") == Source(SourceKind.VOLUME, "n/vg/csi-1")
 
 
+def test_values_repeated_across_lvs_and_reports_are_one_string_each() -> None:
+    """The view keeps a report of 1000 LVs, and callers may hold the one before: the VG name, lv_attr,
+    pool and tags they share are one object each, not one per LV per report."""
+    tags = "localcsi.io,localcsi.io/kind=volume"
+    rows = [lv_row(name, attr="Vwi-a-tz--", pool_lv="pool0", lv_tags=tags) for name in ("a", "b")]
+    first, second = parse_lvs(lvs_json(*rows))
+    (again, _) = parse_lvs(lvs_json(*rows))
+    for lv in (second, again):
+        assert lv.vg is first.vg and lv.attr is first.attr and lv.pool_lv is first.pool_lv
+        assert all(tag is kept for tag, kept in zip(lv.tags, first.tags, strict=True))
+        assert lv.layout[0] is first.layout[0]
+    assert again == first
+
+
 def test_repeated_rows_for_one_lv_collapse() -> None:
     assert len(parse_lvs(lvs_json(lv_row("a"), lv_row("a"), lv_row("a", vg="vg1")))) == 2
 

@@ -9,7 +9,7 @@ from localcsi.testing.proc_status import anonymous_kib, classify, parse_smaps, r
 pytestmark = pytest.mark.unit
 
 
-def mapping(start: int, size_kib: int, perms: str, name: str = "", rss_kib: int = 0, inode: int = 0) -> str:
+def mapping(start: int, size_kib: int, perms: str, name: str = "", rss_kib: int = 0, *, inode: int = 0) -> str:
     end = start + size_kib * 1024
     return (
         f"{start:012x}-{end:012x} {perms} 00000000 00:00 {inode}    {name}\n"
