@@ -18,7 +18,7 @@ from lvm_fixtures import (
 )
 
 from localcsi.core.health import volume_condition
-from localcsi.core.model import snapshot_from_lv, thin_pools, volume_from_lv
+from localcsi.core.model import LogicalVolume, snapshot_from_lv, thin_pools, volume_from_lv
 from localcsi.core.params import LvmType
 from localcsi.core.sizes import GiB
 from localcsi.core.tags import Source, SourceKind
@@ -114,18 +114,20 @@ def test_tags_list_is_split_on_commas() -> None:
     assert Source(SourceKind.VOLUME, "n/vg/csi-1") == Source(SourceKind.VOLUME, "n/vg/csi-1")
 
 
-def test_values_repeated_across_lvs_and_reports_are_one_string_each() -> None:
-    """The view keeps a report of 1000 LVs, and callers may hold the one before: the VG name, lv_attr,
-    pool and tags they share are one object each, not one per LV per report."""
+def shared_values(lv: LogicalVolume) -> list[str]:
+    return [lv.vg, lv.attr, lv.pool_lv, lv.origin, lv.health_status, *lv.layout, *lv.tags]
+
+
+def test_values_repeated_across_a_reports_lvs_are_one_string_each() -> None:
+    """The view keeps every LV of a report of 1000: the VG name, lv_attr, pool, layout and tags they
+    share are one object each, not one per LV."""
     tags = "localcsi.io,localcsi.io/kind=volume"
-    rows = [lv_row(name, attr="Vwi-a-tz--", pool_lv="pool0", lv_tags=tags) for name in ("a", "b")]
-    first, second = parse_lvs(lvs_json(*rows))
-    (again, _) = parse_lvs(lvs_json(*rows))
-    for lv in (second, again):
-        assert lv.vg is first.vg and lv.attr is first.attr and lv.pool_lv is first.pool_lv
-        assert all(tag is kept for tag, kept in zip(lv.tags, first.tags, strict=True))
-        assert lv.layout[0] is first.layout[0]
-    assert again == first
+    rows = [lv_row(name, attr="Vwi-a-tz--", pool_lv="pool0", lv_tags=tags) for name in ("a", "b", "c")]
+    for lvs in (parse_lvs(lvs_json(*rows)), parse_fullreport(fullreport_json())[2]):
+        values = [value for lv in lvs for value in shared_values(lv)]
+        assert len({id(value) for value in values}) == len(set(values)), "one object per distinct value"
+    (alone,) = parse_lvs(lvs_json(rows[0]))
+    assert alone == parse_lvs(lvs_json(*rows))[0], "the same LV whether or not others share its values"
 
 
 def test_repeated_rows_for_one_lv_collapse() -> None:
