@@ -101,11 +101,13 @@ def report(result: dict[str, Any]) -> None:
         f"plugin RSS: {mib(start['VmRSS'])} at start, {mib(end['VmRSS'])} at {volumes} (peak {mib(end['VmHWM'])}), "
         f"{mib(after['VmRSS'])} after the deletes (peak {mib(after['VmHWM'])}); goal at most {RSS_GOAL_MIB} MiB"
     )
+    print(f"transparent huge pages in the guest: {result['transparent_hugepage']}")
     for when, memory in (("at start", start), (f"at {volumes}", end), ("after the deletes", after)):
         print(
             f"plugin {when}: anonymous {mib(memory['RssAnon'])} (malloc main arena {mib(memory['malloc_main'])}, "
             f"thread arenas {mib(memory['malloc_threads'])}, thread stacks {mib(memory['thread_stacks'])}, "
-            f"other {mib(memory['other'])}), files {mib(memory['RssFile'])}; {memory['threads']} threads"
+            f"other {mib(memory['other'])}; of all these, huge pages {mib(memory['huge_pages'])}), "
+            f"files {mib(memory['RssFile'])}; {memory['threads']} threads"
         )
 
 

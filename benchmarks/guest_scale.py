@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -39,6 +40,7 @@ from localcsi.testing.percentiles import nearest_rank
 from localcsi.testing.proc_status import anonymous_kib, rss_kib, threads
 
 SIZE = 8 * MIB
+THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 BLOCK = req.block_capability()
 
 
@@ -161,6 +163,7 @@ def main() -> None:
     controller = Controller(socket, {"vgName": thick_vg}, {"vgName": thin_vg, "lvmType": "thin", "thinPool": pool})
     bare = BareLvm(thick_vg, thin_vg, pool)
     result: dict[str, Any] = {"volumes": volumes}
+    report_phase(result, "transparent_hugepage", THP.read_text().strip() if THP.exists() else "absent")
     report_phase(result, "rss_kib_at_start", memory_kib(pid))
     report_phase(result, "cycle_few", agent_cycle([thick_vg, thin_vg]))
     report_phase(result, "create_few", create_with_baseline(controller, bare, range(sample)))

@@ -9,12 +9,14 @@ from localcsi.testing.proc_status import anonymous_kib, classify, parse_smaps, r
 pytestmark = pytest.mark.unit
 
 
-def mapping(start: int, size_kib: int, perms: str, name: str = "", rss_kib: int = 0, *, inode: int = 0) -> str:
+def mapping(
+    start: int, size_kib: int, perms: str, name: str = "", rss_kib: int = 0, *, inode: int = 0, huge: int = 0
+) -> str:
     end = start + size_kib * 1024
     return (
         f"{start:012x}-{end:012x} {perms} 00000000 00:00 {inode}    {name}\n"
         f"Size:           {size_kib} kB\nKernelPageSize:        4 kB\nRss:            {rss_kib} kB\n"
-        f"Pss:            {rss_kib} kB\nVmFlags: rd wr mr mw me ac\n"
+        f"Pss:            {rss_kib} kB\nAnonHugePages:  {huge} kB\nVmFlags: rd wr mr mw me ac\n"
     )
 
 
@@ -28,6 +30,9 @@ SMAPS = "".join(
         # a thread's stack behind its guard page
         mapping(0x7F_1000_0000, 4, "---p"),
         mapping(0x7F_1000_1000, 8192, "rw-p", rss_kib=40),
+        # one that the kernel backed with a transparent huge page
+        mapping(0x7F_1100_0000, 4, "---p"),
+        mapping(0x7F_1100_1000, 8192, "rw-p", rss_kib=2100, huge=2048),
         # pymalloc arenas and large blocks
         mapping(0x7F_2000_0000, 3072, "rw-p", rss_kib=3000),
         mapping(0x7F_3000_0000, 512, "r--p", "/usr/lib/libc.so.6", 200, inode=99),
@@ -38,17 +43,19 @@ SMAPS = "".join(
 
 def test_smaps_mappings_are_read_with_their_resident_size() -> None:
     mappings = parse_smaps(SMAPS)
-    assert mappings[0] == ("r-xp", 132, "/usr/bin/python3.11", 100)
-    assert mappings[2] == ("rw-p", 1024, "", 900)
-    assert len(mappings) == 9
+    assert mappings[0] == ("r-xp", 132, "/usr/bin/python3.11", 100, 0)
+    assert mappings[2] == ("rw-p", 1024, "", 900, 0)
+    assert mappings[7] == ("rw-p", 8192, "", 2100, 2048)
+    assert len(mappings) == 11
 
 
 def test_anonymous_memory_is_split_by_the_shape_of_its_mapping() -> None:
     assert classify(parse_smaps(SMAPS)) == {
         "malloc_main": 1500,
         "malloc_threads": 900,
-        "thread_stacks": 40,
+        "thread_stacks": 2140,
         "other": 3000,
+        "huge_pages": 2048,
     }
 
 
