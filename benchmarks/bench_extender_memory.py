@@ -30,7 +30,7 @@ from localcsi.extender.cache import (
 )
 from localcsi.extender.main import settle_garbage_collector
 from localcsi.extender.service import Extender
-from localcsi.malloc import pin_mmap_threshold
+from localcsi.memory import pin_mmap_threshold
 
 GOAL_MIB = 150
 MIB = 1024 * 1024

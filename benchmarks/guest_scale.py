@@ -4,35 +4,71 @@
 
 Half the volumes are thick, half thin. SAMPLE creates (and deletes) are timed one at a time with few
 volumes on the node and again with VOLUMES on it; the bulk between is made by four callers at once.
+The baseline in the same run: each timed CreateVolume is followed by a bare ``lvcreate`` of the same
+size and kind (the plugin's own argv, run here without the plugin), and those LVs are then removed
+one at a time with ``lvremove``, so the ratio of the two says how much of CreateVolume's growth is
+lvm2's own (its metadata grows with every LV).
 Also: ListVolumes paged by 100 over all of them, PUBLISH raw block publishes and unpublishes, one
-agent discovery cycle (its command count), and the plugin's RSS from /proc. Prints a JSON line as each
-phase ends, and the whole result last.
+agent discovery cycle in a process of its own (guest_agent_cycle.py: its command count and its RSS after
+the cycle, with the agent's modules imported as the agent's process imports them), and the plugin's
+RSS from /proc. Prints a JSON line as each phase ends, and the whole result last.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import grpc
 
-from localcsi.agent.cycle import Agent
-from localcsi.agent.orphans import OrphanTracker
-from localcsi.agent.status import StatusPublisher
+from localcsi.core.params import LvmType
 from localcsi.csi import csi_pb2, services
-from localcsi.lvm.runner import SubprocessRunner
+from localcsi.lvm import commands
+from localcsi.lvm.runner import COMMAND_ENV
 from localcsi.testing import csi_requests as req
 from localcsi.testing.csi_requests import MIB
 from localcsi.testing.percentiles import nearest_rank
+from localcsi.testing.proc_status import anonymous_kib, rss_kib, threads
 
 SIZE = 8 * MIB
+THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 BLOCK = req.block_capability()
+
+
+class BareLvm:
+    """lvcreate and lvremove of the plugin's kinds, without the plugin: argv lists, no shell."""
+
+    def __init__(self, thick_vg: str, thin_vg: str, pool: str) -> None:
+        self.specs = (
+            functools.partial(commands.LvSpec, vg=thick_vg, size_bytes=SIZE, lvm_type=LvmType.LINEAR),
+            functools.partial(commands.LvSpec, vg=thin_vg, size_bytes=SIZE, lvm_type=LvmType.THIN, thin_pool=pool),
+        )
+        self.env = {**os.environ, **COMMAND_ENV}
+        self.made: list[tuple[str, str]] = []
+
+    def run(self, argv: list[str]) -> float:
+        started = time.perf_counter()
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, capture_output=True, env=self.env)
+        return time.perf_counter() - started
+
+    def create(self, index: int) -> float:
+        """Index ``index`` is of the same kind as the plugin's volume ``scale-{index}``."""
+        spec = self.specs[index % 2](name=f"bare-{index}")
+        self.made.append((spec.vg, spec.name))
+        return self.run(commands.lvcreate_argv(spec))
+
+    def remove_all(self) -> list[float]:
+        made, self.made = self.made, []
+        return [self.run(commands.lvremove_argv(vg, name)) for vg, name in made]
 
 
 class Controller:
@@ -94,38 +130,16 @@ def publish_some(controller: Controller, count: int) -> tuple[list[float], list[
     return published, unpublished
 
 
-class Keeper:
-    """Stands in for the apiserver: keeps the status the agent sends and drops its Events."""
-
-    def __init__(self) -> None:
-        self.status: dict[str, Any] | None = None
-
-    def patch_status(self, name: str, status: dict[str, Any]) -> dict[str, Any]:
-        self.status = status
-        return {"metadata": {"name": name}, "status": status}
-
-    def record(self, involved: object, event_type: str, reason: str, message: str) -> None:
-        pass
-
-
 def agent_cycle(vgs: list[str]) -> dict[str, Any]:
-    keeper = Keeper()
-    agent = Agent("node-1", SubprocessRunner(), StatusPublisher(keeper, keeper), None, orphans=OrphanTracker(0, False))
-    nls = {"metadata": {"name": "node-1", "generation": 1}, "spec": {"listConfig": {"vgs": {"include": vgs}}}}
-    result = agent.cycle(nls)
-    groups = (keeper.status or {}).get("nodeStorageInfo", {}).get("volumeGroups", [])
-    return {
-        "commands": result.commands,
-        "lvm_commands": result.lvm_commands,
-        "seconds": result.seconds,
-        "logical_volumes": sum(len(group.get("logicalVolumes", [])) for group in groups),
-    }
+    """One discovery cycle in a python process of its own (guest_agent_cycle.py, beside this script)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest_agent_cycle.py")
+    done = subprocess.run([sys.executable, script, *vgs], check=True, capture_output=True, text=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def rss_kib(pid: int) -> dict[str, int]:
-    with open(f"/proc/{pid}/status") as status:
-        fields = dict(line.split(":", 1) for line in status)
-    return {key: int(fields[key].split()[0]) for key in ("VmRSS", "VmHWM")}
+def memory_kib(pid: int) -> dict[str, int]:
+    """The plugin's RSS, its anonymous part by kind (malloc arenas, thread stacks, the rest), its threads."""
+    return {**rss_kib(pid), **anonymous_kib(pid), "threads": threads(pid)}
 
 
 def report_phase(result: dict[str, Any], name: str, value: Any) -> None:
@@ -134,20 +148,31 @@ def report_phase(result: dict[str, Any], name: str, value: Any) -> None:
     print(json.dumps({"phase": name, "value": value}), flush=True)
 
 
+def create_with_baseline(controller: Controller, bare: BareLvm, indexes: range) -> dict[str, Any]:
+    """Each CreateVolume followed by a bare lvcreate of the same kind; then the bare LVs removed."""
+    plugin, lvcreate = [], []
+    for index in indexes:
+        plugin.append(controller.create(index))
+        lvcreate.append(bare.create(index))
+    return {"plugin": summary(plugin), "lvcreate": summary(lvcreate), "lvremove": summary(bare.remove_all())}
+
+
 def main() -> None:
     thick_vg, thin_vg, pool, socket = sys.argv[1:5]
     pid, volumes, sample, publish = (int(value) for value in sys.argv[5:9])
     controller = Controller(socket, {"vgName": thick_vg}, {"vgName": thin_vg, "lvmType": "thin", "thinPool": pool})
+    bare = BareLvm(thick_vg, thin_vg, pool)
     result: dict[str, Any] = {"volumes": volumes}
-    report_phase(result, "rss_kib_at_start", rss_kib(pid))
+    report_phase(result, "transparent_hugepage", THP.read_text().strip() if THP.exists() else "absent")
+    report_phase(result, "rss_kib_at_start", memory_kib(pid))
     report_phase(result, "cycle_few", agent_cycle([thick_vg, thin_vg]))
-    report_phase(result, "create_few", summary([controller.create(index) for index in range(sample)]))
+    report_phase(result, "create_few", create_with_baseline(controller, bare, range(sample)))
     started = time.perf_counter()
     with ThreadPoolExecutor(4) as pool_of_callers:
         bulk = list(pool_of_callers.map(controller.create, range(sample, volumes - sample)))
     report_phase(result, "bulk_create", {"wall": time.perf_counter() - started, **summary(bulk)})
     last = range(volumes - sample, volumes)
-    report_phase(result, "create_many", summary([controller.create(index) for index in last]))
+    report_phase(result, "create_many", create_with_baseline(controller, bare, last))
     report_phase(result, "cycle_many", agent_cycle([thick_vg, thin_vg]))
     listing_started = time.perf_counter()
     entries, pages = list_all(controller)
@@ -155,11 +180,12 @@ def main() -> None:
     published, unpublished = publish_some(controller, publish)
     report_phase(result, "publish", summary(published))
     report_phase(result, "unpublish", summary(unpublished))
-    report_phase(result, "rss_kib_at_volumes", rss_kib(pid))
+    report_phase(result, "rss_kib_at_volumes", memory_kib(pid))
     report_phase(result, "delete_many", summary([controller.delete(index) for index in last]))
     with ThreadPoolExecutor(4) as pool_of_callers:
         list(pool_of_callers.map(controller.delete, range(sample, volumes - sample)))
     report_phase(result, "delete_few", summary([controller.delete(index) for index in range(sample)]))
+    report_phase(result, "rss_kib_at_end", memory_kib(pid))
     print(json.dumps({"result": result}), flush=True)
 
 

@@ -10,7 +10,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Final, cast
 
-from localcsi import DRIVER_NAME, __version__, logs, malloc
+from localcsi import DRIVER_NAME, __version__, logs, memory
 
 log = logging.getLogger(__name__)
 
@@ -401,5 +401,5 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.log_level, args.log_format)
-    malloc.pin_mmap_threshold()  # every component is long-lived: large buffers must not stay resident
+    memory.pin_mmap_threshold()  # every component is long-lived: large buffers must not stay resident
     return resolve_runner(args.command)(args)

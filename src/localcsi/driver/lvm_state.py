@@ -4,6 +4,11 @@ The view is one ``lvm fullreport`` of the allowed VGs, reused for ``max_age`` se
 always see their own writes: an empty LV this process created is folded into the view (saving a
 second lvm2 call per CreateVolume), and every other change drops the view. A read that raced a
 change is used once but not kept; concurrent callers share one read.
+
+Every read runs on the view's one reader thread, and the heap is trimmed after it. A report of 1000
+LVs is about 650 KB of JSON, parsed into about 3 MB of transient objects: read on whichever gRPC
+worker asked, each worker's malloc arena kept that much in its free lists, and the plugin's RSS grew
+by megabytes per worker that ever read (docs/testing.md, "Scale on one node").
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
@@ -20,6 +26,9 @@ from localcsi.core.params import LvmType
 from localcsi.core.placement import RAID1_LEGS, Placement
 from localcsi.lvm.commands import LvSpec
 from localcsi.lvm.lvm import LvmState
+from localcsi.memory import trim_heap
+
+READER_THREAD = "lvm-report"
 
 
 class LvmTool(Protocol):
@@ -57,14 +66,21 @@ class StateView:
         self._state: LvmState | None = None
         self._read_at = 0.0
         self._generation = 0
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=READER_THREAD)
 
     def read(self) -> LvmState:
-        """A new report, bypassing the cache."""
+        """A new report, bypassing the cache: read on the reader thread, whoever asks."""
+        return self._reader.submit(self._read).result()
+
+    def _read(self) -> LvmState:
         state = self.lvm.state()
-        return LvmState(
+        allowed = LvmState(
             vgs=tuple(vg for vg in state.vgs if self.vg_allowed(vg.name)),
             lvs=tuple(lv for lv in state.lvs if self.vg_allowed(lv.vg)),
         )
+        del state
+        trim_heap()  # what the parse freed, before the next caller's work lands among it
+        return allowed
 
     def _cached(self) -> LvmState | None:
         with self._mutex:

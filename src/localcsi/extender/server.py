@@ -24,7 +24,7 @@ from localcsi.background_http import BackgroundHTTPServer
 from localcsi.extender.protocol import ProtocolError, RequestCache, encode_filter_result, encode_ranks, parse_args
 from localcsi.extender.service import Extender
 from localcsi.logs import fields
-from localcsi.malloc import release_after
+from localcsi.memory import release_after
 
 log = logging.getLogger(__name__)
 

@@ -119,8 +119,20 @@ def _optional_float(row: dict[str, str], name: str) -> float | None:
         raise ReportError(f"lvm2 report field {name}={text!r} is not a number") from None
 
 
-def _list(text: str) -> tuple[str, ...]:
-    return tuple(item for item in text.split(",") if item)
+class Shared(dict[str, str]):
+    """One string object for each value that a report's rows repeat (VG name, lv_attr, pool, layout,
+    tags): the view keeps every LV of a report, so 1000 LVs held 1000 copies of each. Per parse, so
+    that nothing outlives the reports that use it (``sys.intern`` grew the interpreter's table of
+    interned strings past a resize, 1 to 2 MiB, to save less)."""
+
+    def __missing__(self, key: str) -> str:
+        self[key] = key
+        return key
+
+
+def _list(text: str, shared: Shared | None = None) -> tuple[str, ...]:
+    items = (item for item in text.split(",") if item)
+    return tuple(items) if shared is None else tuple(shared[item] for item in items)
 
 
 def _time(text: str) -> datetime | None:
@@ -158,24 +170,26 @@ def pv_from_row(row: dict[str, str]) -> PhysicalVolume:
     )
 
 
-def lv_from_row(row: dict[str, str]) -> LogicalVolume:
+def lv_from_row(row: dict[str, str], shared: Shared | None = None) -> LogicalVolume:
+    """``shared``: the values already seen in this report, so that repeated ones are one object."""
     attr = _field(row, "lv_attr")
     if len(attr) < 10:
         raise ReportError(f"lv_attr {attr!r} of {row.get('lv_name')!r} is not lvm2's 10-character form")
+    one = Shared() if shared is None else shared
     return LogicalVolume(
-        vg=_field(row, "vg_name"),
+        vg=one[_field(row, "vg_name")],
         name=_field(row, "lv_name"),
         uuid=row.get("lv_uuid", ""),
-        attr=attr,
+        attr=one[attr],
         size_bytes=_int(row, "lv_size"),
-        layout=_list(row.get("lv_layout", "")),
-        tags=_list(row.get("lv_tags", "")),
-        pool_lv=row.get("pool_lv", ""),
-        origin=row.get("origin", ""),
+        layout=_list(row.get("lv_layout", ""), one),
+        tags=_list(row.get("lv_tags", ""), one),
+        pool_lv=one[row.get("pool_lv", "")],
+        origin=one[row.get("origin", "")],
         origin_size_bytes=_optional_int(row, "origin_size"),
         data_percent=_optional_float(row, "data_percent"),
         metadata_percent=_optional_float(row, "metadata_percent"),
-        health_status=row.get("lv_health_status", ""),
+        health_status=one[row.get("lv_health_status", "")],
         created=_time(row.get("lv_time", "")),
         kernel_major=_optional_int(row, "lv_kernel_major"),
         kernel_minor=_optional_int(row, "lv_kernel_minor"),
@@ -199,7 +213,8 @@ def parse_pvs(stdout: str, command: str = "pvs") -> list[PhysicalVolume]:
 
 
 def parse_lvs(stdout: str, command: str = "lvs") -> list[LogicalVolume]:
-    return unique_lvs(lv_from_row(row) for row in report_rows(stdout, "lv", command))
+    shared = Shared()
+    return unique_lvs(lv_from_row(row, shared) for row in report_rows(stdout, "lv", command))
 
 
 def parse_fullreport(
@@ -207,8 +222,9 @@ def parse_fullreport(
 ) -> tuple[list[VolumeGroup], list[PhysicalVolume], list[LogicalVolume]]:
     """VGs, PVs and LVs of one ``lvm fullreport``, its JSON parsed once."""
     rows = report_sections(stdout, ("vg", "pv", "lv"), command)
+    shared = Shared()
     return (
         [vg_from_row(row) for row in rows["vg"]],
         [pv_from_row(row) for row in rows["pv"]],
-        unique_lvs(lv_from_row(row) for row in rows["lv"]),
+        unique_lvs(lv_from_row(row, shared) for row in rows["lv"]),
     )

@@ -28,7 +28,7 @@ from localcsi.extender.cache import (
 from localcsi.extender.main import settle_garbage_collector
 from localcsi.extender.server import ExtenderServer
 from localcsi.extender.service import Extender
-from localcsi.malloc import pin_mmap_threshold
+from localcsi.memory import pin_mmap_threshold
 
 KNOWN_NODES = ("big", "small", "two", "disks")
 CLASSES = ("local", "thin", "striped", "device", "bad", "other", "missing")

@@ -52,7 +52,7 @@ HUGE_BODY_BYTES = 8 << 20  # generated bodies go up to this; the server's limit 
 # of objects exactly: what may legitimately grow is bounded by 4 cached NodeNames arrays of up to
 # 20,000 names, 1024 parsed quantities, 256 StorageClasses' parameters and the reservations of the
 # last 60 s. RSS is held to the warm-up's peak plus 32 MiB. Before every component pinned glibc's mmap
-# threshold (localcsi/malloc.py), what big requests freed (an 8 MiB body, 20,000 names) stayed resident
+# threshold (localcsi/memory.py), what big requests freed (an 8 MiB body, 20,000 names) stayed resident
 # between smaller objects, and where RSS settled wandered from 0 to 70 MiB above the warm-up's peak
 # between runs of the very same requests, so the bound was 96 MiB; with the threshold pinned, runs of
 # 3000 examples end below the warm-up's peak. A leak of the bodies themselves (about 40 large ones per

@@ -18,7 +18,7 @@ from lvm_fixtures import (
 )
 
 from localcsi.core.health import volume_condition
-from localcsi.core.model import snapshot_from_lv, thin_pools, volume_from_lv
+from localcsi.core.model import LogicalVolume, snapshot_from_lv, thin_pools, volume_from_lv
 from localcsi.core.params import LvmType
 from localcsi.core.sizes import GiB
 from localcsi.core.tags import Source, SourceKind
@@ -112,6 +112,22 @@ def test_tags_list_is_split_on_commas() -> None:
     (lv,) = parse_lvs(lvs_json(lv_row("a", lv_tags="x,localcsi.io/source=volume:n/vg/csi-1")))
     assert lv.tags == ("x", "localcsi.io/source=volume:n/vg/csi-1")
     assert Source(SourceKind.VOLUME, "n/vg/csi-1") == Source(SourceKind.VOLUME, "n/vg/csi-1")
+
+
+def shared_values(lv: LogicalVolume) -> list[str]:
+    return [lv.vg, lv.attr, lv.pool_lv, lv.origin, lv.health_status, *lv.layout, *lv.tags]
+
+
+def test_values_repeated_across_a_reports_lvs_are_one_string_each() -> None:
+    """The view keeps every LV of a report of 1000: the VG name, lv_attr, pool, layout and tags they
+    share are one object each, not one per LV."""
+    tags = "localcsi.io,localcsi.io/kind=volume"
+    rows = [lv_row(name, attr="Vwi-a-tz--", pool_lv="pool0", lv_tags=tags) for name in ("a", "b", "c")]
+    for lvs in (parse_lvs(lvs_json(*rows)), parse_fullreport(fullreport_json())[2]):
+        values = [value for lv in lvs for value in shared_values(lv)]
+        assert len({id(value) for value in values}) == len(set(values)), "one object per distinct value"
+    (alone,) = parse_lvs(lvs_json(rows[0]))
+    assert alone == parse_lvs(lvs_json(*rows))[0], "the same LV whether or not others share its values"
 
 
 def test_repeated_rows_for_one_lv_collapse() -> None:

@@ -1,4 +1,5 @@
-"""The allocator settings every component runs with (localcsi.malloc)."""
+"""The memory settings the components run with (localcsi.memory): the pinned mmap threshold, heap
+trims, and no transparent huge pages for the plugin."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import sys
 
 import pytest
 
-from localcsi import cli, malloc
-from localcsi.malloc import TRIM_AFTER_BODY_BYTES, release_after
+from localcsi import cli, memory
+from localcsi.memory import TRIM_AFTER_BODY_BYTES, release_after, trim_heap
 
 pytestmark = pytest.mark.unit
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.unit
 # then hold twenty 2 MiB buffers, each followed by a small object that outlives it, and free them.
 FRAGMENT = """
 import sys
-from localcsi.malloc import pin_mmap_threshold
+from localcsi.memory import pin_mmap_threshold
 def rss_kib():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS"))
 pinned = sys.argv[1] == "pin" and pin_mmap_threshold()
@@ -56,11 +57,27 @@ def test_only_a_large_body_trims_the_heap() -> None:
 def test_every_component_pins_the_threshold_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     pinned: list[int] = []
 
-    def pin(threshold: int = malloc.MMAP_THRESHOLD_BYTES) -> bool:
+    def pin(threshold: int = memory.MMAP_THRESHOLD_BYTES) -> bool:
         pinned.append(threshold)
         return True
 
-    monkeypatch.setattr(malloc, "pin_mmap_threshold", pin)
+    monkeypatch.setattr(memory, "pin_mmap_threshold", pin)
     monkeypatch.setattr(cli, "resolve_runner", lambda command: lambda args: 0)
     assert cli.main(["agent", "--node-name", "n1"]) == 0
-    assert pinned == [malloc.MMAP_THRESHOLD_BYTES]
+    assert pinned == [memory.MMAP_THRESHOLD_BYTES]
+
+
+def test_the_heap_is_trimmed_where_glibc_is() -> None:
+    assert trim_heap() is True, "glibc's malloc_trim is found on this platform"
+    assert trim_heap() is True, "and found again from the cache"
+
+
+def test_a_process_opted_out_of_huge_pages_shows_it_in_proc() -> None:
+    """In a child process, so that this one keeps its setting."""
+    script = (
+        "from localcsi.memory import disable_huge_pages\n"
+        "assert disable_huge_pages()\n"
+        "print([line for line in open('/proc/self/status') if line.startswith('THP_enabled')])"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+    assert "THP_enabled:\\t0" in shown, shown
