@@ -7,8 +7,8 @@ follow the new limit. A pod on unlimited volumes of the same VG, measured the sa
 least 3x faster.
 
 What is checked, each within ±10 %: no round of any kind goes over its limit (the raised one for
-writes after the raise); the first write round is at the class's limit and the last at the raised
-one; the other kinds' median over all rounds, and over the last three (long after the raise), are at
+writes after the raise); the first write round is at the class's limit and the median of the last
+three at the raised one; the other kinds' median over all rounds, and over the last three (long after the raise), are at
 their limits. A median, not every round: the raise rewrites the filesystem volume's whole limit line,
 which restarts the kernel's throttling window for that device, so the round measuring it at that moment
 can come in low (seen in CI: read IOPS 33.8 of 40 in the round the raise landed in, 40.3 in the five
@@ -283,7 +283,9 @@ def test_limits_hold_in_a_pod_follow_a_volume_attributes_class_and_spare_unlimit
     writes = rates["write-bps"]
     assert _within(writes[0], MIB), f"write-bps first round off its limit {MIB}; {report}"
     assert _at_most(max(writes), 2 * MIB), f"write-bps went over the raised limit; {report}"
-    assert _within(writes[-1], 2 * MIB), f"write-bps did not follow the class to 2 MiB/s; {report}"
+    # the last three rounds come after the raise (it lands in round 0): their median, as for the other
+    # kinds, so that one round short of CPU (seen with four VMs on two cores) does not fail the check
+    assert _within(statistics.median(writes[-3:]), 2 * MIB), f"write-bps did not follow the class to 2 MiB/s; {report}"
     for kind in ("read-iops", "read-bps", "write-iops"):
         limit = EXPECTED[kind]
         assert _at_most(max(rates[kind]), limit), f"{kind} went over its limit {limit}; {report}"
