@@ -59,13 +59,6 @@ def vm_config() -> VMConfig:
     return VMConfig(disks_gib=[3, 2], host_loopback=True)
 
 
-@dataclass(frozen=True)
-class Source:
-    volume_id: str
-    snapshot_id: str
-    digest: str
-
-
 @dataclass
 class Rig:
     vm: NodeVM
@@ -73,7 +66,7 @@ class Rig:
     controller: Any
     resources: CustomResources
     cluster: KubeCluster
-    sources: dict[str, Source]
+    sources: dict[str, crash_points.Source]
 
     def lvs(self) -> set[str]:
         return agent_crash.visible(agent_crash.guest_lvs(self.vm, VGS), (POOL,))
@@ -137,13 +130,13 @@ def rig(installed_vm: NodeVM, kube_cluster: KubeCluster, tmp_path_factory: pytes
         kube_cluster.delete_node(NODE)
 
 
-def _source(rig: Rig, name: str, params: dict[str, str]) -> Source:
+def _source(rig: Rig, name: str, params: dict[str, str]) -> crash_points.Source:
     volume = rig.create(req.create_volume(name, SIZE, params, BLOCK))
     device = f"/dev/{lv_of(volume.volume_id)}"
     rig.vm.check(["dd", "if=/dev/urandom", f"of={device}", "bs=1M", f"count={SIZE // MIB}", "oflag=direct",
                   "status=none"], timeout=600)  # fmt: skip
     snap = call_retrying(rig.controller.CreateSnapshot, req.create_snapshot(volume.volume_id, f"{name}-snap")).snapshot
-    return Source(volume.volume_id, snap.snapshot_id, rig.digest(volume.volume_id))
+    return crash_points.Source(volume.volume_id, snap.snapshot_id, rig.digest(volume.volume_id))
 
 
 @dataclass(frozen=True)

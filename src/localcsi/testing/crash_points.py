@@ -15,6 +15,7 @@ reconciler runs the same lvm2 commands): anything that runs them itself and can 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
@@ -121,3 +122,12 @@ def crash_at(
     if on_dead is not None:
         on_dead()
     plugin.start()
+
+
+@dataclass(frozen=True)
+class Source:
+    """A volume the crash matrices restore and clone from: its id, its snapshot's, its data's digest."""
+
+    volume_id: str
+    snapshot_id: str
+    digest: str

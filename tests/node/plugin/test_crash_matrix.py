@@ -36,18 +36,11 @@ COMMANDS = ("lvcreate", "lvchange", "lvextend", "lvconvert", "lvremove", "resize
 BLOCK = req.block_capability()
 
 
-@dataclass(frozen=True)
-class Source:
-    volume_id: str
-    snapshot_id: str
-    digest: str
-
-
 @dataclass
 class Rig:
     plugin: GuestPlugin
-    thick: Source
-    thin: Source
+    thick: crash_points.Source
+    thin: crash_points.Source
 
     @property
     def vm(self) -> NodeVM:
@@ -71,7 +64,7 @@ def lv_of(volume_id: str) -> str:
     return "/".join(volume_id.split("/")[1:])
 
 
-def _source(plugin: GuestPlugin, name: str, params: dict[str, str]) -> Source:
+def _source(plugin: GuestPlugin, name: str, params: dict[str, str]) -> crash_points.Source:
     volume = plugin.controller.CreateVolume(req.create_volume(name, SIZE, params, BLOCK)).volume
     target = f"/var/lib/localcsi-test/{name}"
     plugin.node.NodePublishVolume(req.publish(volume.volume_id, target, BLOCK))
@@ -79,7 +72,7 @@ def _source(plugin: GuestPlugin, name: str, params: dict[str, str]) -> Source:
     digest = plugin.vm.check(["sha256sum", target]).stdout.split()[0]
     plugin.node.NodeUnpublishVolume(req.unpublish(volume.volume_id, target))
     snapshot = plugin.controller.CreateSnapshot(req.create_snapshot(volume.volume_id, f"{name}-snap")).snapshot
-    return Source(volume.volume_id, snapshot.snapshot_id, digest)
+    return crash_points.Source(volume.volume_id, snapshot.snapshot_id, digest)
 
 
 @pytest.fixture(scope="module")
