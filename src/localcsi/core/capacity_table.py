@@ -21,7 +21,7 @@ import numpy.typing as npt
 from localcsi.core.scheduling import NodeCapacity
 
 Rows = npt.NDArray[np.int64]
-_Rows32 = npt.NDArray[np.int32]
+_KeptRows = npt.NDArray[np.int32] | npt.NDArray[np.int64]
 # What is held for pods being scheduled, as groups: the (VG, bytes) pairs held on each of some nodes.
 # A pod's wide hold is a few groups (the nodes where it took the same VGs), however many nodes it has.
 # Neither a HeldGroups nor a group's nodes may change once the table has seen them: it knows them by identity.
@@ -30,6 +30,7 @@ NO_ROW = -1
 NO_ROOM = -(1 << 62)  # far below any real free space, and far from overflowing when charges are taken off
 _GROWTH = 2
 _FIRST_ROWS = 16
+_COMPACT_ROWS = 1024  # a held group on more nodes keeps its rows as int32
 _RECENT = 2  # filter's nodes, and prioritize's (those that passed; filter hands their rows over)
 
 
@@ -116,12 +117,17 @@ class CapacityTable:
             room -= self._held.update(held).by_column[rows]
         return room
 
-    def held_per_row(self, held: HeldGroups) -> npt.NDArray[np.int64]:
-        """The bytes ``held`` holds on each row, over all its VGs (0 for rows it does not name)."""
+    def held_on(self, rows: Rows, held: HeldGroups) -> npt.NDArray[np.int64]:
+        """The bytes ``held`` holds on each of ``rows`` (as ``rows_of`` gives them), over all its VGs; a
+        new array. ``NO_ROW`` rows get row 0's: the caller masks them out."""
         if not held:
-            return np.zeros(len(self.used), dtype=np.int64)
+            return np.zeros(len(rows), dtype=np.int64)
         layer = self._held.update(held)
-        total: npt.NDArray[np.int64] = layer.by_column.sum(axis=1) + layer.elsewhere
+        rows = np.where(rows != NO_ROW, rows, 0)
+        by_column = layer.by_column
+        total: npt.NDArray[np.int64] = by_column[:, 0][rows] if by_column.shape[1] == 1 else by_column[rows].sum(axis=1)
+        if layer.held_elsewhere:
+            total += layer.elsewhere[rows]
         return total
 
     def held_by_vg(self, rows: Rows, held: HeldGroups) -> list[tuple[dict[str, int], int]]:
@@ -170,8 +176,11 @@ class CapacityTable:
         return self._columns.get(vg)
 
     def known_rows(self, nodes: Collection[str]) -> Rows:
-        """The rows of those of ``nodes`` that have a report."""
-        rows = self._lookup(nodes)
+        """The rows of those of ``nodes`` that have a report. A pod's wide hold is on the nodes of the
+        request that filtered it (or those that passed): their rows are usually still remembered."""
+        rows = next((rows for known, rows in self._recent if known == nodes), None)
+        if rows is None:
+            rows = self._lookup(nodes)
         known: Rows = rows[rows != NO_ROW]
         return known
 
@@ -192,11 +201,13 @@ class _HeldLayer:
 
     def __init__(self, table: CapacityTable) -> None:
         self._table = table
-        # Each group's rows are kept to take it off again: int32, as 200 pods holding on 5000 nodes
-        # kept 8 MiB of int64 rows (bench_extender_memory).
-        self._groups: dict[tuple[object, ...], tuple[Sequence[tuple[str, int]], Collection[str], _Rows32]] = {}
+        # Each group's rows are kept to take it off again; int32 on a large cluster, as 200 pods holding
+        # on 5000 nodes kept 8 MiB of int64 rows (bench_extender_memory), int64 on a small one, where
+        # numpy's conversion of int32 indexes was half the cost of laying a group (100 nodes: 5 of 2 us).
+        self._groups: dict[tuple[object, ...], tuple[Sequence[tuple[str, int]], Collection[str], _KeptRows]] = {}
         self.by_column = np.zeros((0, 0), dtype=np.int64)  # [row, column]: bytes held in that VG
         self.elsewhere = np.zeros(0, dtype=np.int64)  # [row]: bytes held in VGs no node reports
+        self.held_elsewhere = False  # whether any group holds in such a VG (``elsewhere`` is not all 0)
         self._last: HeldGroups | None = None  # kept, so that its identity is not reused meanwhile
 
     def forget(self) -> None:
@@ -219,21 +230,25 @@ class _HeldLayer:
             self._groups.clear()
             self.by_column = np.zeros_like(self._table.free)
             self.elsewhere = np.zeros(len(self._table.used), dtype=np.int64)
+            self.held_elsewhere = False
         for key in [key for key in self._groups if key not in wanted]:
             vg_bytes, _, rows = self._groups.pop(key)
             self._lay(vg_bytes, rows, -1)
         for key, (vg_bytes, nodes) in wanted.items():
             if key not in self._groups:
-                rows = self._table.known_rows(nodes).astype(np.int32)
+                rows = self._table.known_rows(nodes)
+                if len(rows) > _COMPACT_ROWS:
+                    rows = rows.astype(np.int32)
                 self._groups[key] = (vg_bytes, nodes, rows)
                 self._lay(vg_bytes, rows, 1)
         self._last = held
         return self
 
-    def _lay(self, vg_bytes: Sequence[tuple[str, int]], rows: _Rows32, sign: int) -> None:
+    def _lay(self, vg_bytes: Sequence[tuple[str, int]], rows: _KeptRows, sign: int) -> None:
         for vg, amount in vg_bytes:
             column = self._table.column(vg)
             if column is None:
                 self.elsewhere[rows] += sign * amount  # each node once per group: no repeated index
+                self.held_elsewhere = True
             else:
-                self.by_column[rows, column] += sign * amount
+                self.by_column[:, column][rows] += sign * amount  # faster than [rows, column]

@@ -25,6 +25,7 @@ from localcsi.extender.objects import (
     Object,
     class_params,
     inline_usages,
+    is_mapping,
     is_ours,
     meta,
     node_of_report,
@@ -71,7 +72,7 @@ def slim_pod(pod: Mapping[str, Any]) -> Object:
     """What the view keeps of a pod: identity, node, phase and its CSI inline volumes."""
     metadata = meta(pod)
     spec = section(pod, "spec")
-    volumes = [v for v in spec.get("volumes") or [] if isinstance(v, Mapping) and "csi" in v]
+    volumes = [v for v in spec.get("volumes") or [] if is_mapping(v) and "csi" in v]
     return {
         "metadata": {key: metadata.get(key) for key in ("name", "namespace", "uid")},
         "spec": {"nodeName": spec.get("nodeName"), "volumes": volumes},

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from localcsi import DRIVER_NAME, TOPOLOGY_KEY
 from localcsi.core.errors import CoreError
@@ -33,19 +33,25 @@ EXCLUSIVE_DISK_ATTRIBUTE = "device"  # the disk or mount point a Device / MountP
 _HEALTHY = ("", "DiskReady", "DiskFull")
 
 
+def is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """``isinstance(value, Mapping)``, answered first for the dicts JSON decodes to: the ABC's own check
+    costs several times as much, and a pod's demand makes about twenty of them."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     value = obj.get("metadata")
-    return value if isinstance(value, Mapping) else {}
+    return value if is_mapping(value) else {}
 
 
 def section(obj: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = obj.get(name)
-    return value if isinstance(value, Mapping) else {}
+    return value if is_mapping(value) else {}
 
 
 def items(obj: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
     value = obj.get(name)
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+    return [item for item in value if is_mapping(item)] if isinstance(value, list) else []
 
 
 def byte_count(value: object, default: int = 0) -> int:
@@ -199,7 +205,7 @@ def requested_bytes(pvc_spec: Mapping[str, Any], default: int) -> int:
 
 def selected_node(pvc: Mapping[str, Any]) -> str | None:
     annotations = meta(pvc).get("annotations") or {}
-    value = annotations.get(SELECTED_NODE_ANNOTATION) if isinstance(annotations, Mapping) else None
+    value = annotations.get(SELECTED_NODE_ANNOTATION) if is_mapping(annotations) else None
     return str(value) if value else None
 
 

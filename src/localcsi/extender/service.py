@@ -17,10 +17,10 @@ from typing import Any
 from localcsi.core.scheduling import NodeCapacity, PodDemand, Strategy
 from localcsi.core.scheduling_charges import Held
 from localcsi.core.scheduling_fit import Fitter, describe_room
-from localcsi.core.scheduling_score import MAX_SCORE, Scorer
+from localcsi.core.scheduling_score import EVERY_NODE, MAX_SCORE, Scorer
 from localcsi.extender.cache import PERSISTENT_VOLUME_CLAIMS, ClusterView
 from localcsi.extender.demand import claim_names, pod_demand, pod_label
-from localcsi.extender.objects import meta
+from localcsi.extender.objects import is_mapping, meta
 from localcsi.extender.reservations import DEFAULT_TTL_SECONDS, ReservationLedger
 from localcsi.logs import fields
 
@@ -70,7 +70,7 @@ _NOTHING_HELD: frozenset[str] = frozenset()  # its membership test is the cheape
 def _pod_key(pod: Mapping[str, Any]) -> tuple[object, ...]:
     metadata = meta(pod)
     spec = pod.get("spec")
-    return metadata.get("namespace"), metadata.get("name"), spec.get("volumes") if isinstance(spec, Mapping) else None
+    return metadata.get("namespace"), metadata.get("name"), spec.get("volumes") if is_mapping(spec) else None
 
 
 def _score_with_disks(scorer: Scorer, cap: NodeCapacity | None, held: Held | None, own: bool) -> int:
@@ -164,6 +164,11 @@ class Extender:
                 for node in nodes:
                     score = _score_with_disks(scorer, caps.get(node), self.ledger.held(node), node in own)
                     ranks[score].append(node)
+            elif len(own) == len(nodes) and self.ledger.wide_bytes(uid) == demand.lvm_bytes:
+                # The usual case: the pod holds its demand as it is now (the claims did not change since
+                # filter) on exactly these nodes (keep_only left it nothing else), so the holds, in the
+                # groups filter laid over the table, already count it as placed on each.
+                ranks = scorer.rank(nodes, self.view.table(), self.ledger.held_groups(), EVERY_NODE)
             elif self.ledger.pod_holds_wide(uid):
                 # Its hold takes its demand on every node it passed, as if it were placed there:
                 # count the others' holds and add the demand everywhere.

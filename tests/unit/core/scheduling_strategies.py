@@ -112,11 +112,14 @@ def pick(choices: tuple[Sequence[int], ...], index: int) -> tuple[int, ...]:
 
 
 @st.composite
-def clusters(draw: st.DrawFn) -> Cluster:
+def clusters(draw: st.DrawFn, pool: tuple[str, ...] = VG_POOL) -> Cluster:
+    """A cluster whose nodes have VGs of ``pool``; gone nodes had those and two more names, unless
+    ``pool`` is a single VG (a table of one column: fit_many's own path)."""
     # Nodes come in a few kinds (VG layouts and room), as real clusters do: drawing each node's VGs
     # anew would make most of the test's time Hypothesis's. Sizes are drawn apart, uniformly: lists
     # alone are mostly short.
-    kinds = draw(st.lists(VGS, min_size=(many := draw(st.sampled_from(range(1, 7)))), max_size=many))
+    vgs, ghost_vgs = (VGS, GHOST_VGS) if pool == VG_POOL else (vg_reports(pool), vg_reports(pool))
+    kinds = draw(st.lists(vgs, min_size=(many := draw(st.sampled_from(range(1, 7)))), max_size=many))
     held_kinds = [*draw(st.lists(HOLDS, max_size=3)), None]
     count = draw(st.sampled_from(range(41)))
     # each node: its kind (-1: no report), the kind of an older report the table had first (-1: none),
@@ -132,7 +135,7 @@ def clusters(draw: st.DrawFn) -> Cluster:
         pick(choices, i)
         for i in draw(st.lists(st.integers(0, prod(map(len, choices)) - 1), min_size=count, max_size=count))
     ]
-    ghosts = [node_cap(f"ghost-{i}", vgs) for i, vgs in enumerate(draw(st.lists(GHOST_VGS, max_size=4)))]
+    ghosts = [node_cap(f"ghost-{i}", vgs) for i, vgs in enumerate(draw(st.lists(ghost_vgs, max_size=4)))]
     late_kinds = draw(st.lists(kind, min_size=(many := draw(st.sampled_from(range(4)))), max_size=many))
     late = [node_cap(f"late-{i}", kinds[k]) for i, k in enumerate(late_kinds)]
     order = draw(st.randoms(use_true_random=True))  # for the orders only: one draw, not one per node

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scheduling_factories import cap
 
-from localcsi.core.capacity_table import NO_ROOM, NO_ROW, CapacityTable
+from localcsi.core.capacity_table import NO_ROOM, NO_ROW, CapacityTable, HeldGroups
 from localcsi.core.scheduling import NodeReport, VgReport, node_capacity
 from localcsi.core.sizes import GiB
 
@@ -35,8 +35,8 @@ def test_an_empty_table_knows_no_node() -> None:
     table = CapacityTable()
     assert len(table) == 0 and table.vg_names == []
     assert table.rows_of(["a", "b"]).tolist() == [NO_ROW, NO_ROW]
-    held = table.held_per_row([((("vg", 1),), ["a"])])
-    assert len(held) == len(table.used) and not held.any()
+    held = table.held_on(table.rows_of(["a", "b"]), [((("vg", 1),), ["a"])])
+    assert held.tolist() == [0, 0]
 
 
 def test_a_node_without_usable_vgs_has_a_row_with_no_room_anywhere() -> None:
@@ -152,23 +152,24 @@ def test_the_last_two_requests_are_remembered_and_a_changed_caller_list_is_not_c
     assert table.rows_of(("c", "a")).tolist() == two.tolist()
 
 
-def test_held_per_row_sums_every_group_over_all_its_vgs_ignoring_unknown_names() -> None:
+def test_held_on_sums_every_group_over_all_its_vgs_ignoring_unknown_names() -> None:
     table = CapacityTable()
     for node in ("a", "b", "c"):
         table.set(cap(10, node=node))
     table.drop("b")
-    row_a, row_c = table.rows_of(["a", "c"]).tolist()
+    rows = table.rows_of(["c", "a"])
     held = [
         ((("vg0", 5), ("vg-elsewhere", 2)), ["x", "a", "b"]),  # every VG counts, even one without a column
         ((("vg0", 3),), ["a", "c"]),
     ]
-    values = table.held_per_row(held)
-    assert values.dtype == np.int64 and len(values) == len(table.used)
-    expected = np.zeros(len(table.used), dtype=np.int64)
-    expected[row_a], expected[row_c] = 10, 3
-    assert values.tolist() == expected.tolist()
-    assert not table.held_per_row([]).any()
-    assert not table.held_per_row([((("vg0", 1),), ["x", "y"])]).any()
+    values = table.held_on(rows, held)
+    assert values.dtype == np.int64 and values.tolist() == [3, 10]
+    assert table.held_on(rows, []).tolist() == [0, 0]
+    assert table.held_on(rows, [((("vg0", 1),), ["x", "y"])]).tolist() == [0, 0]
+    table.set(cap(10, node="d", names=("vg1",)))  # a second column: the rows' VGs are summed
+    rows = table.rows_of(["a", "d"])
+    two_vgs: HeldGroups = [((("vg0", 5), ("vg1", 7)), ["a", "d"]), ((("vg1", 1),), ("a",))]
+    assert table.held_on(rows, two_vgs).tolist() == [13, 12]
 
 
 def test_room_takes_off_what_every_group_holds_on_each_node() -> None:

@@ -94,7 +94,11 @@ def test_room_and_held_per_row_equal_a_fresh_sum_after_any_request_sequence(scri
         held = kept + made
         rows = table.rows_of([*NODES, "unreported"])
         assert known_room(table, rows, held) == fresh_room(table, rows, held)
-        assert table.held_per_row(held).tolist() == fresh_per_row(table, held)
+        fresh = fresh_per_row(table, held)
+        on_rows = table.held_on(rows, held).tolist()
+        assert [on for row, on in zip(rows.tolist(), on_rows, strict=True) if row != NO_ROW] == [
+            fresh[row] for row in rows.tolist() if row != NO_ROW
+        ]
         previous = held
 
 
@@ -106,7 +110,7 @@ def test_a_group_given_twice_holds_twice_and_a_group_gone_holds_nothing() -> Non
     assert table.room(rows, [group, group]).tolist() == [[table.free[rows[0], 0] - 6]]
     assert table.room(rows, [group]).tolist() == [[table.free[rows[0], 0] - 3]]
     other: Group = ((("vg0", 1),), ["a"])
-    assert table.held_per_row([other]).tolist()[rows[0]] == 1
+    assert table.held_on(rows, [other]).tolist() == [1]
     assert table.room(rows, []).tolist() == [[table.free[rows[0], 0]]]
 
 

@@ -188,6 +188,41 @@ def test_fit_many_judges_every_node_as_fit_does(cluster: Cluster, demand: PodDem
     assert_fit_many_is_fit_on_each(demand, cluster)
 
 
+@settings(max_examples=100, deadline=None)
+@given(cluster=clusters(pool=("vg-a",)), demand=unnamed_demands(), changes=st.data())
+def test_fit_many_on_a_cluster_with_one_vg_name_judges_as_fit_does(
+    cluster: Cluster, demand: PodDemand, changes: st.DataObject
+) -> None:
+    assert cluster.table.vg_names in ([], ["vg-a"])
+    assert_fit_many_is_fit_on_each(demand, cluster)
+    come_and_go(cluster, changes)
+    assert_fit_many_is_fit_on_each(demand, cluster)
+
+
+def test_fit_many_on_one_vg_name_passes_an_exact_fit_and_fails_a_byte_less() -> None:
+    demand = PodDemand((pvc("a", 2), pvc("b", 1)))
+    caps = {"exact": cap(3, node="exact", names=("vg-a",)), "short": cap(3, node="short", names=("vg-a",))}
+    caps["short"] = node_capacity(NodeReport("short", (VgReport("vg-a", 100 * GiB, 3 * GiB - 1),)), [])
+    table = CapacityTable()
+    for capacity in caps.values():
+        table.set(capacity)
+    passed, failed, placed = Fitter(demand).fit_many(["short", "exact"], table, caps, [], lambda _: None)
+    assert passed == ["exact"] and list(failed) == ["short"]
+    assert placed["exact"].vg_bytes == (("vg-a", 3 * GiB),)
+    held_group = ((("vg-a", 1),), ["exact"])  # a byte held for another pod leaves the exact fit short
+    one_byte = held(**{"vg-a": 1e-9})
+    passed, _, _ = Fitter(demand).fit_many(["short", "exact"], table, caps, [held_group], lambda _: one_byte)
+    assert passed == []
+
+
+def test_fit_many_on_one_vg_name_refuses_a_demand_beyond_any_room_without_overflowing() -> None:
+    table, caps = CapacityTable(), {"n1": cap(10, names=("vg-a",))}
+    table.set(caps["n1"])
+    huge = PodDemand(tuple(VolumeRequest(f"key-{i}", f"PVC ns/v{i}", (1 << 63) - 1) for i in range(2)))
+    passed, failed, placed = Fitter(huge).fit_many(["n1"], table, caps, [], lambda _: None)
+    assert (passed, placed) == ([], {}) and failed["n1"].startswith("localcsi: no VG has room")
+
+
 @st.composite
 def fallback_demands(draw: st.DrawFn, nodes: list[str]) -> PodDemand:
     """Demands fit_many leaves to fit: a vgName, a pin, a problem, an exclusive volume, or nothing."""
