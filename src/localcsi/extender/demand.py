@@ -9,7 +9,7 @@ never block the pod.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -47,6 +47,44 @@ class ClusterLookup(Protocol):
     def snapshot_node(self, namespace: str, name: str) -> str | None:
         """The node holding a VolumeSnapshot's data; "" when not ready or unknown; None when not watched."""
         ...
+
+
+class RecordingLookup:
+    """A ClusterLookup that keeps every question asked of it and the answer, so that a demand worked out
+    through it can be told to hold still: it does while the same questions get the same answers (the
+    view replaces an object on each event, so an unchanged one is the same object)."""
+
+    def __init__(self, lookup: ClusterLookup) -> None:
+        self._lookup = lookup
+        self._answers: list[tuple[Callable[..., object], tuple[str, ...], object]] = []
+
+    def pvc(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        answer = self._lookup.pvc(namespace, name)
+        self._answers.append((self._lookup.pvc, (namespace, name), answer))
+        return answer
+
+    def pv(self, name: str) -> Mapping[str, Any] | None:
+        answer = self._lookup.pv(name)
+        self._answers.append((self._lookup.pv, (name,), answer))
+        return answer
+
+    def storage_class(self, name: str) -> Mapping[str, Any] | None:
+        answer = self._lookup.storage_class(name)
+        self._answers.append((self._lookup.storage_class, (name,), answer))
+        return answer
+
+    def snapshot_node(self, namespace: str, name: str) -> str | None:
+        answer = self._lookup.snapshot_node(namespace, name)
+        self._answers.append((self._lookup.snapshot_node, (namespace, name), answer))
+        return answer
+
+    def unchanged(self) -> bool:
+        """Whether the lookup would answer every question asked so far as it did."""
+        for ask, question, answer in self._answers:
+            now = ask(*question)
+            if now is not answer and now != answer:
+                return False
+        return True
 
 
 @dataclass

@@ -19,7 +19,7 @@ from localcsi.core.scheduling_charges import Held
 from localcsi.core.scheduling_fit import Fitter, describe_room
 from localcsi.core.scheduling_score import EVERY_NODE, MAX_SCORE, Scorer
 from localcsi.extender.cache import PERSISTENT_VOLUME_CLAIMS, ClusterView
-from localcsi.extender.demand import claim_names, pod_demand, pod_label
+from localcsi.extender.demand import RecordingLookup, claim_names, pod_demand, pod_label
 from localcsi.extender.objects import is_mapping, meta
 from localcsi.extender.reservations import DEFAULT_TTL_SECONDS, ReservationLedger
 from localcsi.logs import fields
@@ -54,12 +54,14 @@ class FilterOutcome:
 
 @dataclass(frozen=True)
 class _FilterMemo:
-    """What filter worked out for a pod, for its prioritize: valid while the view and the ledger are as
-    filter left them (``Extender.apply`` and ``resync`` drop it, ``generation`` is the ledger's)."""
+    """What filter worked out for a pod, for its prioritize: its demand, valid while the pod and what
+    the demand read of the view are unchanged (in a busy cluster, events for other pods' volumes
+    arrive between the two calls), and the nodes it holds on, valid while the ledger is unchanged."""
 
     uid: str
     pod_key: tuple[object, ...]  # what pod_demand reads of the pod itself
-    generation: int
+    reads: RecordingLookup  # and of the cluster view: the demand holds while its answers do
+    generation: int  # the ledger's, when filter reserved ``passed``
     demand: PodDemand
     passed: list[str]  # the nodes the pod holds on, when it holds wide
 
@@ -102,7 +104,6 @@ class Extender:
     def apply(self, kind: str, event_type: str, obj: dict[str, Any]) -> None:
         """An informer handler: one event into the view (and so into the ledger)."""
         with self.lock:
-            self._memo = None
             self.view.apply(kind, event_type, obj)
 
     def resync(self, kind: str, snapshot: Callable[[], Mapping[str, dict[str, Any]]]) -> int:
@@ -122,7 +123,8 @@ class Extender:
                 self.reservations_expired += 1
                 log.info("reservation expired: the scheduler never committed it", extra=fields(pod=expired))
             self.ledger.release_pod(uid)  # a new attempt replaces the last one
-            demand, notes = pod_demand(pod, self.view)
+            reads = RecordingLookup(self.view)
+            demand, notes = pod_demand(pod, reads)
             if unreadable:
                 demand = PodDemand(demand.requests, demand.pins, demand.problems + tuple(unreadable))
             for note in notes:
@@ -137,7 +139,7 @@ class Extender:
             outcome = FilterOutcome(passed, failed, counted=True)
             ledger.reserve(uid, label, holds)
             self.reservations_made += 1 if ledger.pod_nodes(uid) else 0
-            self._memo = _FilterMemo(uid, _pod_key(pod), ledger.generation, demand, passed)
+            self._memo = _FilterMemo(uid, _pod_key(pod), reads, ledger.generation, demand, passed)
         self._log_filter(label, demand, outcome)
         return outcome
 
@@ -145,15 +147,17 @@ class Extender:
         uid = str(meta(pod).get("uid") or "")
         with self.lock:
             memo = self._memo
-            if memo is not None and (
-                memo.uid != uid or memo.generation != self.ledger.generation or memo.pod_key != _pod_key(pod)
-            ):
+            if memo is not None and (memo.uid != uid or memo.pod_key != _pod_key(pod) or not memo.reads.unchanged()):
                 memo = None
             demand = memo.demand if memo is not None else pod_demand(pod, self.view)[0]
             scorer = Scorer(demand, self.strategy)
             if not demand.requests:
                 return Priorities(scorer.rank(nodes, self.view.table(), [], ()))
-            if memo is None or not (nodes is memo.passed or nodes == memo.passed):
+            if (
+                memo is None
+                or memo.generation != self.ledger.generation
+                or not (nodes is memo.passed or nodes == memo.passed)
+            ):
                 # Nothing to release when prioritize is asked about exactly the nodes filter passed.
                 released = self.ledger.keep_only(uid, nodes)
                 if released:
@@ -202,7 +206,6 @@ class Extender:
                 continue  # deleted: kube-scheduler refuses the pod on its own
             with self.lock:
                 if self.view.pvc(namespace, name) is None:  # the informer may have caught up meanwhile
-                    self._memo = None
                     self.view.apply(PERSISTENT_VOLUME_CLAIMS, "ADDED", claim)
                     self.claims_read_live += 1
             log.info("PVC read live: the informer had not delivered it yet", extra=fields(pvc=f"{namespace}/{name}"))

@@ -43,10 +43,12 @@ def add_pod(extender: Extender, name: str, *sizes: str) -> tuple[Obj, list[Obj]]
 
 
 def commit(extender: Extender, claims: list[Obj], node: str) -> None:
-    """What kube-scheduler's binding cycle does: selected-node on every PVC of the pod."""
-    for claim in claims:
-        claim["metadata"].setdefault("annotations", {})[SELECTED_NODE_ANNOTATION] = node
-        extender.apply(PERSISTENT_VOLUME_CLAIMS, "MODIFIED", claim)
+    """What kube-scheduler's binding cycle does: selected-node on every PVC of the pod. Each claim is
+    replaced in ``claims`` by a new object, as an informer delivers one per event."""
+    for index, old in enumerate(claims):
+        claims[index] = new = copy.deepcopy(old)
+        new["metadata"].setdefault("annotations", {})[SELECTED_NODE_ANNOTATION] = node
+        extender.apply(PERSISTENT_VOLUME_CLAIMS, "MODIFIED", new)
 
 
 def committed_bytes(claims: list[Obj]) -> dict[str, int]:
@@ -237,12 +239,31 @@ def test_prioritize_right_after_filter_reuses_its_demand(monkeypatch: pytest.Mon
     assert calls == ["p"]
 
 
+def test_prioritize_keeps_filters_demand_through_events_about_other_pods_and_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    extender = cluster(free_gib=20)
+    the_pod, _ = add_pod(extender, "p", "5Gi")
+    other, other_claims = add_pod(extender, "q", "1Gi")
+    calls = count_demands(monkeypatch)
+    outcome = extender.filter(the_pod, NODES)
+    # a busy cluster between the two calls: another pod's claim committed, a node's report, a pod event
+    commit(extender, other_claims, NODES[0])
+    extender.apply(NODE_LOCAL_STORAGES, "MODIFIED", nls(NODES[1], ("vg0", 19)))
+    extender.apply(PODS, "ADDED", other)
+    scores = extender.prioritize(the_pod, outcome.passed).scores()
+    assert calls == ["p"]
+    # n0: 80 GiB used, q's 1 GiB committed there, and p's 5: 86 GiB; n1: 81 + 5 (8); the rest 85 (8)
+    assert scores == {n: 8 for n in NODES}
+
+
 def test_prioritize_after_a_cache_change_does_not_use_the_stale_filter_result() -> None:
     extender = cluster(free_gib=20)
     the_pod, claims = add_pod(extender, "p", "5Gi")
     outcome = extender.filter(the_pod, NODES)
-    claims[0]["spec"]["resources"]["requests"]["storage"] = "15Gi"  # e.g. an edited claim, before it is bound
-    extender.apply(PERSISTENT_VOLUME_CLAIMS, "MODIFIED", claims[0])
+    edited = copy.deepcopy(claims[0])  # a new object, as the informer delivers each event
+    edited["spec"]["resources"]["requests"]["storage"] = "15Gi"  # e.g. an edited claim, before it is bound
+    extender.apply(PERSISTENT_VOLUME_CLAIMS, "MODIFIED", edited)
     # 80 of 100 GiB used, and the claim: 95 GiB (9), not 85 (8)
     assert extender.prioritize(the_pod, outcome.passed).scores() == {n: 9 for n in NODES}
 
@@ -269,15 +290,15 @@ def test_prioritize_after_another_pods_filter_works_its_demand_out_again(monkeyp
     assert scores == {n: 9 for n in NODES}  # 80 of 100 GiB used, the second pod's 10 held, and 5: 95 GiB
 
 
-def test_prioritize_after_a_change_to_the_holds_works_its_demand_out_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prioritize_after_a_change_to_the_holds_works_the_holds_out_again(monkeypatch: pytest.MonkeyPatch) -> None:
     extender = cluster(free_gib=20)
     the_pod, _ = add_pod(extender, "p", "5Gi")
     calls = count_demands(monkeypatch)
     outcome = extender.filter(the_pod, NODES)
     extender.prioritize(the_pod, outcome.passed[:5])  # releases its holds on the other five
     scores = extender.prioritize(the_pod, outcome.passed).scores()
-    assert calls == ["p", "p"]  # the second prioritize did not take filter's word for the holds
-    assert scores == {n: 8 for n in NODES}
+    assert calls == ["p"]  # the demand still holds: nothing it read changed
+    assert scores == {n: 8 for n in NODES}  # the second prioritize did not take filter's word for the holds
     assert set(extender.ledger.pod_nodes(the_pod["metadata"]["uid"])) == set(NODES[:5])
 
 
