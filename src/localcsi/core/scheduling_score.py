@@ -26,14 +26,6 @@ def _fullness(used: int, total: int) -> int:
     return max(0, min(MAX_SCORE, used * MAX_SCORE // total))
 
 
-class _EveryNode(Container[str]):
-    def __contains__(self, node: object) -> bool:
-        return True
-
-
-EVERY_NODE: Container[str] = _EveryNode()  # for ``rank``: the pod's own hold is on every node asked about
-
-
 class Scorer:
     """Scores one pod on node after node, the hot loop of prioritize: 0..10, binpack giving fuller
     nodes (after this pod) more, spread giving emptier nodes more.
@@ -81,9 +73,7 @@ class Scorer:
         if not all_known:
             rows = np.where(known, rows, 0)
         size = table.size[rows]
-        if already_held is EVERY_NODE:
-            taken = table.used[rows]
-        elif isinstance(already_held, Sized) and not len(already_held):
+        if isinstance(already_held, Sized) and not len(already_held):
             taken = table.used[rows] + self._lvm_bytes
         else:
             taken = table.used[rows] + np.where(_members(nodes, already_held), 0, self._lvm_bytes)

@@ -114,12 +114,6 @@ class ReservationLedger:
         """Whether the pod holds on every node it passed (not committed anywhere yet)."""
         return pod_uid in self._wide
 
-    def wide_bytes(self, pod_uid: str) -> int | None:
-        """The VG bytes the pod's wide hold takes on each of its nodes; None when it holds none wide."""
-        hold = self._wide.get(pod_uid)
-        placed = next(iter(hold.by_node.values()), None) if hold is not None else None
-        return sum(amount for _, amount in placed.vg_bytes) if placed is not None else None
-
     def pod_nodes(self, pod_uid: str) -> Mapping[str, object]:
         """The nodes the pod holds space on (a mapping, for cheap membership tests)."""
         hold = self._pods.get(pod_uid)

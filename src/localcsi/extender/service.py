@@ -17,7 +17,7 @@ from typing import Any
 from localcsi.core.scheduling import NodeCapacity, PodDemand, Strategy
 from localcsi.core.scheduling_charges import Held
 from localcsi.core.scheduling_fit import Fitter, describe_room
-from localcsi.core.scheduling_score import EVERY_NODE, MAX_SCORE, Scorer
+from localcsi.core.scheduling_score import MAX_SCORE, Scorer
 from localcsi.extender.cache import PERSISTENT_VOLUME_CLAIMS, ClusterView
 from localcsi.extender.demand import RecordingLookup, claim_names, pod_demand, pod_label
 from localcsi.extender.objects import is_mapping, meta
@@ -168,11 +168,6 @@ class Extender:
                 for node in nodes:
                     score = _score_with_disks(scorer, caps.get(node), self.ledger.held(node), node in own)
                     ranks[score].append(node)
-            elif len(own) == len(nodes) and self.ledger.wide_bytes(uid) == demand.lvm_bytes:
-                # The usual case: the pod holds its demand as it is now (the claims did not change since
-                # filter) on exactly these nodes (keep_only left it nothing else), so the holds, in the
-                # groups filter laid over the table, already count it as placed on each.
-                ranks = scorer.rank(nodes, self.view.table(), self.ledger.held_groups(), EVERY_NODE)
             elif self.ledger.pod_holds_wide(uid):
                 # Its hold takes its demand on every node it passed, as if it were placed there:
                 # count the others' holds and add the demand everywhere.
