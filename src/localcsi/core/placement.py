@@ -33,6 +33,15 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class KeepFree:
+    """Bytes that must stay free in a VG once the volume is placed, and what for."""
+
+    vg: str
+    bytes: int
+    purpose: str
+
+
+@dataclass(frozen=True)
 class Capacity:
     available_bytes: int  # sum over the eligible VGs of the largest volume each could take
     maximum_volume_bytes: int  # the largest single volume that can be created now
@@ -156,12 +165,23 @@ def place(
     *,
     source_bytes: int = 0,
     default_bytes: int = DEFAULT_VOLUME_BYTES,
+    keep_free: KeepFree | None = None,
 ) -> Placement:
     """Pick the VG for a new volume: the best fit (least room left over), ties broken by name.
 
-    OUT_OF_RANGE when the capacity range cannot be met at all; RESOURCE_EXHAUSTED when no VG has room.
+    OUT_OF_RANGE when the capacity range cannot be met at all; RESOURCE_EXHAUSTED when no VG has room,
+    or when a VG would be left with less free than ``keep_free`` asks (only VGs that still would are
+    candidates).
     """
     request = _Request(params, required_bytes, limit_bytes, source_bytes, default_bytes)
+    if keep_free is not None:
+        kept = next((vg for vg in vgs if vg.name == keep_free.vg), None)
+        if kept is None or kept.free_bytes < keep_free.bytes:
+            has = format_bytes(kept.free_bytes) if kept is not None else "nothing"
+            raise ResourceExhausted(
+                f"volume group {keep_free.vg} needs {format_bytes(keep_free.bytes)} free for {keep_free.purpose}; "
+                f"it has {has}"
+            )
     fits: list[tuple[int, str, Placement]] = []
     reasons: list[str] = []
     range_errors: list[OutOfRange] = []
@@ -173,6 +193,9 @@ def place(
             continue
         if isinstance(fit, str):
             reasons.append(fit)
+        elif keep_free is not None and vg.name == keep_free.vg and _vg_free_after(vg, *fit) < keep_free.bytes:
+            kept_bytes = format_bytes(keep_free.bytes)
+            reasons.append(f"{vg.name}: needs {kept_bytes} left free besides the volume, for {keep_free.purpose}")
         else:
             fits.append((fit[1], vg.name, fit[0]))
     if fits:
@@ -180,6 +203,12 @@ def place(
     if range_errors and not reasons:
         raise range_errors[0]
     raise ResourceExhausted(f"no volume group can take a {params.lvm_type} volume: " + "; ".join(reasons))
+
+
+def _vg_free_after(vg: VolumeGroup, placement: Placement, left: int) -> int:
+    """The VG's free bytes once ``placement`` is made (``left``: what its fit left over); a thin volume
+    takes its room from the pool, not from the VG."""
+    return vg.free_bytes if placement.lvm_type is LvmType.THIN else left
 
 
 def _nth_largest(frees: Sequence[int], n: int) -> int:

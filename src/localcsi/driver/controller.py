@@ -58,7 +58,7 @@ from localcsi.driver.backend import (
 )
 from localcsi.driver.exclusive_volumes import Exclusive, ExclusiveVolumes, refuse_exclusive_expansion
 from localcsi.driver.requests import CapacityRequest, CreateVolumeRequest, ExpandVolumeRequest
-from localcsi.driver.snapshots import Origin, SnapshotDriver, check_page_request, resolve_origin
+from localcsi.driver.snapshots import Origin, SnapshotDriver, check_page_request, clone_reserve, resolve_origin
 from localcsi.driver.topology import candidate_nodes, topology_node
 
 
@@ -225,6 +225,7 @@ class ControllerDriver:
                     required_bytes,
                     request.limit_bytes,
                     source_bytes=origin.size_bytes if origin else 0,
+                    keep_free=clone_reserve(origin, storage),
                 )
             except ResourceExhausted as exc:
                 reasons.append(f"{node}: {exc.message}")

@@ -17,9 +17,10 @@ from localcsi.core.model import Snapshot
 from localcsi.core.names import snapshot_lv_name, validate_csi_name
 from localcsi.core.pagination import Page, decode_token, paginate
 from localcsi.core.params import parse_snapshot_params
+from localcsi.core.placement import KeepFree
 from localcsi.core.snapshots import cow_bytes
 from localcsi.core.tags import Source, SourceKind
-from localcsi.driver.backend import Backend, SnapshotPlan, deleting_snapshot, is_ready
+from localcsi.driver.backend import Backend, NodeStorage, SnapshotPlan, deleting_snapshot, is_ready
 from localcsi.driver.exclusive_volumes import refuse_exclusive_source
 from localcsi.driver.requests import ListSnapshotsRequest
 
@@ -33,6 +34,18 @@ class Origin:
     thin: bool
     pool: str | None
     size_bytes: int  # a volume's size, or a snapshot's restore size
+
+
+def clone_reserve(origin: Origin | None, storage: NodeStorage) -> KeepFree | None:
+    """What a clone of a thick volume needs kept free: one extent of the source's VG, for the temporary
+    snapshot the copy is read from. Checked when placing, so that a clone refused for want of it
+    leaves nothing behind (a 10,000-request fuzz found the new LV kept after a refusal)."""
+    if origin is None or origin.source.kind is not SourceKind.VOLUME or origin.thin:
+        return None
+    group = storage.vg(origin.ref.vg)
+    if group is None:  # not in the report yet: the backend's own check still refuses a clone without room
+        return None
+    return KeepFree(origin.ref.vg, group.extent_size, f"the temporary snapshot of clone source {origin.ref.lv}")
 
 
 def resolve_origin(backend: Backend, source: Source | None) -> Origin | None:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from localcsi.core.errors import OutOfRange, ResourceExhausted
 from localcsi.core.params import LvmType, VolumeParams
-from localcsi.core.placement import Placement, capacity, max_volume_bytes, place
+from localcsi.core.placement import KeepFree, Placement, capacity, max_volume_bytes, place
 from localcsi.core.sizes import GiB, MiB
 
 pytestmark = pytest.mark.unit
@@ -183,3 +183,30 @@ def test_a_placed_volume_never_exceeds_what_the_vg_can_give(
         return
     assert placement.size_bytes % EXTENT == 0 and placement.size_bytes >= extents * EXTENT
     assert placement.size_bytes <= max_volume_bytes(group, [], params)
+
+
+# keep_free: room a thick clone's temporary snapshot needs in its source's VG ---------------------
+
+
+def test_keep_free_moves_the_volume_to_a_vg_that_leaves_the_kept_room() -> None:
+    vgs = [vg("src", 2), vg("other", 3)]
+    keep = KeepFree("src", EXTENT, "a snapshot")
+    assert place(vgs, [], LINEAR, 2 * GiB, 0).vg == "src"  # the best fit, without it
+    assert place(vgs, [], LINEAR, 2 * GiB, 0, keep_free=keep).vg == "other"
+    assert place(vgs, [], LINEAR, 2 * GiB - EXTENT, 0, keep_free=keep).vg == "src"  # one extent left: enough
+    with pytest.raises(ResourceExhausted, match="src: needs 4 MiB left free besides the volume, for a snapshot"):
+        place(vgs, [], VolumeParams(vg_name="src"), 2 * GiB, 0, keep_free=keep)
+
+
+def test_keep_free_counts_a_thin_volume_against_its_pool_not_the_vg() -> None:
+    params = VolumeParams(lvm_type=LvmType.THIN, thin_pool="localcsi-thinpool")
+    keep = KeepFree("src", EXTENT, "a snapshot")
+    placed = place([vg("src", 0.5)], [pool("src", 2, 0)], params, 2 * GiB, 0, keep_free=keep)  # the pool full
+    assert placed.vg == "src" and placed.lvm_type is LvmType.THIN
+
+
+def test_keep_free_refuses_at_once_when_the_kept_vg_is_already_short() -> None:
+    with pytest.raises(ResourceExhausted, match="volume group src needs 4 MiB free for a snapshot; it has 0 B"):
+        place([vg("src", 0), vg("other", 50)], [], LINEAR, GiB, 0, keep_free=KeepFree("src", EXTENT, "a snapshot"))
+    with pytest.raises(ResourceExhausted, match="volume group gone needs 4 MiB free for a snapshot; it has nothing"):
+        place([vg("other", 50)], [], LINEAR, GiB, 0, keep_free=KeepFree("gone", EXTENT, "a snapshot"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from controller_fakes import BLOCK, MOUNT, NODE, POOL, FakeBackend, make_vg
+from controller_fakes import BLOCK, EXTENT, MOUNT, NODE, POOL, FakeBackend, make_vg
 
 from localcsi import TOPOLOGY_KEY
 from localcsi.core.capabilities import AccessType, Capability
@@ -207,7 +207,10 @@ def test_thin_restore_is_a_thin_snapshot_in_the_sources_pool(driver: ControllerD
     assert CREATING_TAG not in restored.lv.tags
 
 
-def test_thick_restore_and_clones_are_block_copies_anywhere(driver: ControllerDriver, backend: FakeBackend) -> None:
+def test_thick_restore_and_clones_are_block_copies_anywhere() -> None:
+    # localcsi-b keeps room after the restore: a clone of its thick volume needs an extent there
+    backend = FakeBackend(make_vg("localcsi-a", 4, 4), make_vg("localcsi-b", 3), pool_in="localcsi-a")
+    driver = ControllerDriver(backend)
     source = driver.create_volume(CreateVolumeRequest("src", (BLOCK,), required_bytes=GiB))
     snap = snapshot_of(driver, source.id)
     restored = driver.create_volume(CreateVolumeRequest("r", (BLOCK,), source=Source(SourceKind.SNAPSHOT, snap)))
@@ -228,6 +231,38 @@ def test_thick_restore_and_clones_are_block_copies_anywhere(driver: ControllerDr
                 source=Source(SourceKind.VOLUME, source.id),
             )
         )
+
+
+def test_a_thick_clone_is_refused_before_anything_is_made_when_its_source_vg_would_have_no_extent_left() -> None:
+    # Found by the 10,000-request CSI fuzz: the clone's LV was made, then its temporary snapshot of the
+    # source found no free extent, and the refused request left the new LV behind.
+    backend = FakeBackend(make_vg("localcsi-b", 2))
+    driver = ControllerDriver(backend)
+    source = driver.create_volume(CreateVolumeRequest("src", (BLOCK,), required_bytes=GiB))
+    clone = CreateVolumeRequest("c", (BLOCK,), required_bytes=GiB, source=Source(SourceKind.VOLUME, source.id))
+    before = dict(backend.lvs)
+    with pytest.raises(ResourceExhausted, match="left free besides the volume, for the temporary snapshot"):
+        driver.create_volume(clone)
+    assert backend.lvs == before and len(backend.plans) == 1, "nothing was made for the refused clone"
+
+
+def test_a_thick_clone_into_another_vg_is_refused_when_its_source_vg_is_full() -> None:
+    backend = FakeBackend(make_vg("localcsi-a", 8), make_vg("localcsi-b", 1), pool_in="localcsi-a")
+    driver = ControllerDriver(backend)
+    source = driver.create_volume(CreateVolumeRequest("src", (BLOCK,), required_bytes=GiB))
+    assert source.ref.vg == "localcsi-b"
+    thin_clone = CreateVolumeRequest("c", (BLOCK,), parameters=THIN, source=Source(SourceKind.VOLUME, source.id))
+    with pytest.raises(ResourceExhausted, match="localcsi-b needs 4 MiB free for the temporary snapshot"):
+        driver.create_volume(thin_clone)
+    assert len(backend.lvs) == 1
+
+
+def test_a_thick_clone_leaving_one_extent_in_its_source_vg_is_made() -> None:
+    backend = FakeBackend(make_vg("localcsi-b", 2))
+    driver = ControllerDriver(backend)
+    source = driver.create_volume(CreateVolumeRequest("src", (BLOCK,), required_bytes=GiB - EXTENT))
+    clone = driver.create_volume(CreateVolumeRequest("c", (BLOCK,), source=Source(SourceKind.VOLUME, source.id)))
+    assert clone.size_bytes == GiB - EXTENT and backend.plans[-1].fill is Fill.BLOCK_COPY
 
 
 def test_a_create_killed_mid_fill_is_hidden_then_finished_by_the_retry(
