@@ -87,7 +87,10 @@ def test_create_volume_reply(servicer: ControllerServicer) -> None:
     assert not volume.HasField("content_source")
 
 
-def test_create_from_snapshot_and_volume_report_their_source(servicer: ControllerServicer) -> None:
+def test_create_from_snapshot_and_volume_report_their_source() -> None:
+    # localcsi-b keeps room after the restore: a clone of its thick volume needs an extent there
+    backend = FakeBackend(make_vg("localcsi-a", 4, 4), make_vg("localcsi-b", 3), pool_in="localcsi-a")
+    servicer = ControllerServicer(ControllerDriver(backend))
     source = call(servicer.CreateVolume, create_request("src")).volume
     snapshot = call(servicer.CreateSnapshot, csi_pb2.CreateSnapshotRequest(name="s", source_volume_id=source.volume_id))
     from_snapshot = ContentSource(snapshot=ContentSource.SnapshotSource(snapshot_id=snapshot.snapshot.snapshot_id))
