@@ -170,8 +170,13 @@ def process_cpu_seconds(extender: ExtenderProcess) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+LIVE_READS = "claims read live"  # a pseudo-verb of server_seconds: (PVCs filter read from the apiserver, 0)
+
+
 def server_seconds(url: str | None) -> dict[str, tuple[float, float]]:
-    """Per verb, the (sum, count) of localcsi's extender server's own request timings."""
+    """Per verb, the (sum, count) of localcsi's extender server's own request timings; and under
+    LIVE_READS the PVCs its filter had to read live, its informer being behind (each such read is an
+    apiserver round trip inside filter's time)."""
     if url is None:
         return {}
     try:
@@ -181,6 +186,8 @@ def server_seconds(url: str | None) -> dict[str, tuple[float, float]]:
         return {}
     found: dict[str, list[float]] = {}
     for line in text.splitlines():
+        if line.startswith("localcsi_extender_claims_read_live_total "):
+            found[LIVE_READS] = [float(line.split()[1]), 0.0]
         for suffix, at in (("_sum", 0), ("_count", 1)):
             prefix = f'localcsi_extender_request_seconds{suffix}{{verb="'
             if line.startswith(prefix):
@@ -193,7 +200,9 @@ def describe_server_time(before: dict[str, tuple[float, float]], after: dict[str
     parts = []
     for verb, (total, count) in sorted(after.items()):
         old_total, old_count = before.get(verb, (0.0, 0.0))
-        if count > old_count:
+        if verb == LIVE_READS:
+            parts.append(f"{total - old_total:.0f} PVCs read live")
+        elif count > old_count:
             calls = count - old_count
             parts.append(f"{verb} {calls:.0f} x {(total - old_total) / calls * 1000:.2f} ms")
     return f" (inside the server: {', '.join(parts)})" if parts else ""
