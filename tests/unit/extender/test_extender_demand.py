@@ -1,3 +1,4 @@
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -7,7 +8,7 @@ from extender_objects import Obj, ephemeral, inline, pod, pv_for, pvc, storage_c
 from localcsi.core.params import VolumeType
 from localcsi.core.scheduling import Pin, VolumeRequest
 from localcsi.core.sizes import GiB
-from localcsi.extender.demand import claim_names, pod_demand
+from localcsi.extender.demand import RecordingLookup, claim_names, pod_demand
 from localcsi.extender.objects import inline_volume_key, pvc_volume_key
 
 pytestmark = pytest.mark.unit
@@ -148,3 +149,35 @@ def test_claim_names_are_the_pods_pvcs_and_its_generic_ephemeral_ones() -> None:
         "default",
         ["data", "logs", "web-scratch"],
     )
+
+
+# RecordingLookup: a demand holds while what it read is unchanged ---------------------------------
+
+
+def test_a_recorded_demand_holds_until_something_it_read_changes() -> None:
+    claim = pvc("r", data_source=SNAPSHOT)
+    view = Lookup(storage_class(), claim, snapshots={"default/snap": "n3"})
+    reads = RecordingLookup(view)
+    demand, _ = pod_demand(pod("p", "r"), reads)
+    assert demand.pins and reads.unchanged()
+    view.objects[("PersistentVolumeClaim", "default", "r")] = copy.deepcopy(claim)  # a new, equal object
+    view.objects[("PersistentVolumeClaim", "default", "other")] = pvc("other", "9Gi")  # a claim it never read
+    assert reads.unchanged()
+    view.snapshots = {"default/snap": "n4"}  # the snapshot's node: an answer that is a string
+    assert not reads.unchanged()
+    view.snapshots = {"default/snap": "n3"}
+    assert reads.unchanged()
+    bigger = copy.deepcopy(claim)
+    bigger["spec"]["resources"]["requests"]["storage"] = "9Gi"
+    view.objects[("PersistentVolumeClaim", "default", "r")] = bigger
+    assert not reads.unchanged()
+
+
+def test_a_recorded_demand_notices_what_was_missing_appearing() -> None:
+    view = Lookup(storage_class())
+    reads = RecordingLookup(view)
+    demand, notes = pod_demand(pod("p", "late"), reads)
+    assert not demand.requests and notes and reads.unchanged()
+    late = pvc("late")
+    view.objects[("PersistentVolumeClaim", "default", "late")] = late
+    assert not reads.unchanged()
