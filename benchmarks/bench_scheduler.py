@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_scheduler_stats import Comparison, describe, round_ratios, side_order  # benchmarks/, this directory
-from bench_scheduler_workload import Decisions, Workload
+from bench_scheduler_workload import CORES, CpuSampler, Decisions, Workload, busy_cores
 from kubernetes import client
 
 from localcsi import DRIVER_NAME, TOPOLOGY_KEY
@@ -115,9 +115,13 @@ def schedule_round(
         if side.capacity_tracking:
             stack.enter_context(capacity_tracking(cluster))
         stack.enter_context(KubeScheduler(cluster, extender_url=url, managed_resources=side.marked))
-        rate = decisions.rate(workload.pods)
+        sampler = CpuSampler()
+        first, last = decisions.window(workload.pods)
+        busy = busy_cores(sampler.stop(), first, last)
+    rate = (workload.pods - 1) / (last - first)
     inside = describe_server_time(before, server_seconds(url))
-    inside += f" (localcsi extender CPU {process_cpu_seconds(extender) - cpu_before:.2f} s)"
+    inside += f" (localcsi extender CPU {process_cpu_seconds(extender) - cpu_before:.2f} s;"
+    inside += f" machine {busy:.2f} of {CORES} cores busy from first decision to last)"
     # Gone at once (no kubelet); the PVCs stay, with selected-node, which the extender counts as committed.
     core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0)
     return rate, inside

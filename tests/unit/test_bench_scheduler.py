@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from types import ModuleType
 
 import pytest
@@ -65,3 +66,29 @@ def test_mixed_workload_marks_exactly_its_localcsi_pods() -> None:
     assert all(unmarked.uses_localcsi(index) for index in range(3))
     assert "resources" not in unmarked.pod(1)["spec"]["containers"][0]
     assert unmarked.claim(1)["spec"]["storageClassName"] == "sc"
+
+
+def test_cpu_ticks_counts_all_but_idle_and_iowait_and_not_guest_twice() -> None:
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat = "cpu  100 10 50 800 20 5 5 10 40 0\ncpu0 50 5 25 400 10 2 3 5 20 0\n"
+    assert WORKLOAD.cpu_ticks(stat) == (180, 1000)
+
+
+def test_busy_cores_between_the_first_and_last_sample_of_the_window() -> None:
+    cores = WORKLOAD.CORES
+    samples = [(0.0, 0, 0), (1.0, 50, 100), (2.0, 100, 200), (3.0, 200, 300), (9.0, 900, 1000)]
+    # inside 1..3: 150 busy of 200 ticks
+    assert WORKLOAD.busy_cores(samples, 1.0, 3.0) == pytest.approx(0.75 * cores)
+    assert WORKLOAD.busy_cores(samples, 1.5, 2.5) != WORKLOAD.busy_cores(samples, 1.5, 2.5)  # one sample: NaN
+
+
+def test_cpu_sampler_samples_this_machine_until_stopped() -> None:
+    sampler = WORKLOAD.CpuSampler(interval=0.01)
+    while len(sampler.samples) < 3:
+        time.sleep(0.005)
+    samples = sampler.stop()
+    count = len(samples)
+    assert [s[0] for s in samples] == sorted(s[0] for s in samples)
+    assert all(0 <= busy <= total for _, busy, total in samples)
+    assert samples[-1][2] >= samples[0][2]
+    assert len(sampler.samples) == count  # stopped: no sample after stop()

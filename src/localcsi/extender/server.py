@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024 * 1024  # a NodeList of 5000 full Node objects stays well below
 MAX_HEADER_LINE = 8192
 MAX_HEADERS = 100
+VERBS = ("filter", "prioritize")
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -77,6 +78,19 @@ class Metrics:
         )
         age.set_function(self.sync_age)
         self.registry.register(_ReservationCounters(extender))
+        # Children bound once: ``labels()`` costs five times an ``inc()`` (2.4 against 0.5 us), on every request.
+        self.passed_nodes = self.filtered_nodes.labels("passed")
+        self.failed_nodes = self.filtered_nodes.labels("failed")
+        self._verb_latency = {verb: self.latency.labels(verb) for verb in VERBS}
+        self._verb_requests: dict[tuple[str, int], Counter] = {}
+
+    def served(self, verb: str, status: HTTPStatus, seconds: float) -> None:
+        """One answered filter or prioritize request: its status and how long it took."""
+        self._verb_latency[verb].observe(seconds)
+        requests = self._verb_requests.get((verb, status.value))
+        if requests is None:
+            requests = self._verb_requests[verb, status.value] = self.requests.labels(verb, str(status.value))
+        requests.inc()
 
     def synced(self) -> None:
         """The view was just converged with the informers (first sync, or a periodic resync)."""
@@ -203,16 +217,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         verb = self.path.strip("/")
-        if verb not in ("filter", "prioritize"):
+        if verb not in VERBS:
             self._discard_body()
             self._reply(HTTPStatus.NOT_FOUND, b"POST /filter or /prioritize\n", "text/plain")
             return
         started = time.perf_counter()
         self._body_bytes = 0
         status = self._serve_verb(verb)
-        metrics = self.server.metrics
-        metrics.latency.labels(verb).observe(time.perf_counter() - started)
-        metrics.requests.labels(verb, str(int(status))).inc()
+        self.server.metrics.served(verb, status, time.perf_counter() - started)
         release_after(self._body_bytes)
 
     def _serve_verb(self, verb: str) -> HTTPStatus:
@@ -228,8 +240,8 @@ class _Handler(BaseHTTPRequestHandler):
             if verb == "filter":
                 outcome = extender.filter(args.pod, args.node_names)
                 metrics = self.server.metrics
-                metrics.filtered_nodes.labels("passed").inc(len(outcome.passed))
-                metrics.filtered_nodes.labels("failed").inc(len(outcome.failed))
+                metrics.passed_nodes.inc(len(outcome.passed))
+                metrics.failed_nodes.inc(len(outcome.failed))
                 body = encode_filter_result(args, outcome.passed, outcome.failed, names=self.server.node_names)
             else:
                 body = encode_ranks(extender.prioritize(args.pod, args.node_names).ranks, args.plain_names)

@@ -135,15 +135,20 @@ def test_metrics_count_requests_and_reservations(server: ExtenderServer) -> None
     conn = connect(server)
     call(conn, "POST", "/filter", args(pod("p", "data"), "big", "small"))
     call(conn, "POST", "/filter", b"junk")
+    call(conn, "POST", "/filter", b"junk")
+    call(conn, "POST", "/prioritize", args(pod("p", "data"), "big"))
     status, raw = call(conn, "GET", "/metrics")
     text = raw.decode()
     assert status == 200
     assert 'localcsi_extender_requests_total{code="200",verb="filter"} 1.0' in text
-    assert 'localcsi_extender_requests_total{code="400",verb="filter"} 1.0' in text
+    assert 'localcsi_extender_requests_total{code="400",verb="filter"} 2.0' in text
+    assert 'localcsi_extender_requests_total{code="200",verb="prioritize"} 1.0' in text
+    assert 'localcsi_extender_request_seconds_count{verb="prioritize"} 1.0' in text
+    assert 'localcsi_extender_filtered_nodes_total{result="passed"} 1.0' in text
     assert 'localcsi_extender_filtered_nodes_total{result="failed"} 1.0' in text
     assert "localcsi_extender_reserved_pods 1.0" in text
     assert "localcsi_extender_nodes 2.0" in text
-    assert 'localcsi_extender_request_seconds_count{verb="filter"} 2.0' in text
+    assert 'localcsi_extender_request_seconds_count{verb="filter"} 3.0' in text
     assert "localcsi_extender_reservations_total 1.0" in text
     assert "localcsi_extender_reservations_expired_total 0.0" in text
     assert "localcsi_extender_claims_read_live_total 0.0" in text
