@@ -59,6 +59,11 @@ def clone_snapshot_name(volume_lv: str) -> str:
     return CLONE_SNAPSHOT_PREFIX + volume_lv.removeprefix(VOLUME_LV_PREFIX)
 
 
+class _NoSnapshotRoom(ResourceExhausted):
+    """A thick clone's temporary snapshot found no free extent: refused before any byte was copied.
+    Placement keeps an extent free for it; another create can still take it in between."""
+
+
 class LocalLvmBackend:
     def __init__(
         self,
@@ -152,10 +157,16 @@ class LocalLvmBackend:
         vg, name = plan.ref.vg, plan.ref.lv
         started = time.monotonic()
         lv = self.view.lv(vg, name)
+        made_here = lv is None
         if lv is None:
             lv = self._create_lv(plan)
         if CREATING_TAG in lv.tags:
-            self._fill(plan, lv)
+            try:
+                self._fill(plan, lv)
+            except _NoSnapshotRoom:
+                if made_here:  # nothing was written to it: a refused request leaves nothing behind
+                    self._remove_unwritten(lv)
+                raise
             self.lvm.del_tags(vg, name, [CREATING_TAG])
             self.view.changed()
             lv = self._fresh_lv(vg, name)
@@ -245,7 +256,7 @@ class LocalLvmBackend:
             cow = min(full_cow_bytes(plan.content.size_bytes, group.extent_size),
                       round_down(group.free_bytes, group.extent_size))  # fmt: skip
             if cow < group.extent_size:
-                raise ResourceExhausted(
+                raise _NoSnapshotRoom(
                     f"cloning {vg}/{origin} needs a temporary snapshot, and {vg} has no free extent left"
                 )
         try:
@@ -255,6 +266,13 @@ class LocalLvmBackend:
         temporary = self._fresh_lv(vg, name)
         self._activate(temporary)
         return temporary
+
+    def _remove_unwritten(self, lv: LogicalVolume) -> None:
+        """Remove an LV this request made and wrote nothing to: its extents hold what they held before."""
+        try:
+            self.lvm.remove_lv(lv.vg, lv.name, known=lv)
+        finally:
+            self.view.changed()
 
     def _activate(self, lv: LogicalVolume) -> None:
         if not lv.is_active:

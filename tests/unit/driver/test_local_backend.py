@@ -238,6 +238,40 @@ def test_a_thick_clone_copies_from_a_temporary_snapshot_that_is_wiped_after(
     assert not lvm.lvs[(VG, source.ref.lv)].is_cow_origin, "no snapshot is left on the source"
 
 
+def test_a_thick_clone_whose_snapshot_finds_no_extent_leaves_nothing_behind(
+    backend: LocalLvmBackend, lvm: FakeLvm
+) -> None:
+    # Placement keeps an extent free in the source's VG; here another create took it in between.
+    source = make_volume(backend, "src")
+    content = Content(Source(SourceKind.VOLUME, source.id), source.ref, Fill.BLOCK_COPY, False, GiB)
+    lvm.vgs[0] = replace(lvm.vgs[0], free_bytes=4 * MiB - 1)
+    backend.view.changed()
+    before, start = dict(lvm.lvs), len(lvm.calls)
+    with pytest.raises(ResourceExhausted, match="no free extent left"):
+        backend.create_volume(plan("clone", content=content))
+    target = volume_lv_name("clone")
+    assert new_calls(lvm, start) == [("create_lv", VG, target, "linear"), ("remove_lv", VG, target)]
+    assert lvm.lvs == before
+
+
+def test_a_leftover_unfinished_clone_is_kept_for_the_retry_when_its_snapshot_finds_no_extent(
+    backend: LocalLvmBackend, lvm: FakeLvm
+) -> None:
+    # An earlier attempt's LV may hold part of a copy: only a retry that fills it, or a delete that
+    # wipes it, may touch it.
+    source = make_volume(backend, "src")
+    content = Content(Source(SourceKind.VOLUME, source.id), source.ref, Fill.BLOCK_COPY, False, GiB)
+    target = volume_lv_name("clone")
+    lvm.add(LogicalVolume(VG, target, GiB, "-wi-a-----", tags=(CREATING_TAG,)))
+    lvm.vgs[0] = replace(lvm.vgs[0], free_bytes=0)
+    backend.view.changed()
+    start = len(lvm.calls)
+    with pytest.raises(ResourceExhausted, match="no free extent left"):
+        backend.create_volume(plan("clone", content=content))
+    assert ("remove_lv", VG, target) not in new_calls(lvm, start)
+    assert (VG, target) in lvm.lvs
+
+
 def test_deleting_a_thick_volume_wipes_it_first(backend: LocalLvmBackend, lvm: FakeLvm) -> None:
     volume = make_volume(backend, "pvc-1")
     start = len(lvm.calls)
