@@ -3,7 +3,7 @@
 apiserver (etcd and kube-apiserver on loopback, nodes without kubelets):
 
     python benchmarks/bench_scheduler.py [--nodes 100] [--pods 300] [--mixed-pods 1000] [--rounds 3]
-                                         [--only mixed localcsi capacity] [--python-noop]
+                                         [--only mixed localcsi capacity] [--python-noop] [--against SRC]
 
 Three comparisons, each a side over its reference, taken round by round (rounds alternate the sides):
 
@@ -20,7 +20,10 @@ Each round of a side creates its pods first and then starts a kube-scheduler to 
 backlog; the rate is counted from the first decision to the last (benchmarks/bench_scheduler_workload.py),
 so neither the Python client that creates the pods nor the scheduler's start-up is measured.
 ``--python-noop`` adds localcsi's HTTP server in front of an extender that does nothing
-(benchmarks/noop_extender.py) to the localcsi pods' sides. Run it through /tmp/vmslot on a shared
+(benchmarks/noop_extender.py) to the localcsi pods' sides; ``--against SRC`` adds localcsi's extender
+run from another checkout (``git worktree add /tmp/old HEAD~1``, then ``--against /tmp/old/src``), so that
+two versions are compared round by round in one run. Each round also prints how many of the machine's
+cores were busy between its first decision and its last. Run it through /tmp/vmslot on a shared
 machine; a run of the defaults takes about five minutes.
 """
 
@@ -68,7 +71,7 @@ UNTHROTTLED = {"qps": 10_000, "burst": 20_000}
 class Side:
     mixed: bool
     marked: bool
-    extender: str | None = None  # "localcsi", "go-noop", "python-noop"
+    extender: str | None = None  # "localcsi", "against" (--against's tree), "go-noop", "python-noop"
     capacity_tracking: bool = False
 
 
@@ -78,6 +81,7 @@ SIDES = {
     "localcsi-extender": Side(mixed=False, marked=True, extender="localcsi"),
     "localcsi-go-noop": Side(mixed=False, marked=True, extender="go-noop"),
     "localcsi-python-noop": Side(mixed=False, marked=True, extender="python-noop"),
+    "localcsi-against": Side(mixed=False, marked=True, extender="against"),
     "localcsi-baseline": Side(mixed=False, marked=False),
     "localcsi-capacity": Side(mixed=False, marked=False, capacity_tracking=True),
 }
@@ -93,6 +97,7 @@ COMPARISONS = {
     ],
 }
 PYTHON_NOOP = Comparison("all localcsi, Python no-op / Go no-op extender", "localcsi-python-noop", "localcsi-go-noop")
+AGAINST = Comparison("all localcsi, this tree's extender / --against's", "localcsi-extender", "localcsi-against")
 
 
 def sides_of(comparisons: list[Comparison]) -> list[str]:
@@ -268,9 +273,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per side, alternating")
     parser.add_argument("--only", nargs="+", choices=sorted(COMPARISONS), default=sorted(COMPARISONS))
     parser.add_argument("--python-noop", action="store_true", help="also localcsi's server over a no-op extender")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="SRC",
+        help="also localcsi's extender run from another checkout's src/ directory, a side of its own that"
+        " this tree's extender is compared with round by round (an A/B of two versions in one run)",
+    )
     args = parser.parse_args()
     comparisons = [comparison for name in args.only for comparison in COMPARISONS[name]]
     comparisons += [PYTHON_NOOP] if args.python_noop else []
+    comparisons += [AGAINST] if args.against else []
     sides = sides_of(comparisons)
     rates: dict[str, list[float]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory() as scratch, KubeCluster() as cluster:
@@ -279,6 +292,9 @@ def main() -> int:
             floors["go-noop"] = build_go_noop(scratch)
         prepare_cluster(cluster, args.nodes)
         extender = ExtenderProcess(cluster, free_port()).start()  # at the shipped log level
+        extenders = {"localcsi": extender}
+        if args.against:
+            extenders["against"] = ExtenderProcess(cluster, free_port(), source=args.against.resolve()).start()
         try:
             for round_index in range(args.rounds):
                 for name in side_order(sides, round_index):
@@ -288,18 +304,20 @@ def main() -> int:
                     namespace = f"bench-{name}-{round_index}"
                     with ExitStack() as stack:
                         url = None
-                        if side.extender == "localcsi":
-                            url = extender.url
+                        serving = extenders.get(side.extender or "", extender)  # its CPU is the side's
+                        if side.extender in extenders:
+                            url = serving.url
                         elif side.extender is not None:
                             port = free_port()
                             url = stack.enter_context(
                                 floor_extender([*floors[side.extender], f"127.0.0.1:{port}"], port)
                             )
-                        rate, inside = schedule_round(cluster, namespace, workload, side, extender, url=url)
+                        rate, inside = schedule_round(cluster, namespace, workload, side, serving, url=url)
                     rates[name].append(rate)
                     print(f"round {round_index} {name:20s}: {rate:6.1f} pods/s{inside}", flush=True)
         finally:
-            extender.stop()
+            for process in extenders.values():
+                process.stop()
     print(f"nodes={args.nodes}, pods/round={args.pods} (mixed {args.mixed_pods}), {args.rounds} rounds")
     for name in sides:
         rounds = ", ".join(f"{rate:.0f}" for rate in rates[name])

@@ -3,18 +3,28 @@ account (so deploy/rbac/extender.yaml is what authorizes it)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 from localcsi.testing.cluster import KubeCluster
 from localcsi.testing.waiting import start_until
 
 
 class ExtenderProcess:
-    def __init__(self, cluster: KubeCluster, port: int, strategy: str = "binpack", log_level: str = "info") -> None:
+    def __init__(
+        self,
+        cluster: KubeCluster,
+        port: int,
+        strategy: str = "binpack",
+        log_level: str = "info",
+        source: Path | None = None,
+    ) -> None:
         self.cluster = cluster
+        self.source = source  # another checkout's src/ to run localcsi from (a benchmark's A/B), or this one
         self.port = port
         self.strategy = strategy
         self.log_level = log_level
@@ -30,8 +40,9 @@ class ExtenderProcess:
         argv = [sys.executable, "-m", "localcsi", "--log-format", "text", "--log-level", self.log_level]
         argv += ["extender", "--listen", f"127.0.0.1:{self.port}", "--kubeconfig", str(kubeconfig)]
         argv += ["--strategy", self.strategy]
+        env = None if self.source is None else {**os.environ, "PYTHONPATH": str(self.source)}
         self.proc = start_until(
-            "the extender's /healthz", argv, self.log_path, self._healthy, timeout=timeout, context=self.log
+            "the extender's /healthz", argv, self.log_path, self._healthy, timeout=timeout, context=self.log, env=env
         )
         return self
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,11 +39,13 @@ def start_until(
     *,
     timeout: float,
     context: Callable[[], str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start `argv` with its output appended to `log_path` and wait until `healthy(process)`; a start
-    that fails or times out kills the process rather than leave it behind."""
+    """Start `argv` (in `env`, or this process's environment) with its output appended to `log_path` and
+    wait until `healthy(process)`; a start that fails or times out kills the process rather than leave
+    it behind."""
     with log_path.open("ab") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         wait_for(what, lambda: healthy(process), timeout, context=context)
     except BaseException:
