@@ -77,6 +77,12 @@ def make_volume(backend: LocalLvmBackend, name: str, lvm_type: LvmType = LvmType
     return backend.create_volume(plan(name, lvm_type=lvm_type))
 
 
+def thick_clone_source(backend: LocalLvmBackend) -> tuple[Volume, Content]:
+    """A 1 GiB thick volume, and what a clone of it copies."""
+    source = make_volume(backend, "src")
+    return source, Content(Source(SourceKind.VOLUME, source.id), source.ref, Fill.BLOCK_COPY, False, GiB)
+
+
 def test_state_is_reused_until_a_change_or_max_age(backend: LocalLvmBackend, lvm: FakeLvm, clock: Clock) -> None:
     backend.volumes()
     backend.storage(NODE)
@@ -215,8 +221,7 @@ def test_a_snapshot_or_thin_restore_is_refused_outside_its_sources_vg(backend: L
 def test_a_thick_clone_copies_from_a_temporary_snapshot_that_is_wiped_after(
     backend: LocalLvmBackend, lvm: FakeLvm
 ) -> None:
-    source = make_volume(backend, "src")
-    content = Content(Source(SourceKind.VOLUME, source.id), source.ref, Fill.BLOCK_COPY, False, GiB)
+    source, content = thick_clone_source(backend)
     target = volume_lv_name("clone")
     temporary = clone_snapshot_name(target)
     lvm.add(LogicalVolume(VG, temporary, 4 * MiB, "swi-a-s---", origin=source.ref.lv))  # an older attempt's
@@ -242,8 +247,7 @@ def test_a_thick_clone_whose_snapshot_finds_no_extent_leaves_nothing_behind(
     backend: LocalLvmBackend, lvm: FakeLvm
 ) -> None:
     # Placement keeps an extent free in the source's VG; here another create took it in between.
-    source = make_volume(backend, "src")
-    content = Content(Source(SourceKind.VOLUME, source.id), source.ref, Fill.BLOCK_COPY, False, GiB)
+    _, content = thick_clone_source(backend)
     lvm.vgs[0] = replace(lvm.vgs[0], free_bytes=4 * MiB - 1)
     backend.view.changed()
     before, start = dict(lvm.lvs), len(lvm.calls)
@@ -259,8 +263,7 @@ def test_a_leftover_unfinished_clone_is_kept_for_the_retry_when_its_snapshot_fin
 ) -> None:
     # An earlier attempt's LV may hold part of a copy: only a retry that fills it, or a delete that
     # wipes it, may touch it.
-    source = make_volume(backend, "src")
-    content = Content(Source(SourceKind.VOLUME, source.id), source.ref, Fill.BLOCK_COPY, False, GiB)
+    _, content = thick_clone_source(backend)
     target = volume_lv_name("clone")
     lvm.add(LogicalVolume(VG, target, GiB, "-wi-a-----", tags=(CREATING_TAG,)))
     lvm.vgs[0] = replace(lvm.vgs[0], free_bytes=0)
