@@ -121,11 +121,6 @@ class Decisions:
         except Exception as error:  # the apiserver stops at the end while the watch still runs
             self.errors.append(error)
 
-    def rate(self, pods: int) -> float:
-        """Pods per second from the first decision to the last, once all ``pods`` are decided."""
-        first, last = self.window(pods)
-        return (pods - 1) / (last - first)
-
     def window(self, pods: int) -> tuple[float, float]:
         """The monotonic times of the first and the last decision, once all ``pods`` are decided."""
         wait_for(f"{pods} scheduling decisions", lambda: self._all_decided(pods), WATCH_SECONDS, 0.05, self._progress)
