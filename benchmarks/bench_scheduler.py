@@ -44,8 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench_scheduler_cpu import CONTROL_PLANE, CORES, CpuSampler, busy_cores, cpu_per_pod, pids_by_command
 from bench_scheduler_stats import Comparison, describe, round_ratios, side_order  # benchmarks/, this directory
-from bench_scheduler_workload import CORES, CpuSampler, Decisions, Workload, busy_cores
+from bench_scheduler_workload import Decisions, Workload
 from kubernetes import client
 
 from localcsi import DRIVER_NAME, TOPOLOGY_KEY
@@ -120,13 +121,16 @@ def schedule_round(
         if side.capacity_tracking:
             stack.enter_context(capacity_tracking(cluster))
         stack.enter_context(KubeScheduler(cluster, extender_url=url, managed_resources=side.marked))
-        sampler = CpuSampler()
+        assert extender.proc is not None
+        sampler = CpuSampler({**pids_by_command(CONTROL_PLANE), "extender": extender.proc.pid})
         first, last = decisions.window(workload.pods)
-        busy = busy_cores(sampler.stop(), first, last)
+        samples = sampler.stop()
     rate = (workload.pods - 1) / (last - first)
+    spent = ", ".join(f"{name} {ms:.2f}" for name, ms in cpu_per_pod(samples, first, last, workload.pods).items())
     inside = describe_server_time(before, server_seconds(url))
     inside += f" (localcsi extender CPU {process_cpu_seconds(extender) - cpu_before:.2f} s;"
-    inside += f" machine {busy:.2f} of {CORES} cores busy from first decision to last)"
+    inside += f" machine {busy_cores(samples, first, last):.2f} of {CORES} cores busy from first decision to last;"
+    inside += f" CPU ms per pod meanwhile: {spent})"
     # Gone at once (no kubelet); the PVCs stay, with selected-node, which the extender counts as committed.
     core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0)
     return rate, inside

@@ -8,7 +8,6 @@ objects would take the apiserver's CPU itself.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -134,49 +133,3 @@ class Decisions:
 
     def _progress(self) -> str:
         return f"{len(self.times)} decided (watch errors: {self.errors!r})"
-
-
-CORES = os.cpu_count() or 1  # /proc/stat's first line sums every core of the machine
-
-
-def busy_cores(samples: list[tuple[float, int, int]], start: float, end: float) -> float:
-    """How many cores were busy on average between ``start`` and ``end``, from ``(monotonic time, busy
-    ticks, all ticks)`` samples of /proc/stat's cpu line (all cores summed): the first and the last sample
-    inside the window. NaN when fewer than two samples fall inside it."""
-    inside = [sample for sample in samples if start <= sample[0] <= end]
-    if len(inside) < 2:
-        return float("nan")
-    (_, busy_from, all_from), (_, busy_to, all_to) = inside[0], inside[-1]
-    return (busy_to - busy_from) / (all_to - all_from) * CORES if all_to > all_from else float("nan")
-
-
-def cpu_ticks(stat: str) -> tuple[int, int]:
-    """(busy, all) ticks from /proc/stat's text: its first line sums every core. Of its columns, user nice
-    system idle iowait irq softirq steal are counted (guest time is already in user and nice); idle and
-    iowait are not busy."""
-    fields = [int(value) for value in stat.split("\n", 1)[0].split()[1:9]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields) - idle, sum(fields)
-
-
-class CpuSampler:
-    """/proc/stat's cpu line every ``interval`` seconds on a thread, until ``stop``."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.samples: list[tuple[float, int, int]] = []
-        self._stop = threading.Event()
-        self._interval = interval
-        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            with open("/proc/stat") as stat:
-                self.samples.append((time.monotonic(), *cpu_ticks(stat.read())))
-            if self._stop.wait(self._interval):
-                return
-
-    def stop(self) -> list[tuple[float, int, int]]:
-        self._stop.set()
-        self._thread.join()
-        return self.samples

@@ -4,6 +4,8 @@ benchmark itself needs a real apiserver and kube-scheduler."""
 from __future__ import annotations
 
 import importlib.util
+import math
+import os
 import sys
 import time
 from types import ModuleType
@@ -25,6 +27,7 @@ def load_benchmark_module(name: str) -> ModuleType:
 
 STATS = load_benchmark_module("bench_scheduler_stats")
 WORKLOAD = load_benchmark_module("bench_scheduler_workload")
+CPU = load_benchmark_module("bench_scheduler_cpu")
 
 pytestmark = pytest.mark.unit
 
@@ -71,24 +74,43 @@ def test_mixed_workload_marks_exactly_its_localcsi_pods() -> None:
 def test_cpu_ticks_counts_all_but_idle_and_iowait_and_not_guest_twice() -> None:
     # user nice system idle iowait irq softirq steal guest guest_nice
     stat = "cpu  100 10 50 800 20 5 5 10 40 0\ncpu0 50 5 25 400 10 2 3 5 20 0\n"
-    assert WORKLOAD.cpu_ticks(stat) == (180, 1000)
+    assert CPU.cpu_ticks(stat) == (180, 1000)
+
+
+def samples() -> list[object]:
+    sample = CPU.Sample
+    return [
+        sample(0.0, 0, 0, {"etcd": 0}),
+        sample(1.0, 50, 100, {"etcd": 10, "extender": 5}),
+        sample(2.0, 100, 200, {"etcd": 20, "extender": 9}),
+        sample(3.0, 200, 300, {"etcd": 40, "extender": 25}),
+        sample(9.0, 900, 1000, {"etcd": 90}),
+    ]
 
 
 def test_busy_cores_between_the_first_and_last_sample_of_the_window() -> None:
-    cores = WORKLOAD.CORES
-    samples = [(0.0, 0, 0), (1.0, 50, 100), (2.0, 100, 200), (3.0, 200, 300), (9.0, 900, 1000)]
     # inside 1..3: 150 busy of 200 ticks
-    assert WORKLOAD.busy_cores(samples, 1.0, 3.0) == pytest.approx(0.75 * cores)
-    assert WORKLOAD.busy_cores(samples, 1.5, 2.5) != WORKLOAD.busy_cores(samples, 1.5, 2.5)  # one sample: NaN
+    assert CPU.busy_cores(samples(), 1.0, 3.0) == pytest.approx(0.75 * CPU.CORES)
+    assert math.isnan(CPU.busy_cores(samples(), 1.5, 2.5))  # one sample in the window
 
 
-def test_cpu_sampler_samples_this_machine_until_stopped() -> None:
-    sampler = WORKLOAD.CpuSampler(interval=0.01)
-    while len(sampler.samples) < 3:
-        time.sleep(0.005)
-    samples = sampler.stop()
-    count = len(samples)
-    assert [s[0] for s in samples] == sorted(s[0] for s in samples)
-    assert all(0 <= busy <= total for _, busy, total in samples)
-    assert samples[-1][2] >= samples[0][2]
+def test_cpu_per_pod_of_the_machine_and_of_each_process_that_lived_through_the_window() -> None:
+    tick_ms = 1000 / CPU.TICKS_PER_SECOND
+    spent = CPU.cpu_per_pod(samples(), 1.0, 3.0, pods=10)
+    assert spent == pytest.approx({"machine": 15 * tick_ms, "etcd": 3 * tick_ms, "extender": 2 * tick_ms})
+    assert "extender" not in CPU.cpu_per_pod(samples(), 0.0, 9.0, pods=10)  # not there at both ends
+    assert CPU.cpu_per_pod(samples(), 1.5, 2.5, pods=10) == {}
+
+
+def test_cpu_sampler_samples_the_machine_and_this_process_until_stopped() -> None:
+    assert CPU.pids_by_command(["no-such-command"]) == {}
+    sampler = CPU.CpuSampler({"self": os.getpid(), "gone": 2**22 + 1}, interval=0.01)
+    end = time.monotonic() + 0.3
+    while time.monotonic() < end:  # spend CPU, so that this process's ticks grow
+        sum(range(10_000))
+    taken = sampler.stop()
+    count = len(taken)
+    assert count >= 3 and [s.at for s in taken] == sorted(s.at for s in taken)
+    assert all(0 <= s.busy <= s.total and "gone" not in s.processes for s in taken)
+    assert taken[-1].processes["self"] > taken[0].processes["self"]
     assert len(sampler.samples) == count  # stopped: no sample after stop()
