@@ -23,7 +23,8 @@ so neither the Python client that creates the pods nor the scheduler's start-up 
 (benchmarks/noop_extender.py) to the localcsi pods' sides; ``--against SRC`` adds localcsi's extender
 run from another checkout (``git worktree add /tmp/old HEAD~1``, then ``--against /tmp/old/src``), so that
 two versions are compared round by round in one run. Each round also prints how many of the machine's
-cores were busy between its first decision and its last. Run it through /tmp/vmslot on a shared
+cores were busy between its first decision and its last, and the CPU per pod of the machine and of each
+process (benchmarks/bench_scheduler_cpu.py). Run it through /tmp/vmslot on a shared
 machine; a run of the defaults takes about five minutes.
 """
 
