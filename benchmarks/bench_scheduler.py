@@ -31,7 +31,6 @@ machine; a run of the defaults takes about five minutes.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -45,7 +44,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench_scheduler_cpu import CONTROL_PLANE, CORES, CpuSampler, busy_cores, cpu_per_pod, pids_by_command
+from bench_scheduler_cpu import (
+    CONTROL_PLANE,
+    CORES,
+    TICKS_PER_SECOND,
+    CpuSampler,
+    busy_cores,
+    cpu_per_pod,
+    pids_by_command,
+    process_ticks,
+)
 from bench_scheduler_stats import Comparison, describe, round_ratios, side_order  # benchmarks/, this directory
 from bench_scheduler_workload import Decisions, Workload
 from kubernetes import client
@@ -180,8 +188,9 @@ def publish_capacities(cluster: KubeCluster, nodes: list[str]) -> None:
 def process_cpu_seconds(extender: ExtenderProcess) -> float:
     """User and system CPU seconds of the extender's process so far, from /proc."""
     assert extender.proc is not None
-    fields = Path(f"/proc/{extender.proc.pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = process_ticks(extender.proc.pid)
+    assert ticks is not None, f"the extender (pid {extender.proc.pid}) is gone"
+    return ticks / TICKS_PER_SECOND
 
 
 LIVE_READS = "claims read live"  # a pseudo-verb of server_seconds: (PVCs filter read from the apiserver, 0)
