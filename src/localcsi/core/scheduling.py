@@ -14,7 +14,7 @@ every request, while this view changes only when the cluster does.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from fractions import Fraction
 from functools import cached_property
@@ -269,3 +269,27 @@ def node_capacity(report: NodeReport, usages: Iterable[Usage]) -> NodeCapacity:
         size_bytes=sum(max(vg.size_bytes, vg.free_bytes) for vg in usable_vgs),
         free_bytes=sum(vg_free.values()),
     )
+
+
+def with_usage_changed(
+    cap: NodeCapacity, report: NodeReport, before: Usage | None, after: Usage | None
+) -> NodeCapacity | None:
+    """``cap`` (``node_capacity(report, usages)``) with one volume's usage changed from ``before`` to
+    ``after`` (None: absent), as ``node_capacity`` would give it, without going over every usage again:
+    a node with many volumes gets a commit after another while a backlog is scheduled. None where only
+    ``node_capacity`` can tell: a node with several usable VGs (where a volume whose VG is not chosen
+    yet takes the best fit left by the others) or an exclusive volume (disks are matched as a whole)."""
+    if len(cap.vg_free) > 1 or any(u is not None and u.volume_type in EXCLUSIVE_TYPES for u in (before, after)):
+        return None
+    taken = _single_vg_charge(cap, report, after) - _single_vg_charge(cap, report, before)
+    if not taken:
+        return cap
+    vg_free = {vg: free - taken for vg, free in cap.vg_free.items()}
+    return replace(cap, vg_free=vg_free, free_bytes=cap.free_bytes - taken)
+
+
+def _single_vg_charge(cap: NodeCapacity, report: NodeReport, usage: Usage | None) -> int:
+    """What an LVM ``usage`` takes off a node of at most one usable VG, as ``node_capacity`` counts it."""
+    if usage is None or usage.key in report.lv_keys or not cap.vg_free:
+        return 0
+    return usage.charge_bytes if usage.vg is None or usage.vg in cap.vg_free else 0

@@ -1,11 +1,11 @@
 """The extender's view of the cluster, fed by informer events and turned into core inputs.
 
-Every object is reduced on arrival to what scheduling needs: a node's report, or the usages a source
-(a PV, a PVC, a LogicalVolume, a scheduled pod's inline volumes) puts on one node. A node's capacity
-is computed from those when first asked and kept until something on that node changes, so a filter
-request costs a dictionary lookup per node. The view is a pure function of the objects it holds:
-``replace_all`` (run periodically from the informers' caches) converges it again after any missed
-event, which is how open-local's extender drifted (#262, #269).
+Every object is reduced on arrival to what scheduling needs: a node's report, or the usages a source (a
+PV, a PVC, a LogicalVolume, a scheduled pod's inline volumes) puts on one node. A node's capacity is
+computed from those when first asked, patched when one of its volumes changes where that is exact, and
+computed again otherwise, so a filter request costs a dictionary lookup per node. The view is a pure
+function of the objects it holds: ``replace_all`` (run periodically from the informers' caches)
+converges it again after any missed event, which is how open-local's extender drifted (#262, #269).
 
 Not thread-safe: the extender holds one lock around the view and the reservation ledger.
 """
@@ -13,14 +13,15 @@ Not thread-safe: the extender holds one lock around the view and the reservation
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from localcsi.core.capacity_table import CapacityTable
 from localcsi.core.errors import CoreError
 from localcsi.core.ids import parse_snapshot_id
-from localcsi.core.scheduling import NodeCapacity, NodeReport, Usage, node_capacity
+from localcsi.core.scheduling import NodeCapacity, NodeReport, Usage, node_capacity, with_usage_changed
 from localcsi.core.sizes import DEFAULT_VOLUME_BYTES
+from localcsi.extender.node_usages import NodeUsages
 from localcsi.extender.objects import (
     Object,
     class_params,
@@ -80,20 +81,6 @@ def slim_pod(pod: Mapping[str, Any]) -> Object:
     }
 
 
-def _dedupe(usages: Iterable[Usage]) -> list[Usage]:
-    """One usage per key: a placed one (VG or disk known) over an unplaced one, then the larger."""
-    best: dict[str, Usage] = {}
-    for usage in usages:
-        current = best.get(usage.key)
-        if current is None or _rank(usage) > _rank(current):
-            best[usage.key] = usage
-    return list(best.values())
-
-
-def _rank(usage: Usage) -> tuple[bool, int, int]:
-    return usage.vg is not None or usage.disk is not None, usage.charge_bytes, usage.size_bytes
-
-
 class ClusterView:
     """Implements ``demand.ClusterLookup`` and answers ``capacity(node)``.
 
@@ -116,7 +103,7 @@ class ClusterView:
         self._objects: dict[str, dict[str, Object]] = {kind: {} for kind in KINDS}
         self._reports: dict[str, NodeReport] = {}
         self._sources: dict[str, tuple[str, tuple[Usage, ...]]] = {}
-        self._node_sources: dict[str, set[str]] = {}
+        self._usages = NodeUsages()
         self._capacity: dict[str, NodeCapacity] = {}
         self._stale: set[str] = set()  # nodes whose capacity must be recomputed
         self._table = CapacityTable()
@@ -176,7 +163,7 @@ class ClusterView:
         return sorted(self._reports)
 
     def usages(self, node: str) -> list[Usage]:
-        return _dedupe(u for source in self._node_sources.get(node, ()) for u in self._sources[source][1])
+        return self._usages.usages(node)
 
     # -- events ------------------------------------------------------------------------------------------
 
@@ -277,21 +264,32 @@ class ClusterView:
 
     def _set_source(self, source: str, node: str | None, usages: tuple[Usage, ...]) -> None:
         old = self._sources.pop(source, None)
-        if old is not None:
-            old_node, old_usages = old
-            if old_node == node and old_usages == usages:
-                self._sources[source] = old
-                return
-            self._node_sources[old_node].discard(source)
-            if not self._node_sources[old_node]:
-                del self._node_sources[old_node]
-            self._stale.add(old_node)
-        if node is None or not usages:
+        new = (node, usages) if node is not None and usages else None
+        if old is not None and old == new:
+            self._sources[source] = old
             return
-        self._sources[source] = (node, usages)
-        self._node_sources.setdefault(node, set()).add(source)
-        self._stale.add(node)
+        if new is not None:
+            self._sources[source] = new
+        for changed_node, before, after in self._usages.replace(source, old, new):
+            self._count_change(changed_node, before, after)
+        if new is None:
+            return
         old_keys = {u.key for u in old[1]} if old is not None and old[0] == node else set()
         for usage in usages:
             if usage.key not in old_keys:
-                self._on_commit(usage.key, node)
+                self._on_commit(usage.key, new[0])
+
+    def _count_change(self, node: str, before: Usage | None, after: Usage | None) -> None:
+        """One volume counts differently on ``node``: its capacity patched where that is exact, else
+        recomputed from all its volumes at the next ``capacity_table``."""
+        cap = self._capacity.get(node)
+        report = self._reports.get(node)
+        if node in self._stale or cap is None or report is None:
+            self._stale.add(node)
+            return
+        patched = with_usage_changed(cap, report, before, after)
+        if patched is None:
+            self._stale.add(node)
+        elif patched is not cap:
+            self._capacity[node] = patched
+            self._table.set(patched)

@@ -275,13 +275,20 @@ def encode_filter_result(
 
 
 def encode_ranks(ranks: Sequence[Sequence[str]], plain_names: bool = False) -> bytes:
-    """A HostPriorityList from ``ranks[score]``, the hosts with each score (0..MaxExtenderPriority):
-    ``encode(host_priorities(...))`` without a dict or a string per host when names are plain."""
+    """A HostPriorityList from ``ranks[score]``, the hosts with each score (0..MaxExtenderPriority),
+    relative to the lowest score among them: the hosts at the lowest score are left out, and the others
+    get their score less the lowest (joined, without a dict or a string per host, when names are plain).
+
+    kube-scheduler asks prioritize about every node still in the running, adds score x weight to each
+    node's total (a node the answer leaves out gets nothing) and takes the highest total, so one score
+    taken off all of them changes no choice. Where every node scores alike the answer is ``[]``, which
+    kube-scheduler neither decodes nor adds up entry by entry (docs/extender.md, "Prioritize")."""
+    lowest = next((score for score, hosts in enumerate(ranks) if hosts), 0)
     parts: list[str] = []
     for score, hosts in enumerate(ranks):
-        if not hosts:
+        if not hosts or score == lowest:
             continue
-        suffix = _SCORE_SUFFIXES[score]
+        suffix = _SCORE_SUFFIXES[score - lowest]
         if plain_names:
             parts.append('{"Host":"' + f'"{suffix},{{"Host":"'.join(hosts) + '"' + suffix)
         else:

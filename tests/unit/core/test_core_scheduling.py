@@ -1,3 +1,4 @@
+import random
 from fractions import Fraction
 
 import pytest
@@ -16,6 +17,7 @@ from localcsi.core.scheduling import (
     lvm_charge,
     node_capacity,
     volume_request,
+    with_usage_changed,
 )
 from localcsi.core.sizes import GiB, MiB
 
@@ -134,3 +136,38 @@ def test_exclusive_usage_already_in_the_report_is_not_subtracted_twice() -> None
     report = _report(disks=disks, lv_keys=frozenset({"known"}))
     cap = node_capacity(report, [Usage("known", volume_type=VolumeType.DEVICE, size_bytes=MiB)])
     assert [d.name for d in cap.free_disks] == ["/dev/sdb"]
+
+
+def _random_usage(rng: random.Random, key: str, vgs: list[str]) -> Usage:
+    if rng.random() < 0.15:
+        return Usage(key, volume_type=VolumeType.DEVICE, size_bytes=GiB)
+    vg = rng.choice([None, "elsewhere", *vgs])
+    return Usage(key, rng.randint(1, 20) * GiB, vg)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_changed_usage_patches_the_capacity_as_a_recount_would(seed: int) -> None:
+    rng = random.Random(seed)  # noqa: S311 (test data)
+    patched = 0
+    for _ in range(400):
+        vgs = rng.sample(["vg0", "vg1"], rng.randint(0, 2))
+        keys = [f"csi-{i}" for i in range(6)]
+        report = _report(*(VgReport(vg, 100 * GiB, 60 * GiB) for vg in vgs), lv_keys=frozenset(rng.sample(keys, 2)))
+        usages = {key: _random_usage(rng, key, vgs) for key in rng.sample(keys, rng.randint(0, 5))}
+        key = rng.choice(keys)
+        before = usages.get(key)
+        after = _random_usage(rng, key, vgs) if rng.random() < 0.7 else None
+        cap = node_capacity(report, usages.values())
+        if after is None:
+            usages.pop(key, None)
+        else:
+            usages[key] = after
+        result = with_usage_changed(cap, report, before, after)
+        if result is None:  # only node_capacity can tell: several VGs, or a disk
+            assert len(vgs) > 1 or any(u is not None and u.volume_type is VolumeType.DEVICE for u in (before, after))
+            continue
+        patched += 1
+        assert result == node_capacity(report, usages.values())
+        assert result.used_bytes == result.size_bytes - result.free_bytes  # derived fields follow
+        assert result.single_vg_free == (result.free_bytes if result.single_vg else 0)
+    assert patched > 100

@@ -1,6 +1,10 @@
+import random
+
 import pytest
 from extender_objects import inline, nls, pod, pv_for, pvc, storage_class
 
+from localcsi.core.capacity_table import NO_ROOM
+from localcsi.core.scheduling import node_capacity
 from localcsi.core.sizes import GiB
 from localcsi.extender.cache import (
     LOGICAL_VOLUMES,
@@ -172,3 +176,47 @@ def test_snapshot_nodes_come_from_the_bound_contents_handle(view: ClusterView) -
     content["status"]["snapshotHandle"] = "garbage"
     view.apply(VOLUME_SNAPSHOT_CONTENTS, "MODIFIED", content)
     assert view.snapshot_node("default", "s") == ""
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_capacity_patched_event_by_event_is_what_a_recount_gives(seed: int) -> None:
+    """Random PVCs, PVs, LogicalVolumes, scheduled pods and reports, on nodes of zero, one and two VGs:
+    after every event, each node's capacity (and its table row) is node_capacity over its volumes."""
+    rng = random.Random(seed)  # noqa: S311 (test data)
+    view = ClusterView()
+    view.apply(STORAGE_CLASSES, "ADDED", storage_class())
+    nodes = ["n1", "n2", "n3"]
+    layouts = {"n1": (("vg0", 50),), "n2": (("vg0", 30), ("vg1", 20)), "n3": ()}
+    claims = [pvc(f"c{i}", f"{rng.randint(1, 9)}Gi") for i in range(8)]
+    keys = [pvc_volume_key(claim) for claim in claims]
+    for node, layout in layouts.items():
+        view.apply(NODE_LOCAL_STORAGES, "ADDED", nls(node, *layout))
+    for _ in range(300):
+        node, claim, key = rng.choice(nodes), rng.choice(claims), rng.choice(keys)
+        name, size = claim["metadata"]["name"], claim["spec"]["resources"]["requests"]["storage"]
+        event = rng.randrange(6)
+        if event == 0:
+            lvs = tuple(rng.sample(keys, 2))
+            view.apply(NODE_LOCAL_STORAGES, "MODIFIED", nls(node, *layouts[node], lvs=lvs))
+        elif event == 1:
+            view.apply(PERSISTENT_VOLUME_CLAIMS, "MODIFIED", pvc(name, size, selected_node=node))
+        elif event == 2:
+            view.apply(PERSISTENT_VOLUMES, rng.choice(["MODIFIED", "DELETED"]), pv_for(claim, node))
+        elif event == 3:
+            resource = {
+                "metadata": {"name": key},
+                "spec": {"nodeName": node, "vgName": rng.choice(["vg0", "vg1"]), "size": rng.randint(1, 9) * GiB},
+            }
+            view.apply(LOGICAL_VOLUMES, rng.choice(["MODIFIED", "DELETED"]), resource)
+        elif event == 4:
+            scheduled = pod("p", node=node, volumes=(inline("scratch", size=f"{rng.randint(1, 5)}Gi"),))
+            view.apply(PODS, rng.choice(["MODIFIED", "DELETED"]), scheduled)
+        else:
+            view.apply(PERSISTENT_VOLUME_CLAIMS, "DELETED", claim)
+        table = view.capacity_table()
+        for each in nodes:
+            assert table[each] == node_capacity(view._reports[each], view.usages(each)), each
+        rows = view.table().rows_of(nodes)
+        assert view.table().free[rows].tolist() == [
+            [table[n].vg_free.get(vg, NO_ROOM) for vg in view.table().vg_names] for n in nodes
+        ]

@@ -1,4 +1,5 @@
 import json
+import random
 
 import pytest
 from extender_objects import pod
@@ -152,13 +153,35 @@ def test_a_node_list_request_gets_a_node_list_answer_from_the_fast_encoder() -> 
 
 
 @pytest.mark.parametrize("plain", [True, False])
-def test_ranks_encode_as_a_host_priority_list(plain: bool) -> None:
+def test_ranks_encode_as_a_host_priority_list_relative_to_the_lowest_score(plain: bool) -> None:
     names = ["n1", "n2", "n3", "n4", "n5"] if plain else [*ODD_NAMES, "n4", "n5"]
     ranks: list[list[str]] = [[] for _ in range(11)]
-    ranks[0], ranks[3], ranks[10] = [names[0]], [names[1], names[2]], [names[3], names[4]]
-    expected = [(names[0], 0), (names[1], 3), (names[2], 3), (names[3], 10), (names[4], 10)]
+    ranks[2], ranks[3], ranks[10] = [names[0]], [names[1], names[2]], [names[3], names[4]]
+    # names[0] has the lowest score: left out (it gets 0), every other lowered by 2
+    expected = [(names[1], 1), (names[2], 1), (names[3], 8), (names[4], 8)]
     assert json.loads(encode_ranks(ranks, plain)) == json.loads(encode(host_priorities(expected)))
     assert json.loads(encode_ranks([[] for _ in range(11)], plain)) == []
+
+
+@pytest.mark.parametrize("score", [0, 4, 10])
+def test_nodes_that_all_score_alike_encode_as_an_empty_list(score: int) -> None:
+    ranks: list[list[str]] = [[] for _ in range(11)]
+    ranks[score] = ["n1", "n2", "n3"]
+    assert encode_ranks(ranks, True) == b"[]"
+
+
+def test_relative_scores_leave_every_total_difference_as_it_was() -> None:
+    """kube-scheduler adds score x weight to each node's total: the differences decide, not the level."""
+    rng = random.Random(7)  # noqa: S311 (test data)
+    for _ in range(200):
+        absolute = {f"n{i}": rng.randint(0, 10) for i in range(rng.randint(1, 12))}
+        ranks: list[list[str]] = [[] for _ in range(11)]
+        for node, score in absolute.items():
+            ranks[score].append(node)
+        relative = {entry["Host"]: entry["Score"] for entry in json.loads(encode_ranks(ranks, True))}
+        assert set(relative) <= set(absolute) and all(1 <= s <= 10 for s in relative.values())
+        lowest = min(absolute.values())
+        assert {node: relative.get(node, 0) for node in absolute} == {n: s - lowest for n, s in absolute.items()}
 
 
 def test_error_result_has_every_key() -> None:

@@ -68,7 +68,19 @@ def test_filter_then_prioritize_over_one_kept_alive_connection(server: ExtenderS
     assert result["FailedAndUnresolvableNodes"]["small"] == "localcsi: no VG has room for PVC default/data (10 GiB)"
     status, raw = call(conn, "POST", "/prioritize", args(pod("p", "data"), "big"))
     assert status == 200
-    assert json.loads(raw) == [{"Host": "big", "Score": 1}]
+    assert json.loads(raw) == []  # its one node has the lowest score: relative to it, nothing to add
+    conn.close()
+
+
+def test_prioritize_answers_scores_relative_to_the_lowest(server: ExtenderServer) -> None:
+    server.extender.apply(NODE_LOCAL_STORAGES, "ADDED", nls("half", ("vg0", 50)))
+    server.extender.apply(NODE_LOCAL_STORAGES, "ADDED", nls("fuller", ("vg0", 30)))
+    conn = connect(server)
+    status, raw = call(conn, "POST", "/filter", go_args(pod("p", "data"), "big", "half", "fuller"))
+    assert (status, json.loads(raw)["NodeNames"]) == (200, ["big", "half", "fuller"])
+    status, raw = call(conn, "POST", "/prioritize", go_args(pod("p", "data"), "big", "half", "fuller"))
+    # binpack, 100 GiB each, 10 GiB more: big 10 % full (1), half 60 % (6), fuller 80 % (8); less 1
+    assert (status, json.loads(raw)) == (200, [{"Host": "half", "Score": 5}, {"Host": "fuller", "Score": 7}])
     conn.close()
 
 
@@ -86,7 +98,7 @@ def test_names_the_scheduler_sends_again_answer_as_the_first_time(server: Extend
     assert server.node_names.get(b'["big"]') == ["big"]  # what filter passed, for prioritize
     passed = json.loads(answers[0][1])["NodeNames"]
     status, raw = call(conn, "POST", "/prioritize", go_args(pod("p", "data"), *passed))
-    assert (status, json.loads(raw)) == (200, [{"Host": "big", "Score": 1}])
+    assert (status, json.loads(raw)) == (200, [])
     conn.close()
 
 
