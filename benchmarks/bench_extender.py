@@ -54,6 +54,11 @@ def node_local_storage(name: str, index: int) -> dict[str, Any]:
     vgs = [("localcsi-ssd", (index % 97 + 4) * 20 * GiB)]
     if index % 3 == 0:
         vgs.append(("localcsi-hdd", (index % 89 + 8) * 50 * GiB))
+    return storage_report(name, vgs)
+
+
+def storage_report(name: str, vgs: list[tuple[str, int]]) -> dict[str, Any]:
+    """A NodeLocalStorage whose agent reports ``vgs`` as (name, bytes free), each half full."""
     return {
         "apiVersion": "localcsi.io/v1alpha1",
         "kind": "NodeLocalStorage",
@@ -177,8 +182,8 @@ def client(address: tuple[str, int], names: list[str], pvcs: int, pipe: Connecti
         passed = json.loads(answer)["NodeNames"]
         body = go_json({"Pod": the_pod, "Nodes": None, "NodeNames": passed})
         prioritize_seconds, answer = round_trip(conn, "prioritize", body)
-        scores = json.loads(answer)
-        best = max(scores, key=lambda s: s["Score"])["Host"] if scores else None
+        scores = json.loads(answer)  # relative: the nodes of the lowest score are left out
+        best = max(scores, key=lambda s: s["Score"])["Host"] if scores else (passed[0] if passed else None)
         pipe.send((filter_seconds, filter_seconds + prioritize_seconds, len(passed), best))
     conn.close()
 

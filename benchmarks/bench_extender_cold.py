@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""The extender's CPU per pod when each request finds the CPU's caches cold, as it does on a machine
+where kube-scheduler, the apiserver and etcd run between two requests (docs/extender.md, "Cold caches"):
+
+    python benchmarks/bench_extender_cold.py [--nodes 100] [--vg-gib 100000] [--pods 300] [--evict-mib 64]
+                                             [--rounds 3]
+
+The cluster is like bench_scheduler.py's: nodes of one VG each, all alike. In one process and without HTTP,
+requests encoded as kube-scheduler's Go encoder writes them (compact, NodeNames last) go through what
+the server does with them: ``parse_args``, filter and ``encode_filter_result``; ``parse_args``,
+prioritize and ``encode_ranks``. The same pods go to localcsi's extender and to the no-op one
+(benchmarks/noop_extender.py), each in its own cluster view. A pod's PVC gets selected-node between the
+next pod's filter and prioritize, as kube-scheduler's binding cycle runs behind its scheduling cycle,
+and that event is applied as the informer would. Each request and the event are timed with the thread's
+CPU clock; before each one, outside the timed part, a buffer of ``--evict-mib`` is written, which evicts
+the caches as the other processes do (``--evict-mib 0``: warm, as in a loop that has the CPU to itself).
+Rounds alternate warm and cold.
+
+Prints, per round, the mean CPU per pod of filter, of the commit event and of prioritize (parse and
+encode included) for localcsi's extender and for the no-op (which keeps the same view of the cluster),
+and the difference per pod: localcsi's own work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from bench_extender import claim, go_json, pod, storage_report  # benchmarks/, this directory
+from noop_extender import NoopExtender
+
+from localcsi import DRIVER_NAME
+from localcsi.core.sizes import GiB
+from localcsi.extender.cache import NODE_LOCAL_STORAGES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES
+from localcsi.extender.main import settle_garbage_collector
+from localcsi.extender.objects import SELECTED_NODE_ANNOTATION as ANNOTATION
+from localcsi.extender.protocol import RequestCache, encode_filter_result, encode_ranks, parse_args
+from localcsi.extender.service import Extender
+
+MIB = 1 << 20
+VG = "localcsi-pool-0"
+CACHE_LINE = 64
+
+
+class Evictor:
+    """Writes one word in every cache line of a buffer: what the CPU held before is gone."""
+
+    def __init__(self, mib: int) -> None:
+        self._buffer = np.zeros(mib * MIB // 8, dtype=np.int64)
+
+    def __call__(self) -> None:
+        if self._buffer.size:
+            self._buffer[:: CACHE_LINE // 8] += 1
+
+
+def scheduling_cluster(extender: Extender, names: list[str], vg_gib: int) -> Extender:
+    extender.apply(STORAGE_CLASSES, "ADDED", {"metadata": {"name": "localcsi"}, "provisioner": DRIVER_NAME})
+    for name in names:
+        extender.apply(NODE_LOCAL_STORAGES, "ADDED", storage_report(name, [(VG, vg_gib * GiB)]))
+    return extender
+
+
+def cpu_per_pod(
+    extender: Extender, names: list[str], pods: int, evict: Callable[[], None]
+) -> tuple[list[float], list[float], list[float]]:
+    """Thread CPU microseconds per pod of filter, of the last pod's commit (the informer's event) and of
+    prioritize, parse and encode included."""
+    cache = RequestCache()
+    filters: list[float] = []
+    commits: list[float] = []
+    prioritizes: list[float] = []
+    behind: tuple[dict[str, Any], str] | None = None  # the last pod's claim and the node it went to
+    for number in range(pods):
+        name = f"pod-{number}"
+        the_claim = claim(name, 0)
+        extender.apply(PERSISTENT_VOLUME_CLAIMS, "ADDED", the_claim)
+        the_pod = pod(name, [the_claim])
+        evict()
+        started = time.thread_time_ns()
+        args = parse_args(go_json({"Pod": the_pod, "Nodes": None, "NodeNames": names}), cache)
+        outcome = extender.filter(args.pod, args.node_names)
+        encode_filter_result(args, outcome.passed, outcome.failed, names=cache)
+        filters.append((time.thread_time_ns() - started) / 1000)
+        if behind is not None:  # the binding cycle, one pod behind: selected-node on the last pod's claim
+            last_claim, node = behind
+            committed = {**last_claim, "metadata": {**last_claim["metadata"], "annotations": {ANNOTATION: node}}}
+            evict()
+            started = time.thread_time_ns()
+            extender.apply(PERSISTENT_VOLUME_CLAIMS, "MODIFIED", committed)
+            commits.append((time.thread_time_ns() - started) / 1000)
+        evict()
+        started = time.thread_time_ns()
+        args = parse_args(go_json({"Pod": the_pod, "Nodes": None, "NodeNames": outcome.passed}), cache)
+        priorities = extender.prioritize(args.pod, args.node_names)
+        encode_ranks(priorities.ranks, args.plain_names)
+        prioritizes.append((time.thread_time_ns() - started) / 1000)
+        best = next((nodes for nodes in reversed(priorities.ranks) if nodes), outcome.passed)
+        behind = (the_claim, best[0]) if best else None
+    return filters, commits, prioritizes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--pods", type=int, default=300, help="pods per round and side")
+    parser.add_argument("--vg-gib", type=int, default=100_000, help="each node's one VG, free (as bench_scheduler)")
+    parser.add_argument("--evict-mib", type=int, default=64, help="buffer written before each cold request")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each, warm and cold alternating")
+    args = parser.parse_args()
+    names = [f"node-{index:05d}" for index in range(args.nodes)]
+    evictors = {"warm": Evictor(0), "cold": Evictor(args.evict_mib)}
+    print(f"nodes={args.nodes}, pods/round={args.pods}, cold: {args.evict_mib} MiB written before each request")
+    print("round  caches   localcsi: filter + commit + prioritize = pod    no-op: the same             own work")
+    for round_index in range(args.rounds):
+        for temperature, evict in evictors.items():
+            per_pod = {}
+            line = f"{round_index:>5}  {temperature:>6}"
+            for extender in (Extender(), NoopExtender()):
+                scheduling_cluster(extender, names, args.vg_gib)
+                settle_garbage_collector()  # as `localcsi extender` does once its informers have synced
+                means = [statistics.mean(spent) for spent in cpu_per_pod(extender, names, args.pods, evict)]
+                per_pod[type(extender)] = sum(means)
+                line += "   " + " + ".join(f"{mean:4.0f}" for mean in means) + f" = {sum(means):4.0f} us"
+            print(f"{line}   {per_pod[Extender] - per_pod[NoopExtender]:6.0f} us", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
