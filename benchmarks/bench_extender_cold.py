@@ -28,7 +28,8 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import numpy as np
 from bench_extender import claim, go_json, pod, storage_report  # benchmarks/, this directory
@@ -40,7 +41,7 @@ from localcsi.extender.cache import NODE_LOCAL_STORAGES, PERSISTENT_VOLUME_CLAIM
 from localcsi.extender.main import settle_garbage_collector
 from localcsi.extender.objects import SELECTED_NODE_ANNOTATION as ANNOTATION
 from localcsi.extender.protocol import RequestCache, encode_filter_result, encode_ranks, parse_args
-from localcsi.extender.service import Extender
+from localcsi.extender.service import Extender, FilterOutcome, Priorities
 
 MIB = 1 << 20
 VG = "localcsi-pool-0"
@@ -65,42 +66,72 @@ def scheduling_cluster(extender: Extender, names: list[str], vg_gib: int) -> Ext
     return extender
 
 
-def cpu_per_pod(
-    extender: Extender, names: list[str], pods: int, evict: Callable[[], None]
-) -> tuple[list[float], list[float], list[float]]:
-    """Thread CPU microseconds per pod of filter, of the last pod's commit (the informer's event) and of
-    prioritize, parse and encode included."""
+T = TypeVar("T")
+Run = Callable[[Callable[[], T]], T]  # runs one request (or event) and returns what it returned
+
+
+def filter_args(the_pod: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    return {"Pod": the_pod, "Nodes": None, "NodeNames": names}
+
+
+def _filter(extender: Extender, body: bytes, cache: RequestCache) -> FilterOutcome:
+    args = parse_args(body, cache)
+    outcome = extender.filter(args.pod, args.node_names)
+    encode_filter_result(args, outcome.passed, outcome.failed, names=cache)
+    return outcome
+
+
+def _prioritize(extender: Extender, body: bytes, cache: RequestCache) -> Priorities:
+    args = parse_args(body, cache)
+    priorities = extender.prioritize(args.pod, args.node_names)
+    encode_ranks(priorities.ranks, args.plain_names)
+    return priorities
+
+
+def replay(extender: Extender, names: list[str], pods: int, evict: Callable[[], None], run: Run[Any]) -> None:
+    """kube-scheduler's calls for ``pods`` pods, each request and commit event through ``run``, with
+    ``evict()`` before each and outside it: filter (parse and encode included), the last pod's commit
+    (its PVC's selected-node, as the informer delivers it) and prioritize."""
     cache = RequestCache()
-    filters: list[float] = []
-    commits: list[float] = []
-    prioritizes: list[float] = []
     behind: tuple[dict[str, Any], str] | None = None  # the last pod's claim and the node it went to
     for number in range(pods):
         name = f"pod-{number}"
         the_claim = claim(name, 0)
         extender.apply(PERSISTENT_VOLUME_CLAIMS, "ADDED", the_claim)
         the_pod = pod(name, [the_claim])
+        body = go_json(filter_args(the_pod, names))  # kube-scheduler's work: not counted, nor after evict()
         evict()
-        started = time.thread_time_ns()
-        args = parse_args(go_json({"Pod": the_pod, "Nodes": None, "NodeNames": names}), cache)
-        outcome = extender.filter(args.pod, args.node_names)
-        encode_filter_result(args, outcome.passed, outcome.failed, names=cache)
-        filters.append((time.thread_time_ns() - started) / 1000)
+        outcome: FilterOutcome = run(partial(_filter, extender, body, cache))
         if behind is not None:  # the binding cycle, one pod behind: selected-node on the last pod's claim
             last_claim, node = behind
             committed = {**last_claim, "metadata": {**last_claim["metadata"], "annotations": {ANNOTATION: node}}}
             evict()
-            started = time.thread_time_ns()
-            extender.apply(PERSISTENT_VOLUME_CLAIMS, "MODIFIED", committed)
-            commits.append((time.thread_time_ns() - started) / 1000)
+            run(partial(extender.apply, PERSISTENT_VOLUME_CLAIMS, "MODIFIED", committed))
+        body = go_json(filter_args(the_pod, outcome.passed))
         evict()
-        started = time.thread_time_ns()
-        args = parse_args(go_json({"Pod": the_pod, "Nodes": None, "NodeNames": outcome.passed}), cache)
-        priorities = extender.prioritize(args.pod, args.node_names)
-        encode_ranks(priorities.ranks, args.plain_names)
-        prioritizes.append((time.thread_time_ns() - started) / 1000)
+        priorities: Priorities = run(partial(_prioritize, extender, body, cache))
         best = next((nodes for nodes in reversed(priorities.ranks) if nodes), outcome.passed)
         behind = (the_claim, best[0]) if best else None
+
+
+def cpu_per_pod(
+    extender: Extender, names: list[str], pods: int, evict: Callable[[], None]
+) -> tuple[list[float], list[float], list[float]]:
+    """Thread CPU microseconds per pod of filter, of the last pod's commit (the informer's event) and of
+    prioritize, parse and encode included."""
+    spent: list[float] = []
+
+    def timed(request: Callable[[], T]) -> T:
+        started = time.thread_time_ns()
+        answer = request()
+        spent.append((time.thread_time_ns() - started) / 1000)
+        return answer
+
+    replay(extender, names, pods, evict, timed)
+    # in order: filter, prioritize for the first pod; then filter, commit, prioritize for each other
+    filters = [spent[0], *spent[2::3]]
+    commits = spent[3::3]
+    prioritizes = [spent[1], *spent[4::3]]
     return filters, commits, prioritizes
 
 

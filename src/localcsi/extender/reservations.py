@@ -22,6 +22,8 @@ Not thread-safe: the caller holds one lock around the ledger and the cluster vie
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +31,16 @@ from localcsi.core.capacity_table import HeldGroups
 from localcsi.core.scheduling_charges import Assignment, Held, assignment
 
 DEFAULT_TTL_SECONDS = 60.0
+
+
+def _one_object(values: Collection[object]) -> bool:
+    """Whether ``values`` are one object, at least once: a loop in C that stops at the first other one (a
+    set of their ids took 600 instructions a node, benchmarks/bench_extender_footprint.py)."""
+    first = next(iter(values), _NONE)
+    return first is not _NONE and all(map(operator.is_, values, itertools.repeat(first)))
+
+
+_NONE = object()
 
 
 @dataclass
@@ -43,7 +55,7 @@ class _PodHold:
     def groups(self) -> list[tuple[Sequence[tuple[str, int]], list[str]]]:
         """``by_node`` as the VG bytes held on each group of nodes (nodes that took the same VGs share
         one Assignment), made once per change of ``by_node``."""
-        if self._groups is None and len(set(map(id, self.by_node.values()))) == 1:
+        if self._groups is None and _one_object(self.by_node.values()):
             placed = next(iter(self.by_node.values()))  # the usual case: one choice on every node
             self._groups = [(placed.vg_bytes, list(self.by_node))] if placed.vg_bytes else []
         elif self._groups is None:

@@ -6,7 +6,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from localcsi.core.capacity_table import HeldGroups
 from localcsi.core.scheduling_charges import Assignment, Charge, assignment
 from localcsi.core.sizes import GiB
-from localcsi.extender.reservations import ReservationLedger
+from localcsi.extender.reservations import ReservationLedger, _one_object
 
 pytestmark = pytest.mark.unit
 
@@ -267,3 +267,13 @@ class LedgerMachine(RuleBasedStateMachine):
 
 def test_held_groups_follow_every_change_of_the_ledger() -> None:
     run_state_machine_as_test(LedgerMachine, settings=settings(max_examples=60, stateful_step_count=30, deadline=None))
+
+
+def test_one_object_is_identity_not_equality() -> None:
+    shared = assignment([Charge("a", "vg", 1)])
+    assert _one_object([shared, shared, shared])
+    assert _one_object({"n1": shared}.values())
+    assert not _one_object([])
+    # equal but distinct: groups() then groups them by identity, as its slower branch does
+    assert not _one_object([shared, assignment([Charge("a", "vg", 1)])])
+    assert not _one_object([shared, shared, assignment([Charge("b", "vg", 2)])])
