@@ -4,6 +4,7 @@ requests its child process runs."""
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
@@ -66,6 +67,11 @@ def test_the_child_runs_every_request_of_every_pod(
 ) -> None:
     counted: list[object] = []
     real = bench.counted
-    monkeypatch.setattr(bench, "counted", lambda request: counted.append(request) or real(request))
+
+    def counting(request: Callable[[], object]) -> object:
+        counted.append(request)
+        return real(request)
+
+    monkeypatch.setattr(bench, "counted", counting)
     bench.run_requests(kind, nodes=3, pods=4, evict_mib=0)
     assert len(counted) == 4 + 3 + 4  # a filter and a prioritize per pod, a commit for each but the last
