@@ -70,7 +70,7 @@ T = TypeVar("T")
 Run = Callable[[Callable[[], T]], T]  # runs one request (or event) and returns what it returned
 
 
-def filter_args(the_pod: dict[str, Any], names: list[str]) -> dict[str, Any]:
+def _extender_args(the_pod: dict[str, Any], names: list[str]) -> dict[str, Any]:
     return {"Pod": the_pod, "Nodes": None, "NodeNames": names}
 
 
@@ -99,7 +99,7 @@ def replay(extender: Extender, names: list[str], pods: int, evict: Callable[[], 
         the_claim = claim(name, 0)
         extender.apply(PERSISTENT_VOLUME_CLAIMS, "ADDED", the_claim)
         the_pod = pod(name, [the_claim])
-        body = go_json(filter_args(the_pod, names))  # kube-scheduler's work: not counted, nor after evict()
+        body = go_json(_extender_args(the_pod, names))  # kube-scheduler's work: not counted, nor after evict()
         evict()
         outcome: FilterOutcome = run(partial(_filter, extender, body, cache))
         if behind is not None:  # the binding cycle, one pod behind: selected-node on the last pod's claim
@@ -107,7 +107,7 @@ def replay(extender: Extender, names: list[str], pods: int, evict: Callable[[], 
             committed = {**last_claim, "metadata": {**last_claim["metadata"], "annotations": {ANNOTATION: node}}}
             evict()
             run(partial(extender.apply, PERSISTENT_VOLUME_CLAIMS, "MODIFIED", committed))
-        body = go_json(filter_args(the_pod, outcome.passed))
+        body = go_json(_extender_args(the_pod, outcome.passed))
         evict()
         priorities: Priorities = run(partial(_prioritize, extender, body, cache))
         best = next((nodes for nodes in reversed(priorities.ranks) if nodes), outcome.passed)

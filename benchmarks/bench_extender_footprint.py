@@ -17,7 +17,7 @@ footprint: the lines of code and of data it needs. Prints per pod, for both and 
 - instructions executed;
 - code lines and data lines (of 64 bytes) the request had to fetch from memory.
 
-Takes about four minutes (callgrind runs Python some fifty times slower). Needs valgrind
+Takes about a minute (callgrind runs Python some fifty times slower). Needs valgrind
 (`apt-get install valgrind`).
 """
 
