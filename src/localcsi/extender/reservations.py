@@ -36,11 +36,10 @@ DEFAULT_TTL_SECONDS = 60.0
 def _one_object(values: Collection[object]) -> bool:
     """Whether ``values`` are one object, at least once: a loop in C that stops at the first other one (a
     set of their ids took 600 instructions a node, benchmarks/bench_extender_footprint.py)."""
-    first = next(iter(values), _NONE)
-    return first is not _NONE and all(map(operator.is_, values, itertools.repeat(first)))
-
-
-_NONE = object()
+    if not values:
+        return False
+    first = next(iter(values))
+    return all(map(operator.is_, values, itertools.repeat(first)))
 
 
 @dataclass
