@@ -128,7 +128,7 @@ def parse_args(body: bytes, names: RequestCache | None = None) -> ExtenderArgs:
     """The request, or ProtocolError. With ``names``, a request that ends with a NodeNames array the
     cache holds (``{...,"NodeNames":[...]}``) has only the rest decoded: at 5000 nodes that skips most of
     the parse (``_cached_args``); any other request is decoded whole, and its array remembered."""
-    split = _split_names(body) if names is not None and not _surrogate_escaped(body) else None
+    split = _split_names(body) if names is not None and not _SURROGATE_ESCAPE.search(body) else None
     if names is None or split is None:
         return _decode(body)
     head, array = split
@@ -151,7 +151,7 @@ def _decode(body: bytes) -> ExtenderArgs:
         raise ProtocolError(f"request body is not JSON: {error}") from None
     if not isinstance(decoded, dict):
         raise ProtocolError("request body must be a JSON object (ExtenderArgs)")
-    if _surrogate_escaped(body):
+    if _SURROGATE_ESCAPE.search(body):
         try:
             json.dumps(decoded, ensure_ascii=False).encode()
         except UnicodeEncodeError:
@@ -161,12 +161,6 @@ def _decode(body: bytes) -> ExtenderArgs:
     pod = _pod(_field(decoded, "Pod"))
     node_names, nodes = _node_names(_field(decoded, "NodeNames"), _field(decoded, "Nodes"))
     return ExtenderArgs(pod, node_names, nodes, _plain("".join(node_names)))
-
-
-def _surrogate_escaped(body: bytes) -> bool:
-    # The regular expression scans 5 KB of a pod in about 10,000 instructions; finding no backslash-u
-    # at all, about a tenth of that (benchmarks/bench_extender_footprint.py).
-    return b"\\u" in body and _SURROGATE_ESCAPE.search(body) is not None
 
 
 def _split_names(body: bytes) -> tuple[bytes, bytes] | None:
