@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The extender's instructions and cold cache footprint per pod, counted by valgrind's callgrind: figures
-that do not move from run to run, where bench_scheduler's ratios move by a tenth (docs/extender.md,
+that move by about 1 % from run to run, where bench_scheduler's ratios move by a tenth (docs/extender.md,
 "Footprint"):
 
     python benchmarks/bench_extender_footprint.py [--nodes 100] [--pods 60] [--evict-mib 4]
