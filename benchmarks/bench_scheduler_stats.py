@@ -4,6 +4,7 @@ apart on the same apiserver; the ratio of a comparison is taken round by round a
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -38,6 +39,15 @@ class RatioSummary:
         when the rounds are symmetric about the mean."""
         return (self.high - self.low) / 2
 
+    @property
+    def standard_error(self) -> float | None:
+        """The standard error of the mean, from the rounds' sample standard deviation; None for one round.
+        Rounds of the same code vary by about 0.17 on this machine (docs/extender.md, session 22), so a
+        mean is known to about 0.17 / sqrt(rounds)."""
+        if len(self.ratios) < 2:
+            return None
+        return statistics.stdev(self.ratios) / math.sqrt(len(self.ratios))
+
     def meets(self, goal: float) -> bool:
         return self.mean >= goal
 
@@ -58,7 +68,9 @@ def side_order(sides: list[str], round_index: int) -> list[str]:
 
 def describe(comparison: Comparison, summary: RatioSummary) -> str:
     rounds = ", ".join(f"{ratio:.2f}" for ratio in summary.ratios)
-    text = f"{comparison.label}: {summary.mean:.2f} ± {summary.spread:.2f} (rounds {rounds})"
+    error = summary.standard_error
+    known = f"standard error {error:.2f}; " if error is not None else ""
+    text = f"{comparison.label}: {summary.mean:.2f} ± {summary.spread:.2f} ({known}rounds {rounds})"
     if comparison.goal is not None:
         verdict = "met" if summary.meets(comparison.goal) else "MISSED"
         text += f", goal >= {comparison.goal:.2f} {verdict}"

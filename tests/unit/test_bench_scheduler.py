@@ -39,6 +39,8 @@ def test_ratios_are_taken_round_by_round() -> None:
     assert summary.mean == pytest.approx(0.8)
     assert (summary.low, summary.high, summary.spread) == (0.5, 1.0, 0.25)
     assert summary.meets(0.8) and not summary.meets(0.81)
+    assert summary.standard_error == pytest.approx(0.264575 / 3**0.5, rel=1e-5)  # stdev 0.2646 over 3 rounds
+    assert STATS.RatioSummary((0.9,)).standard_error is None
     with pytest.raises(ValueError, match="no round"):
         STATS.round_ratios({"a": [], "b": [1.0]}, "a", "b")
 
@@ -51,7 +53,9 @@ def test_every_other_round_runs_the_sides_backwards() -> None:
 def test_described_with_spread_rounds_and_goal() -> None:
     comparison = STATS.Comparison("mixed", "x", "y", 0.95)
     text = STATS.describe(comparison, STATS.RatioSummary((0.9, 1.1)))
-    assert text == "mixed: 1.00 ± 0.10 (rounds 0.90, 1.10), goal >= 0.95 met"
+    assert text == "mixed: 1.00 ± 0.10 (standard error 0.10; rounds 0.90, 1.10), goal >= 0.95 met"
+    alone = STATS.describe(comparison, STATS.RatioSummary((0.9,)))
+    assert alone == "mixed: 0.90 ± 0.00 (rounds 0.90), goal >= 0.95 MISSED"
 
 
 def test_mixed_workload_marks_exactly_its_localcsi_pods() -> None:
