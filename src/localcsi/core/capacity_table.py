@@ -52,7 +52,9 @@ class CapacityTable:
         self.free = np.full((_FIRST_ROWS, 0), NO_ROOM, dtype=np.int64)  # [row, column]: bytes free in that VG
         self.used = np.zeros(_FIRST_ROWS, dtype=np.int64)  # [row]: bytes used over the usable VGs
         self.size = np.zeros(_FIRST_ROWS, dtype=np.int64)  # [row]: bytes of the usable VGs (0: none)
-        self._recent: list[tuple[list[str], Rows]] = []  # the last requests' nodes, and their rows
+        # The last requests' nodes, their rows, and whether every one of them has a report.
+        self._recent: list[tuple[list[str], Rows, bool]] = []
+        self._unsized: set[int] = set()  # the rows of reported nodes without a usable VG (size 0)
         self._held = _HeldLayer(self)
 
     def __len__(self) -> int:
@@ -73,6 +75,10 @@ class CapacityTable:
             free[self._columns[vg]] = room
         self.used[row] = cap.used_bytes
         self.size[row] = cap.size_bytes
+        if cap.size_bytes <= 0:
+            self._unsized.add(row)
+        else:
+            self._unsized.discard(row)
 
     def drop(self, node: str) -> None:
         row = self._rows.pop(node, None)
@@ -81,6 +87,7 @@ class CapacityTable:
             self._held.forget()
             self.free[row].fill(NO_ROOM)
             self.used[row] = self.size[row] = 0
+            self._unsized.discard(row)
             self._free_rows.append(row)
 
     def rows_of(self, nodes: Sequence[str]) -> Rows:
@@ -90,7 +97,7 @@ class CapacityTable:
         last ones is several times faster than looking each up anew (the names arrive as new strings,
         so every lookup compares against a key that is cold in the CPU's caches).
         """
-        for position, (known, rows) in enumerate(self._recent):
+        for position, (known, rows, _) in enumerate(self._recent):
             if known == nodes:
                 if position:
                     self._recent.insert(0, self._recent.pop(position))
@@ -102,16 +109,30 @@ class CapacityTable:
     def remember(self, nodes: Sequence[str], rows: Rows) -> None:
         """``rows`` are ``nodes``' rows (as ``rows_of`` would give them), for the next ``rows_of``: filter
         hands over the rows of the nodes that passed, which prioritize is asked about next."""
-        for position, (known, _) in enumerate(self._recent):
+        for position, (known, _, _) in enumerate(self._recent):
             if known is nodes or known == nodes:
                 del self._recent[position]
                 break
-        self._recent = [(list(nodes), rows), *self._recent[: _RECENT - 1]]
+        self._recent = [(list(nodes), rows, NO_ROW not in rows), *self._recent[: _RECENT - 1]]
+
+    def all_reported(self, rows: Rows) -> bool:
+        """Whether every one of ``rows`` (as ``rows_of`` gives them) is a reported node's: then no row needs
+        masking. Known without a look at the rows for those of the last requests, which are the ones asked."""
+        for _, known_rows, every in self._recent:
+            if known_rows is rows:
+                return every
+        return NO_ROW not in rows
+
+    @property
+    def all_sized(self) -> bool:
+        """Whether every reported node has a usable VG (size over 0): no score divides by 0."""
+        return not self._unsized
 
     def room(self, rows: Rows, held: HeldGroups) -> npt.NDArray[np.int64]:
         """The free bytes of ``rows`` (as ``rows_of`` gives them) per column, less what ``held``
         holds there; a new array. Rows of ``NO_ROW`` get row 0's: the caller masks them out."""
-        rows = np.where(rows != NO_ROW, rows, 0)
+        if not self.all_reported(rows):
+            rows = np.where(rows != NO_ROW, rows, 0)
         room = self.free[rows]
         if held:
             room -= self._held.update(held).by_column[rows]
@@ -123,7 +144,8 @@ class CapacityTable:
         if not held:
             return np.zeros(len(rows), dtype=np.int64)
         layer = self._held.update(held)
-        rows = np.where(rows != NO_ROW, rows, 0)
+        if not self.all_reported(rows):
+            rows = np.where(rows != NO_ROW, rows, 0)
         by_column = layer.by_column
         total: npt.NDArray[np.int64] = by_column[:, 0][rows] if by_column.shape[1] == 1 else by_column[rows].sum(axis=1)
         if layer.held_elsewhere:
@@ -178,9 +200,13 @@ class CapacityTable:
     def known_rows(self, nodes: Collection[str]) -> Rows:
         """The rows of those of ``nodes`` that have a report. A pod's wide hold is on the nodes of the
         request that filtered it (or those that passed): their rows are usually still remembered."""
-        rows = next((rows for known, rows in self._recent if known == nodes), None)
-        if rows is None:
+        recent = next(((rows, every) for known, rows, every in self._recent if known == nodes), None)
+        if recent is None:
             rows = self._lookup(nodes)
+        elif recent[1]:
+            return recent[0]  # shared, as rows_of's are: nobody changes them
+        else:
+            rows = recent[0]
         known: Rows = rows[rows != NO_ROW]
         return known
 

@@ -217,7 +217,8 @@ class Fitter:
         room = table.room(rows, held_groups)
         if room.shape[1] == 1:  # one VG name in the whole cluster: every volume goes to it, or none fits
             fits = (room[:, 0] >= self._lvm_bytes) if self._lvm_bytes < _NO_FIT else np.zeros(len(rows), np.bool_)
-            fits &= rows != NO_ROW
+            if not table.all_reported(rows):
+                fits &= rows != NO_ROW
             passing = fits.tolist()
             holds = dict.fromkeys(compress(nodes, passing), self._assignment((table.vg_names[0],) * len(self._charges)))
         else:

@@ -68,9 +68,9 @@ class Scorer:
         if not nodes:
             return ranks
         rows = table.rows_of(nodes)
-        known = rows != NO_ROW
-        all_known = bool(known.all())
+        all_known = table.all_reported(rows)
         if not all_known:
+            known = rows != NO_ROW
             rows = np.where(known, rows, 0)
         size = table.size[rows]
         if isinstance(already_held, Sized) and not len(already_held):
@@ -81,10 +81,11 @@ class Scorer:
             taken += table.held_on(rows, held)
         # _fullness on every node, in place: np.clip cost more than the rest of it together
         fullness = taken * MAX_SCORE
-        fullness //= np.maximum(size, 1)
+        sized = all_known and table.all_sized  # then every size is over 0
+        fullness //= size if sized else np.maximum(size, 1)
         np.minimum(fullness, MAX_SCORE, out=fullness)
         np.maximum(fullness, 0, out=fullness)
-        if int(size.min()) <= 0:
+        if not sized:
             fullness[size <= 0] = 0
         scores = fullness if self._binpack else MAX_SCORE - fullness
         if not all_known:

@@ -44,3 +44,26 @@ def test_pick() -> None:
     assert pick(names, []) == []
     assert pick(names, [2]) == ["n2"]
     assert pick(names, [3, 0, 1]) == ["n3", "n0", "n1"]
+
+
+def test_whether_every_row_has_a_report_is_remembered_with_the_rows() -> None:
+    table = table_of("a", "b")
+    known, partly = table.rows_of(["a", "b"]), table.rows_of(["b", "gone"])
+    assert table.all_reported(known) and not table.all_reported(partly)
+    assert table.all_reported(known.copy()) and not table.all_reported(partly.copy())  # looked at, not remembered
+    assert table.known_rows(["a", "b"]) is known  # nothing to leave out: shared
+    assert table.known_rows(["b", "gone"]).tolist() == [partly[0]]
+    table.remember(["b"], partly[:1])
+    assert table.all_reported(table.rows_of(["b"]))
+
+
+def test_all_sized_follows_nodes_without_a_usable_vg_as_they_come_change_and_go() -> None:
+    table = table_of("a")
+    assert table.all_sized
+    table.set(NodeCapacity("bare", {}, {}, (), {}, 0, 0))
+    assert not table.all_sized
+    table.set(NodeCapacity("bare", {"vg": 1 << 30}, {}, (), {}, 1 << 30, 1 << 30))
+    assert table.all_sized
+    table.set(NodeCapacity("bare", {}, {}, (), {}, 0, 0))
+    table.drop("bare")
+    assert table.all_sized
