@@ -123,6 +123,11 @@ class CapacityTable:
                 return every
         return NO_ROW not in rows
 
+    def _indexable(self, rows: Rows) -> Rows:
+        """``rows`` with ``NO_ROW`` as row 0, for indexing (the caller masks those out); ``rows`` itself
+        when every one has a report."""
+        return rows if self.all_reported(rows) else np.where(rows != NO_ROW, rows, 0)
+
     @property
     def all_sized(self) -> bool:
         """Whether every reported node has a usable VG (size over 0): no score divides by 0."""
@@ -131,8 +136,7 @@ class CapacityTable:
     def room(self, rows: Rows, held: HeldGroups) -> npt.NDArray[np.int64]:
         """The free bytes of ``rows`` (as ``rows_of`` gives them) per column, less what ``held``
         holds there; a new array. Rows of ``NO_ROW`` get row 0's: the caller masks them out."""
-        if not self.all_reported(rows):
-            rows = np.where(rows != NO_ROW, rows, 0)
+        rows = self._indexable(rows)
         room = self.free[rows]
         if held:
             room -= self._held.update(held).by_column[rows]
@@ -144,8 +148,7 @@ class CapacityTable:
         if not held:
             return np.zeros(len(rows), dtype=np.int64)
         layer = self._held.update(held)
-        if not self.all_reported(rows):
-            rows = np.where(rows != NO_ROW, rows, 0)
+        rows = self._indexable(rows)
         by_column = layer.by_column
         total: npt.NDArray[np.int64] = by_column[:, 0][rows] if by_column.shape[1] == 1 else by_column[rows].sum(axis=1)
         if layer.held_elsewhere:
@@ -160,7 +163,7 @@ class CapacityTable:
             return [({}, 0) for _ in range(len(rows))]
         names = self.vg_names
         layer = self._held.update(held)
-        rows = np.where(rows != NO_ROW, rows, 0)
+        rows = self._indexable(rows)
         lines = zip(layer.by_column[rows].tolist(), layer.elsewhere[rows].tolist(), strict=True)
         return [
             ({names[column]: amount for column, amount in enumerate(line) if amount}, other) for line, other in lines
@@ -201,12 +204,9 @@ class CapacityTable:
         """The rows of those of ``nodes`` that have a report. A pod's wide hold is on the nodes of the
         request that filtered it (or those that passed): their rows are usually still remembered."""
         recent = next(((rows, every) for known, rows, every in self._recent if known == nodes), None)
-        if recent is None:
-            rows = self._lookup(nodes)
-        elif recent[1]:
-            return recent[0]  # shared, as rows_of's are: nobody changes them
-        else:
-            rows = recent[0]
+        rows, every = recent if recent is not None else (self._lookup(nodes), False)
+        if every:
+            return rows  # shared, as rows_of's are: nobody changes them
         known: Rows = rows[rows != NO_ROW]
         return known
 
