@@ -11,6 +11,17 @@ from collections.abc import Callable, Sequence
 from typing import Final, cast
 
 from localcsi import DRIVER_NAME, __version__, logs, memory
+from localcsi.cli_flag_types import (
+    absolute_path,
+    device_pattern,
+    endpoint,
+    host_port,
+    int_at_least,
+    log_level,
+    mount_point_pattern,
+    optional_absolute_path,
+    optional_host_port,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,56 +50,10 @@ def default_node_name() -> str:
     return os.environ.get("NODE_NAME") or os.environ.get("KUBE_NODE_NAME") or socket.gethostname()
 
 
-def _log_level(value: str) -> str:
-    level = value.lower()
-    if level not in logs.LEVELS:
-        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(logs.LEVELS)}")
-    return level
-
-
-def _host_port(value: str) -> str:
-    _, separator, port = value.rpartition(":")
-    if not separator or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected HOST:PORT with a port from 1 to 65535")
-    return value
-
-
-def _optional_host_port(value: str) -> str:
-    return value and _host_port(value)
-
-
-def _endpoint(value: str) -> str:
-    scheme, separator, address = value.partition("://")
-    if separator and scheme == "unix" and address.startswith("/"):
-        return value
-    if separator and scheme == "tcp":
-        return f"tcp://{_host_port(address)}"
-    raise argparse.ArgumentTypeError(f"{value!r}: expected unix:///absolute/path or tcp://HOST:PORT")
-
-
-def _absolute_path(value: str) -> str:
-    if not value.startswith("/") or any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
-        raise argparse.ArgumentTypeError(f"{value!r}: expected an absolute path")
-    return value
-
-
-def _optional_absolute_path(value: str) -> str:
-    return value and _absolute_path(value)
-
-
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
-        if not value.isdigit() or int(value) < minimum:
-            raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number, {minimum} or more")
-        return int(value)
-
-    return parse
-
-
 def _add_logging_flags(parser: argparse.ArgumentParser, level_default: str, format_default: str) -> None:
     add = parser.add_argument
     level_help = f"minimum level logged (default: info, or ${LOG_LEVEL_ENV})"
-    add("--log-level", type=_log_level, choices=logs.LEVELS, default=level_default, help=level_help)
+    add("--log-level", type=log_level, choices=logs.LEVELS, default=level_default, help=level_help)
     add("--log-format", choices=logs.FORMATS, default=format_default, help="default: json")
 
 
@@ -99,24 +64,12 @@ def _add_kubeconfig(parser: argparse.ArgumentParser) -> None:
 
 def _add_metrics_address(parser: argparse.ArgumentParser) -> None:
     help_text = "serve Prometheus GET /metrics, with GET /healthz beside it, there (default: empty, disabled)"
-    parser.add_argument("--metrics-address", type=_optional_host_port, default="", metavar="HOST:PORT", help=help_text)
+    parser.add_argument("--metrics-address", type=optional_host_port, default="", metavar="HOST:PORT", help=help_text)
 
 
 def _add_lvm_nsenter(parser: argparse.ArgumentParser) -> None:
     help_text = "run the host's lvm via nsenter into PID 1's mount namespace (in a container)"
     parser.add_argument("--lvm-nsenter", action="store_true", help=help_text)
-
-
-def _device_pattern(text: str) -> str:
-    if not text.startswith("/dev/"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a glob of paths under /dev/")
-    return text
-
-
-def _mount_point_pattern(text: str) -> str:
-    if not text.startswith("/") or text == "/":
-        raise argparse.ArgumentTypeError(f"{text!r} is not a glob of absolute paths below /")
-    return text
 
 
 def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
@@ -132,7 +85,7 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--endpoint",
-        type=_endpoint,
+        type=endpoint,
         default="unix:///csi/csi.sock",
         help="gRPC address, unix:///PATH or tcp://HOST:PORT (default: %(default)s)",
     )
@@ -146,7 +99,7 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
     _add_lvm_nsenter(parser)
     add(
         "--max-volumes-per-node",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         default=0,
         metavar="N",
         help="volume limit per node reported to Kubernetes; 0 = unlimited (default)",
@@ -163,7 +116,7 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
         "--device",
         action="append",
         dest="device_patterns",
-        type=_device_pattern,
+        type=device_pattern,
         metavar="GLOB",
         help=(
             "a whole disk whose /dev path or /dev/disk/by-id link matches GLOB may be given to one "
@@ -174,7 +127,7 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
         "--mount-point",
         action="append",
         dest="mount_point_patterns",
-        type=_mount_point_pattern,
+        type=mount_point_pattern,
         metavar="GLOB",
         help=(
             "a mounted filesystem whose mount point matches GLOB may be given whole to one volumeType "
@@ -183,7 +136,7 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--registration-dir",
-        type=_optional_absolute_path,
+        type=optional_absolute_path,
         default="",
         metavar="DIR",
         help=(
@@ -193,7 +146,7 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--kubelet-registration-path",
-        type=_optional_absolute_path,
+        type=optional_absolute_path,
         default="",
         metavar="PATH",
         help=(
@@ -203,14 +156,14 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--health-address",
-        type=_optional_host_port,
+        type=optional_host_port,
         default="",
         metavar="HOST:PORT",
         help="serve GET /healthz there, which calls our own Identity Probe (default: empty, disabled)",
     )
     add(
         "--cgroup-root",
-        type=_optional_absolute_path,
+        type=optional_absolute_path,
         default="/sys/fs/cgroup",
         metavar="DIR",
         help="the host's cgroup filesystem, where pods' IO limits are set (node and standalone modes; "
@@ -218,7 +171,7 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--io-limits-resync-seconds",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=10,
         metavar="N",
         help="re-apply IO limits to running pods every N seconds: modified limits and cgroup v1 containers "
@@ -226,7 +179,7 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--ephemeral-collect-seconds",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=60,
         metavar="N",
         help="every N seconds (and at start), remove the inline ephemeral volumes whose pods have left this "
@@ -258,7 +211,7 @@ def _add_agent_flags(parser: argparse.ArgumentParser) -> None:
     _add_kubeconfig(parser)
     add(
         "--resync-seconds",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=60,
         metavar="SECONDS",
         help="rescan disks and VGs this often (default: %(default)s)",
@@ -266,7 +219,7 @@ def _add_agent_flags(parser: argparse.ArgumentParser) -> None:
     _add_lvm_nsenter(parser)
     add(
         "--orphan-gc-grace",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         default=0,
         metavar="SECONDS",
         help="with --orphan-gc, remove LVs orphaned (ours, with no LogicalVolume) for this long (default: 0)",
@@ -302,7 +255,7 @@ def _add_controller_flags(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--resync-seconds",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=60,
         metavar="SECONDS",
         help="reconcile everything this often, besides on every change (default: %(default)s)",
@@ -314,7 +267,7 @@ def _add_extender_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add(
         "--listen",
-        type=_host_port,
+        type=host_port,
         default="127.0.0.1:8099",
         metavar="HOST:PORT",
         help="HTTP address kube-scheduler calls (default: %(default)s)",
@@ -328,7 +281,7 @@ def _add_extender_flags(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--reservation-ttl",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=60,
         metavar="SECONDS",
         help="release space held for a pod that nothing committed to within this time (default: %(default)s)",
@@ -339,13 +292,13 @@ def _add_webhook_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add(
         "--listen",
-        type=_host_port,
+        type=host_port,
         default="0.0.0.0:9443",
         metavar="HOST:PORT",
         help="HTTPS address kube-apiserver calls, POST /mutate (default: %(default)s)",
     )
-    add("--tls-cert-file", type=_absolute_path, required=True, metavar="PATH", help="serving certificate (PEM)")
-    add("--tls-key-file", type=_absolute_path, required=True, metavar="PATH", help="its private key (PEM)")
+    add("--tls-cert-file", type=absolute_path, required=True, metavar="PATH", help="serving certificate (PEM)")
+    add("--tls-key-file", type=absolute_path, required=True, metavar="PATH", help="its private key (PEM)")
     _add_kubeconfig(parser)
     _add_metrics_address(parser)
 
