@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -17,18 +16,26 @@ from typing import Protocol
 from localcsi import TOPOLOGY_KEY
 from localcsi.core.capabilities import AccessType, Capability, unsupported_reason, validate_capabilities
 from localcsi.core.ephemeral import is_ephemeral, is_kubelet_volume_id, parse_ephemeral
-from localcsi.core.errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound, OutOfRange
+from localcsi.core.errors import FailedPrecondition, Internal, InvalidArgument, NotFound, OutOfRange
 from localcsi.core.health import Condition, volume_condition
 from localcsi.core.ids import LvRef, parse_volume_id
 from localcsi.core.locks import OperationLocks
 from localcsi.core.model import LogicalVolume, Volume, volume_from_lv
 from localcsi.core.params import FsType
-from localcsi.core.sizes import FILESYSTEM_MINIMUM_BYTES, format_bytes
 from localcsi.driver.ephemeral import EphemeralVolumes
 from localcsi.driver.pod_limits import PodIoLimits
-from localcsi.fs.mounts import WantedMount, mount_differences
+from localcsi.driver.publish_targets import (
+    check_republish,
+    make_read_only,
+    publish_block,
+    publish_filesystem,
+    published_at,
+    published_here,
+    remove_target,
+)
+from localcsi.fs.mounts import WantedMount
 from localcsi.fs.paths import validate_mount_flags, validate_path
-from localcsi.fs.types import DeviceNumber, FilesystemOps, FsUsage, Mount, PathKind
+from localcsi.fs.types import FilesystemOps, FsUsage
 
 log = logging.getLogger(__name__)
 
@@ -71,28 +78,6 @@ class VolumeStats:
     condition: Condition
 
 
-@dataclass(frozen=True)
-class Published:
-    """What is mounted at a path, and whether it is the volume asked about."""
-
-    mount: Mount
-    block: bool
-    ours: bool
-    stale: bool = False  # a block node whose device no longer exists
-
-
-def _check_republish(volume: Volume, target: str, published: Published, wanted: WantedMount) -> None:
-    """A second publish to the same target: OK if it asks for what is there, ALREADY_EXISTS if not."""
-    if not published.ours:
-        raise AlreadyExists(f"{target} already has {published.mount.source} mounted, not volume {volume.id}")
-    differences = mount_differences(published.mount, published.block, wanted)
-    if differences:
-        raise AlreadyExists(
-            f"volume {volume.id} is already published at {target} {' and '.join(differences)}, unlike this "
-            "request: unpublish it first"
-        )
-
-
 def _required(value: str, what: str) -> str:
     if not value:
         raise InvalidArgument(f"{what} is required")
@@ -105,12 +90,6 @@ def _lookup_path(path: str, what: str) -> str:
     if not path.startswith("/"):
         raise NotFound(f"no volume is published at the relative path {path[:200]!r}: give an absolute path")
     return validate_path(path, what)
-
-
-def _device_number(lv: LogicalVolume) -> DeviceNumber | None:
-    if lv.kernel_major is None or lv.kernel_minor is None:
-        return None
-    return DeviceNumber(lv.kernel_major, lv.kernel_minor)
 
 
 class NodeService:
@@ -172,16 +151,16 @@ class NodeService:
         with self.locks.hold(volume_id, f"target:{target}"):
             volume = self._volume(ref, activate=True)
             self._check_access_type(volume, wanted.block)
-            published = self._published(volume.lv, target)
+            published = published_at(self.fs, volume.lv, target)
             if published is not None:
-                _check_republish(volume, target, published, wanted)
+                check_republish(volume, target, published, wanted)
                 return
             if wanted.block:
-                self._publish_block(volume, target)
+                publish_block(self.fs, volume, target)
             else:
-                self._publish_filesystem(volume, target, wanted.fs_type, wanted.flags)
+                publish_filesystem(self.fs, volume, target, wanted.fs_type, wanted.flags)
             if wanted.readonly and "ro" not in wanted.flags:
-                self._make_read_only(target)
+                make_read_only(self.fs, target)
             if self.io_limits is not None:
                 self.io_limits.published(volume.lv, target, context)
         log.info("published %s at %s as %s", volume_id, target, wanted)
@@ -200,62 +179,6 @@ class NodeService:
                 f"for {access} access"
             )
 
-    def _publish_filesystem(self, volume: Volume, target: str, fs_type: str, flags: tuple[str, ...]) -> None:
-        info = self.fs.path_info(target)
-        if info is not None and info.kind is not PathKind.DIRECTORY:
-            raise FailedPrecondition(f"{target} is a {info.kind}; a filesystem volume needs a directory there")
-        device = volume.lv.device_path
-        mounted_type = self._filesystem(volume, device, fs_type)
-        if info is None:
-            self.fs.make_directory(target)
-        self.fs.mount(device, target, mounted_type, flags)
-        if volume.source is not None and "ro" not in flags:
-            # A restore or clone made larger than its source holds the source's smaller filesystem, and
-            # the kubelet calls no NodeExpandVolume for it: grow it to the device (a no-op when it fills it).
-            self.fs.resize(mounted_type, device, target)
-
-    def _filesystem(self, volume: Volume, device: str, wanted: str) -> str:
-        """The filesystem to mount: the one on the device, or a new one if there is no signature at all."""
-        signature = self.fs.probe(device)
-        if signature is None:
-            fs_type = wanted or volume.fs_type or FsType.EXT4
-            minimum = FILESYSTEM_MINIMUM_BYTES.get(fs_type, 0)
-            if volume.size_bytes < minimum:  # a volume created for ext4 or block, published asking for xfs
-                raise FailedPrecondition(
-                    f"volume {volume.id} has {format_bytes(volume.size_bytes)}, less than the {format_bytes(minimum)} "
-                    f"an {fs_type} filesystem needs: publish it with ext4 (or no fs_type), or expand it first"
-                )
-            self.fs.make_filesystem(device, fs_type)
-            return fs_type
-        if not signature.is_filesystem or signature.type not in set(FsType):
-            raise FailedPrecondition(
-                f"volume {volume.id} ({device}) carries a {signature} signature, not an ext4 or xfs "
-                f"filesystem; it is never formatted over. If its content is not needed, erase it with "
-                f"`wipefs -a {device}` and retry"
-            )
-        if wanted and wanted != signature.type:
-            raise FailedPrecondition(
-                f"volume {volume.id} holds a {signature.type} filesystem, not the {wanted} asked for; "
-                f"an existing filesystem is never reformatted: ask for {signature.type} or leave fs_type empty"
-            )
-        return signature.type
-
-    def _publish_block(self, volume: Volume, target: str) -> None:
-        info = self.fs.path_info(target)
-        if info is None:
-            self.fs.make_directory(posixpath.dirname(target))
-            self.fs.make_file(target)
-        elif info.kind is not PathKind.FILE:
-            raise FailedPrecondition(f"{target} is a {info.kind}; a block volume needs a file there")
-        self.fs.bind_mount(volume.lv.device_path, target)
-
-    def _make_read_only(self, target: str) -> None:
-        try:
-            self.fs.remount_read_only(target)
-        except Exception:
-            self.fs.unmount(target)  # never leave a read-only publish writable
-            raise
-
     # -- unpublish --------------------------------------------------------------------------------
 
     def unpublish(self, volume_id: str, target_path: str) -> None:
@@ -273,7 +196,7 @@ class NodeService:
             if volume is None:  # removed by an earlier call: only the target may be left
                 if self.fs.find_mount(target) is not None:
                     raise FailedPrecondition(f"{target} has something mounted that is not inline volume {kubelet_id}")
-                self._remove_target(target)
+                remove_target(self.fs, target)
                 return
             self._unpublish(volume.id, target)
             ephemeral.delete(volume)
@@ -285,7 +208,7 @@ class NodeService:
         with self.locks.hold(volume_id, f"target:{target}"), limits_held:
             lv = self._existing_lv(ref)
             for _ in range(MAX_STACKED_MOUNTS):
-                published = self._published(lv, target, vanished=ref)
+                published = published_at(self.fs, lv, target, vanished=ref)
                 if published is None:
                     break
                 if not (published.ours or published.stale):
@@ -297,22 +220,8 @@ class NodeService:
                 raise Internal(f"{target} is still mounted after {MAX_STACKED_MOUNTS} unmounts")
             if self.io_limits is not None:
                 self.io_limits.unpublished(lv, target)
-            self._remove_target(target)
+            remove_target(self.fs, target)
         log.info("unpublished %s from %s", volume_id, target)
-
-    def _remove_target(self, target: str) -> None:
-        info = self.fs.path_info(target)
-        if info is None:
-            return
-        if info.kind is PathKind.DIRECTORY:
-            self.fs.remove_directory(target)
-        elif info.kind is PathKind.FILE and info.size_bytes == 0:
-            self.fs.remove_file(target)
-        else:
-            raise FailedPrecondition(
-                f"{target} is a {'non-empty file' if info.kind is PathKind.FILE else info.kind}, not what "
-                "NodePublishVolume creates; it was left in place"
-            )
 
     # -- expand and stats -------------------------------------------------------------------------
 
@@ -325,7 +234,7 @@ class NodeService:
         ref = parse_volume_id(volume_id)
         with self.locks.hold(volume_id):
             volume = self._volume(ref, activate=False)
-            published = self._published_here(volume, path)
+            published = published_here(self.fs, volume, path)
             device = volume.lv.device_path
             size = self.fs.device_size(device)
             if request.required_bytes > size:
@@ -350,7 +259,7 @@ class NodeService:
                 raise NotFound(f"inline volume {volume_id} does not exist")
             volume_id = inline.id
         volume = self._volume(parse_volume_id(volume_id), activate=False)
-        published = self._published_here(volume, path)
+        published = published_here(self.fs, volume, path)
         lv = volume.lv
         pool = self.lvm.get_lv(lv.vg, lv.pool_lv) if lv.pool_lv else None
         condition = volume_condition(lv, pool)
@@ -381,30 +290,3 @@ class NodeService:
             if volume is None or not volume.lv.is_active:
                 raise Internal(f"volume {ref} did not become active: check `lvs {ref.vg}/{ref.lv}`")
         return volume
-
-    def _published(self, lv: LogicalVolume | None, path: str, vanished: LvRef | None = None) -> Published | None:
-        """What is mounted at ``path``, if anything, and whether it is this LV.
-
-        ``vanished``: the volume lvm2 no longer lists (its disk may be gone), recognised by its
-        device-mapper name, so that its mount can still be cleaned up.
-        """
-        mount = self.fs.find_mount(path)
-        if mount is None:
-            return None
-        device = _device_number(lv) if lv is not None else None
-        info = self.fs.path_info(path)
-        if info is not None and info.kind is PathKind.BLOCK_DEVICE and info.rdev is not None:
-            ours = info.rdev == device
-            # A bind-mounted node does not hold its LV open: the LV may have been deleted under it.
-            stale = not ours and self.fs.path_info(f"/sys/dev/block/{info.rdev}") is None
-            return Published(mount, block=True, ours=ours, stale=stale)
-        ours = device is not None and mount.device == device
-        if lv is None and vanished is not None:
-            ours = mount.source == LogicalVolume(vanished.vg, vanished.lv, 0, "").mapper_path
-        return Published(mount, block=False, ours=ours)
-
-    def _published_here(self, volume: Volume, path: str) -> Published:
-        published = self._published(volume.lv, path)
-        if published is None or not published.ours:
-            raise NotFound(f"volume {volume.id} is not published at {path}")
-        return published

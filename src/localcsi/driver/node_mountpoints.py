@@ -18,6 +18,7 @@ from localcsi.core.health import HEALTHY
 from localcsi.core.ids import parse_volume_id
 from localcsi.driver.mountpoints import LocalMountPoints
 from localcsi.driver.node import MAX_STACKED_MOUNTS, ExpandRequest, NodeService, VolumeStats, _lookup_path
+from localcsi.driver.publish_targets import make_read_only, remove_target
 from localcsi.fs.mounts import WantedMount
 from localcsi.fs.types import Mount, PathKind
 
@@ -54,7 +55,7 @@ class NodeServiceWithMountPoints(NodeService):
                 raise FailedPrecondition(f"{target} is a {info.kind}; a MountPoint volume needs a directory there")
             self.fs.bind_mount(source, target)
             if wanted.readonly:
-                self._make_read_only(target)
+                make_read_only(self.fs, target)
         log.info("published MountPoint volume %s (%s) at %s", volume_id, source, target)
 
     def _device(self, path: str) -> object:
@@ -79,7 +80,7 @@ class NodeServiceWithMountPoints(NodeService):
                 self.fs.unmount(target)
             else:
                 raise Internal(f"{target} is still mounted after {MAX_STACKED_MOUNTS} unmounts")
-            self._remove_target(target)
+            remove_target(self.fs, target)
         log.info("unpublished MountPoint volume %s from %s", volume_id, target)
 
     def stats(self, volume_id: str, volume_path: str) -> VolumeStats:

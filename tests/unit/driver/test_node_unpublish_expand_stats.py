@@ -27,7 +27,7 @@ from localcsi import TOPOLOGY_KEY
 from localcsi.core.capabilities import Capability
 from localcsi.core.model import LogicalVolume
 from localcsi.driver.node import ExpandRequest
-from localcsi.fs.types import DeviceNumber, Mount, PathInfo, PathKind
+from localcsi.fs.types import DeviceNumber, Mount
 
 pytestmark = pytest.mark.unit
 
@@ -76,57 +76,6 @@ def test_unpublish_leaves_another_devices_mount_alone() -> None:
     node.publish(other)
     assert code_of(node.service.unpublish, GOOD_ID, TARGET) == "FAILED_PRECONDITION"
     assert node.fs.find_mount(TARGET) is not None
-
-
-def test_unpublish_of_a_deleted_block_volume_unmounts_its_leftover_node() -> None:
-    node = Node(LV)
-    node.publish(LV, BLOCK_TARGET, block_cap())
-    del node.lvm.lvs[(VG, LV.name)]  # lvremove: a bind-mounted node does not hold the LV open
-    node.service.unpublish(GOOD_ID, BLOCK_TARGET)
-    assert node.fs.changes[-2:] == [("umount", BLOCK_TARGET), ("unlink", BLOCK_TARGET)]
-
-
-def test_unpublish_leaves_another_live_block_device_alone() -> None:
-    other = volume_lv("csi-bbbb", minor=2)
-    node = Node(LV, other)
-    node.publish(other, BLOCK_TARGET, block_cap())
-    node.fs.paths["/sys/dev/block/253:2"] = PathInfo(PathKind.SYMLINK)
-    assert code_of(node.service.unpublish, GOOD_ID, BLOCK_TARGET) == "FAILED_PRECONDITION"
-    assert code_of(node.publish, LV, BLOCK_TARGET, block_cap()) == "ALREADY_EXISTS"
-    assert node.fs.find_mount(BLOCK_TARGET) is not None
-
-
-def test_unpublish_recognises_a_vanished_volumes_mount_by_its_mapper_name() -> None:
-    node = Node(LV)
-    node.publish(LV)
-    del node.lvm.lvs[(VG, LV.name)]  # e.g. its only disk is gone: lvm2 no longer lists the VG
-    node.service.unpublish(GOOD_ID, TARGET)
-    assert node.fs.changes[-2:] == [("umount", TARGET), ("rmdir", TARGET)]
-
-
-def test_unpublish_of_a_vanished_volume_leaves_other_mounts_alone() -> None:
-    node = Node()
-    node.fs.paths[TARGET] = DIRECTORY
-    node.fs.mounts[TARGET] = [Mount(TARGET, "/dev/sda1", "ext4", ("rw",), DeviceNumber(8, 1))]
-    assert code_of(node.service.unpublish, GOOD_ID, TARGET) == "FAILED_PRECONDITION"
-    assert node.fs.changes == []
-
-
-def test_unpublish_of_a_deleted_volume_cleans_an_empty_target() -> None:
-    node = Node()
-    node.fs.paths[TARGET] = DIRECTORY
-    node.service.unpublish(GOOD_ID, TARGET)
-    assert node.fs.changes == [("rmdir", TARGET)]
-
-
-@pytest.mark.parametrize(
-    "info", [PathInfo(PathKind.FILE, size_bytes=10), PathInfo(PathKind.SYMLINK), PathInfo(PathKind.OTHER)]
-)
-def test_unpublish_never_deletes_what_publish_did_not_create(info: PathInfo) -> None:
-    node = Node(LV)
-    node.fs.paths[TARGET] = info
-    assert code_of(node.service.unpublish, GOOD_ID, TARGET) == "FAILED_PRECONDITION"
-    assert node.fs.changes == []
 
 
 # -- expand ------------------------------------------------------------------------------------------
