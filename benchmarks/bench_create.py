@@ -15,7 +15,8 @@ from pathlib import Path
 
 from localcsi.testing.guest_plugin import UNIX_ENDPOINT, GuestPlugin
 from localcsi.testing.install import GUEST_SITE, install_project, site_disk
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 
 VG = "localcsi-bench"
 

@@ -25,7 +25,8 @@ from localcsi.testing import csi_requests as req
 from localcsi.testing.csi_requests import MIB
 from localcsi.testing.guest_plugin import PLUGIN_TCP_PORT, GuestPlugin
 from localcsi.testing.install import install_project, site_disk
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 
 VG = "localcsi-bench"
 SIZE_MIB = 256

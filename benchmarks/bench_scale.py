@@ -28,7 +28,8 @@ from typing import Any
 
 from localcsi.testing.guest_plugin import UNIX_ENDPOINT, GuestPlugin
 from localcsi.testing.install import GUEST_SITE, install_project, site_disk
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 
 THICK_VG, THIN_VG, POOL = "localcsi-scale-thick", "localcsi-scale-thin", "pool0"
 RSS_GOAL_MIB = 60

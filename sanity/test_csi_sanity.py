@@ -12,7 +12,8 @@ import pytest
 from localcsi.testing.guest_plugin import UNIX_ENDPOINT, GuestPlugin
 from localcsi.testing.phases import Phases
 from localcsi.testing.tools import tool_path
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 from sanity.junit import parse_junit
 
 MIB = 1024**2

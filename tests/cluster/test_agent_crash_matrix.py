@@ -33,7 +33,8 @@ from localcsi.testing import csi_requests as req
 from localcsi.testing.cluster import KubeCluster, cluster_mode_controller
 from localcsi.testing.csi_requests import MIB
 from localcsi.testing.sidecar_calls import call_retrying
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 from localcsi.testing.waiting import wait_for
 
 pytestmark = pytest.mark.cluster

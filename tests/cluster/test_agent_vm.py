@@ -28,7 +28,8 @@ from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, NODE_LOCA
 from localcsi.testing.cluster import KubeCluster, cluster_mode_controller
 from localcsi.testing.csi_requests import MIB, create_volume
 from localcsi.testing.guest_agent import GuestAgent
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 from localcsi.testing.waiting import wait_for
 
 NODE = "agent-node-1"

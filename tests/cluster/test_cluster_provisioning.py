@@ -28,7 +28,8 @@ from localcsi.testing.csi_requests import MIB, block_capability, create_volume, 
 from localcsi.testing.guest_agent import connect_guest
 from localcsi.testing.install import GUEST_LAUNCHER
 from localcsi.testing.sidecar_calls import call_retrying
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 from localcsi.testing.waiting import wait_for
 
 NODE = "node-1"

@@ -28,7 +28,8 @@ from localcsi.testing.cluster import KubeCluster, cluster_mode_controller
 from localcsi.testing.csi_requests import GIB, MIB, create_volume
 from localcsi.testing.guest_agent import GuestAgent, connect_guest
 from localcsi.testing.sidecar_calls import call_retrying
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 from localcsi.testing.waiting import wait_for
 
 pytestmark = pytest.mark.cluster

@@ -27,7 +27,8 @@ from localcsi.testing.kube_node import KUBELET_PORT, NODE_IP, KubeNode
 from localcsi.testing.phases import Phases
 from localcsi.testing.scheduler import KubeScheduler
 from localcsi.testing.tools import tool_path
-from localcsi.testing.vm import NodeVM, VMConfig, free_port
+from localcsi.testing.vm import NodeVM, free_port
+from localcsi.testing.vm_config import VMConfig
 from localcsi.testing.waiting import wait_for
 
 # Blank virtio disks (rotating to the guest): the release's init config makes vdb a VG, offers vdc and
@@ -36,7 +37,7 @@ DATA_DISKS_GIB = [6, 1, 1, 1]
 SSD_DISKS_GIB = [1, 1]
 NODE_MEMORY_MIB = 3072
 # Two vCPUs: the e2e node runs alone on the host, its pods side by side (the node and cluster tiers' VMs
-# have one each: vm.VMConfig).
+# have one each: vm_config.VMConfig).
 NODE_CPUS = 2
 POOL_DEVICE = "/dev/vdb"
 HDD_DEVICE_DISKS = ("/dev/vdc", "/dev/vdd")

@@ -10,7 +10,8 @@ from agent_guest import GuestAgent
 
 from localcsi.core.names import volume_lv_name
 from localcsi.core.tags import LvKind, LvMetadata, encode_tags
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 
 VG = "localcsi-a"
 MiB = 1024**2

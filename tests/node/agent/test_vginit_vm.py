@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from agent_guest import GuestAgent
 
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 
 INCLUDE = {"vgs": {"include": ["^localcsi-pool-[0-9]+$"]}}
 FIRST_MIB = "head -c 1048576 {0} | sha256sum"

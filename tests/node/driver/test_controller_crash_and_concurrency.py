@@ -12,7 +12,8 @@ import pytest
 from controller_guest import MIB, GuestController
 
 from localcsi.core.names import volume_lv_name
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 
 VG = "localcsi-a"
 SIGKILL = 9

@@ -7,7 +7,8 @@ import pytest
 from controller_guest import GIB, MIB, NODE, GuestController
 
 from localcsi import TOPOLOGY_KEY
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 
 TWO_PVS = "localcsi-a"  # striping and raid1 need two PVs
 ONE_PV = "localcsi-b"

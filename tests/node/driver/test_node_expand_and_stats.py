@@ -10,7 +10,8 @@ import pytest
 from node_guest import GIB, MIB, GuestNode, block_cap, create_volume, make_vg, mount_cap
 
 from localcsi.testing.guest_scripts import STEADY_WRITER
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 
 VG = "localcsi-grow"
 POOL = "tiny-pool"

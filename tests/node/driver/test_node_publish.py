@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 from node_guest import MIB, GuestNode, block_cap, create_volume, make_vg, mount_cap
 
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 
 VG = "localcsi-pub"
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from localcsi.testing.install import GUEST_SITE
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 
 VG = "localcsi-fs"
 MIB = 1024**2

@@ -22,7 +22,8 @@ from localcsi.core.snapshots import full_cow_bytes
 from localcsi.core.tags import OWNER_TAG, LvKind, LvMetadata, Source, SourceKind, encode_tags
 from localcsi.lvm.commands import LvSpec
 from localcsi.lvm.lvm import Lvm
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 
 TWO_PVS = "localcsi-a"
 ONE_PV = "localcsi-b"

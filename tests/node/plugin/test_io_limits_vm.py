@@ -21,7 +21,8 @@ from localcsi.testing.fixtures import THICK_VG
 from localcsi.testing.guest_plugin import PLUGIN_TCP_PORT, GuestPlugin
 from localcsi.testing.install import install_project, site_disk
 from localcsi.testing.phases import Phases
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 
 pytestmark = pytest.mark.node
 

@@ -13,7 +13,8 @@ import pytest
 import localcsi
 from localcsi.testing.install import GUEST_SITE
 from localcsi.testing.phases import Phases
-from localcsi.testing.vm import HOST_ALIAS, NodeVM, VMConfig, free_port
+from localcsi.testing.vm import HOST_ALIAS, NodeVM, free_port
+from localcsi.testing.vm_config import VMConfig
 
 VG = "vgtest"
 LV = "data"

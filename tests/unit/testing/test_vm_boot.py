@@ -11,7 +11,8 @@ from localcsi.testing.accel import KVM, TCG
 from localcsi.testing.guest_client import GuestError
 from localcsi.testing.image import NodeImage
 from localcsi.testing.phases import Phases
-from localcsi.testing.vm import BootStalled, NodeVM, VMConfig
+from localcsi.testing.vm import BootStalled, NodeVM
+from localcsi.testing.vm_config import VMConfig
 
 STALL = "[ 65.6] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\n"
 

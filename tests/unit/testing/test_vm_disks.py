@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from localcsi.testing.guest_client import GuestError
-from localcsi.testing.vm import NodeVM, VMConfig
+from localcsi.testing.vm import NodeVM
+from localcsi.testing.vm_config import VMConfig
 
 
 def test_devices_follow_data_disks_then_backed_disks_then_the_files_disk() -> None:
