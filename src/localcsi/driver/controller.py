@@ -8,46 +8,38 @@ then describe the same request, or the answer is ALREADY_EXISTS. Work is carried
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from localcsi.core.capabilities import (
     AccessType,
     Capability,
-    effective_fs_type,
     unsupported_reason,
     validate_capabilities,
 )
-from localcsi.core.ephemeral import POD_DIR_KEY
 from localcsi.core.errors import (
     AlreadyExists,
     FailedPrecondition,
     Internal,
     InvalidArgument,
     NotFound,
-    OutOfRange,
     ResourceExhausted,
 )
 from localcsi.core.exclusive import is_device_vg, is_exclusive_group, is_mountpoint_group
-from localcsi.core.ids import make_ref, parse_volume_id
-from localcsi.core.iolimits import IoLimits, parse_mutable_parameters
+from localcsi.core.ids import parse_volume_id
+from localcsi.core.iolimits import parse_mutable_parameters
 from localcsi.core.locks import OperationLocks
 from localcsi.core.model import Volume
-from localcsi.core.names import validate_csi_name, volume_lv_name
-from localcsi.core.node_choice import most_free_first
+from localcsi.core.names import volume_lv_name
 from localcsi.core.pagination import Page, paginate
-from localcsi.core.params import LvmType, VolumeParams, VolumeType, parse_volume_params
-from localcsi.core.placement import Capacity, Placement, capacity, place
+from localcsi.core.params import LvmType, VolumeType, parse_volume_params
+from localcsi.core.placement import Capacity, Placement, capacity
 from localcsi.core.sizes import (
     capacity_satisfied,
-    filesystem_floor,
     format_bytes,
     resolve_capacity_from_source,
     resolve_expansion,
 )
 from localcsi.driver.backend import (
-    OVERPROVISIONING_KEY,
     Backend,
     Content,
     Fill,
@@ -56,70 +48,11 @@ from localcsi.driver.backend import (
     is_ready,
     overprovisioning_ratio,
 )
+from localcsi.driver.create_volume_plan import RequestShape, extra_tags, plan_volume, request_shape
 from localcsi.driver.exclusive_volumes import Exclusive, ExclusiveVolumes, refuse_exclusive_expansion
 from localcsi.driver.requests import CapacityRequest, CreateVolumeRequest, ExpandVolumeRequest
-from localcsi.driver.snapshots import Origin, SnapshotDriver, check_page_request, clone_reserve, resolve_origin
-from localcsi.driver.topology import candidate_nodes, topology_node
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """What a CreateVolume request asks for, once validated."""
-
-    params: VolumeParams
-    fs_type: str | None
-    access_type: str | None
-    io_limits: IoLimits  # the class's, with the VolumeAttributesClass's (mutable_parameters) on top
-    ephemeral_pod_dir: str
-
-
-def _check_range(required_bytes: int, limit_bytes: int) -> None:
-    if required_bytes < 0 or limit_bytes < 0:
-        raise InvalidArgument(
-            f"capacity_range must not be negative (required_bytes={required_bytes}, limit_bytes={limit_bytes})"
-        )
-    if limit_bytes and required_bytes > limit_bytes:
-        raise OutOfRange(f"required_bytes {required_bytes} exceeds limit_bytes {limit_bytes}")
-
-
-def _shape(request: CreateVolumeRequest) -> _Shape:
-    validate_csi_name(request.name, what="name")
-    validate_capabilities(request.capabilities)
-    reason = unsupported_reason(request.capabilities)
-    if reason:
-        raise InvalidArgument(reason)
-    params = parse_volume_params(request.parameters)
-    if params.volume_type is not VolumeType.LVM and request.source is not None:
-        raise InvalidArgument(
-            f"a {params.volume_type} volume starts empty: it cannot be made from a snapshot or volume"
-        )
-    _check_range(request.required_bytes, request.limit_bytes)
-    mounts = any(cap.access_type is AccessType.MOUNT for cap in request.capabilities)
-    blocks = any(cap.access_type is AccessType.BLOCK for cap in request.capabilities)
-    fs_type = str(effective_fs_type(request.capabilities, params)) if mounts else None
-    access = None if mounts and blocks else (AccessType.MOUNT if mounts else AccessType.BLOCK)
-    limits = params.io_limits.merged(parse_mutable_parameters(request.mutable_parameters))
-    return _Shape(params, fs_type, str(access) if access else None, limits, request.ephemeral_pod_dir)
-
-
-def _extra(shape: _Shape) -> dict[str, str]:
-    """Tags beyond the standard ones: IO limits, the thin overprovisioning ratio, an ephemeral's pod."""
-    params = shape.params
-    extra = shape.io_limits.as_strings()
-    if params.lvm_type is LvmType.THIN and params.overprovisioning_ratio != 1:
-        extra[OVERPROVISIONING_KEY] = str(params.overprovisioning_ratio)
-    if shape.ephemeral_pod_dir:
-        extra[POD_DIR_KEY] = shape.ephemeral_pod_dir
-    return extra
-
-
-def _fill(origin: Origin | None, placement: Placement) -> Fill:
-    if origin is None:
-        return Fill.EMPTY
-    same_pool = placement.vg == origin.ref.vg and placement.thin_pool == origin.pool
-    if origin.thin and placement.lvm_type is LvmType.THIN and same_pool:
-        return Fill.THIN_SNAPSHOT
-    return Fill.BLOCK_COPY
+from localcsi.driver.snapshots import SnapshotDriver, check_page_request, resolve_origin
+from localcsi.driver.topology import topology_node
 
 
 def _kind(volume: Volume) -> str:
@@ -128,7 +61,7 @@ def _kind(volume: Volume) -> str:
     return "a MountPoint volume" if is_mountpoint_group(volume.ref.vg) else "an LVM volume"
 
 
-def _mismatch(existing: Volume, request: CreateVolumeRequest, shape: _Shape) -> str | None:
+def _mismatch(existing: Volume, request: CreateVolumeRequest, shape: RequestShape) -> str | None:
     """Why an existing volume of the same name is not what this request asks for, if it is not."""
     params = shape.params
     if is_ready(existing):
@@ -172,7 +105,7 @@ class ControllerDriver:
     # -- CreateVolume --------------------------------------------------------------------------
 
     def create_volume(self, request: CreateVolumeRequest) -> Volume:
-        shape = _shape(request)
+        shape = request_shape(request)
         lv_name = volume_lv_name(request.name)
         source_key = self._source_key(request)
         with self.locks.hold(exclusive=[lv_name], shared=[source_key] if source_key else []):
@@ -185,14 +118,14 @@ class ControllerDriver:
             if existing is not None:
                 return self._resume(existing, request, shape)
             origin = resolve_origin(self.backend, request.source)
-            plan = self._plan(request, shape, lv_name, origin)
+            plan = plan_volume(self.backend, request, shape, lv_name, origin)
             try:
                 return self.backend.create_volume(plan)
             except ResourceExhausted:
                 if plan.content is not None:  # its LV may exist by now: a second placement could duplicate it
                     raise
                 # lvm2 had less room than the view said (another create took it): place once more.
-                again = self._plan(request, shape, lv_name, origin)
+                again = plan_volume(self.backend, request, shape, lv_name, origin)
                 if again == plan:
                     raise
                 return self.backend.create_volume(again)
@@ -204,48 +137,7 @@ class ControllerDriver:
             raise InvalidArgument(f"volume_content_source: the {request.source.kind} id is required")
         return request.source.id.rpartition("/")[2]
 
-    def _plan(self, request: CreateVolumeRequest, shape: _Shape, lv_name: str, origin: Origin | None) -> VolumePlan:
-        params = shape.params
-        if origin is not None and origin.thin and params.lvm_type is LvmType.THIN and params.vg_name is None:
-            params = dataclasses.replace(params, vg_name=origin.ref.vg)  # thin snapshots share the pool
-        nodes = self.backend.nodes() if origin is None else (origin.ref.node,)
-        if origin is None and (request.topology is None or not request.topology.preferred):
-            # Immediate binding: Kubernetes chose no node, so the roomiest for this volume goes first.
-            room = {node: (storage.vgs, storage.pools) for node in nodes if (storage := self.backend.storage(node))}
-            nodes = tuple(most_free_first(room, params))
-        reasons: list[str] = []
-        required_bytes = filesystem_floor(request.required_bytes, request.limit_bytes, shape.fs_type)
-        for node in candidate_nodes(nodes, request.topology):
-            storage = self.backend.storage(node)
-            try:
-                placement = place(
-                    storage.vgs,
-                    storage.pools,
-                    params,
-                    required_bytes,
-                    request.limit_bytes,
-                    source_bytes=origin.size_bytes if origin else 0,
-                    keep_free=clone_reserve(origin, storage),
-                )
-            except ResourceExhausted as exc:
-                reasons.append(f"{node}: {exc.message}")
-                continue
-            content = None
-            if origin is not None:
-                content = Content(origin.source, origin.ref, _fill(origin, placement), origin.thin, origin.size_bytes)
-            return VolumePlan(
-                ref=make_ref(node, placement.vg, lv_name),
-                name=request.name,
-                placement=placement,
-                requested_bytes=request.required_bytes,
-                content=content,
-                fs_type=shape.fs_type,
-                access_type=shape.access_type,
-                extra=_extra(shape),
-            )
-        raise ResourceExhausted("; ".join(reasons) or "no node to place the volume on")
-
-    def _resume(self, existing: Volume, request: CreateVolumeRequest, shape: _Shape) -> Volume:
+    def _resume(self, existing: Volume, request: CreateVolumeRequest, shape: RequestShape) -> Volume:
         if existing.name != request.name:
             raise Internal(
                 f"LV {existing.ref.vg}/{existing.ref.lv} belongs to name {request.name!r} but its tags say "
@@ -261,7 +153,7 @@ class ControllerDriver:
             return existing
         return self._finish(existing, request, shape)
 
-    def _finish(self, existing: Volume, request: CreateVolumeRequest, shape: _Shape) -> Volume:
+    def _finish(self, existing: Volume, request: CreateVolumeRequest, shape: RequestShape) -> Volume:
         """Complete a create that was interrupted while its content was being written."""
         try:
             origin = resolve_origin(self.backend, request.source)
@@ -281,7 +173,7 @@ class ControllerDriver:
         fill = Fill.THIN_SNAPSHOT if existing.lv.origin == origin.ref.lv else Fill.BLOCK_COPY
         content = Content(origin.source, origin.ref, fill, origin.thin, origin.size_bytes)
         plan = VolumePlan(existing.ref, request.name, placement, request.required_bytes, content,
-                          shape.fs_type, shape.access_type, _extra(shape))  # fmt: skip
+                          shape.fs_type, shape.access_type, extra_tags(shape))  # fmt: skip
         return self.backend.create_volume(plan)
 
     # -- DeleteVolume, ControllerExpandVolume --------------------------------------------------
