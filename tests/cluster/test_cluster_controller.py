@@ -23,7 +23,8 @@ from kubernetes import client
 
 from localcsi.cli import COMMAND_RUNNERS
 from localcsi.k8s.resources import NODE_LOCAL_STORAGE, NODE_LOCAL_STORAGE_INIT_CONFIG, CustomResources
-from localcsi.testing.cluster import SYSTEM_NAMESPACE, KubeCluster
+from localcsi.testing.cluster import KubeCluster
+from localcsi.testing.cluster_access import SYSTEM_NAMESPACE
 
 Object = dict[str, Any]
 T = TypeVar("T")

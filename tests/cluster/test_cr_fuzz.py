@@ -54,7 +54,8 @@ from localcsi.k8s.resources import (
 )
 from localcsi.resources import logicalvolume as llv
 from localcsi.testing import cr_fuzz
-from localcsi.testing.cluster import SYSTEM_NAMESPACE, KubeCluster, service_account_user
+from localcsi.testing.cluster import KubeCluster
+from localcsi.testing.cluster_access import SYSTEM_NAMESPACE, service_account_user
 from localcsi.testing.cr_fuzz_agent import FailingRunner, agent_handles_storage, fake_lvm_backend
 from localcsi.testing.vm import free_port
 from localcsi.testing.waiting import wait_for

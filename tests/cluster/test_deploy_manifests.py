@@ -12,7 +12,8 @@ import pytest
 import yaml
 from kubernetes import client, dynamic
 
-from localcsi.testing.cluster import SYSTEM_NAMESPACE, KubeCluster
+from localcsi.testing.cluster import KubeCluster
+from localcsi.testing.cluster_access import SYSTEM_NAMESPACE
 from localcsi.testing.install import load_project_script
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

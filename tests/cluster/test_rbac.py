@@ -16,7 +16,8 @@ from kubernetes.client.exceptions import ApiException
 from localcsi.extender.informers import claim_fetcher
 from localcsi.k8s.errors import Forbidden
 from localcsi.k8s.resources import LOGICAL_VOLUME, NODE_LOCAL_STORAGE, NODE_LOCAL_STORAGE_INIT_CONFIG, CustomResources
-from localcsi.testing.cluster import SYSTEM_NAMESPACE, KubeCluster, service_account_user
+from localcsi.testing.cluster import KubeCluster
+from localcsi.testing.cluster_access import SYSTEM_NAMESPACE, service_account_user
 
 AGENT, CONTROLLER, CSI_CONTROLLER, EXTENDER, SNAPSHOT_CONTROLLER = (
     "localcsi-agent",

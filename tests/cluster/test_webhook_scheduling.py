@@ -25,7 +25,8 @@ import pytest
 from kubernetes import client
 
 from localcsi import DRIVER_NAME, TOPOLOGY_KEY
-from localcsi.testing.cluster import SYSTEM_NAMESPACE, KubeCluster
+from localcsi.testing.cluster import KubeCluster
+from localcsi.testing.cluster_access import SYSTEM_NAMESPACE
 from localcsi.testing.extender import ExtenderProcess
 from localcsi.testing.scheduler import KubeScheduler
 from localcsi.testing.storage_nodes import GIB, add_storage_node

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from localcsi.testing.cluster import SCHEDULER, ClusterError, KubeCluster
+from localcsi.testing.cluster import ClusterError, KubeCluster
+from localcsi.testing.cluster_access import SCHEDULER
 from localcsi.testing.tools import tool_path
 from localcsi.testing.vm import free_port
 from localcsi.webhook import CAPACITY_RESOURCE

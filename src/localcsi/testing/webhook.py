@@ -16,7 +16,8 @@ import yaml
 from kubernetes import client, utils
 
 from localcsi.testing.certs import ClusterCerts, make_certs
-from localcsi.testing.cluster import SYSTEM_NAMESPACE, KubeCluster
+from localcsi.testing.cluster import KubeCluster
+from localcsi.testing.cluster_access import SYSTEM_NAMESPACE
 from localcsi.testing.install import load_project_script
 from localcsi.testing.waiting import start_until
 
