@@ -25,11 +25,9 @@ from localcsi.core.errors import (
     InvalidArgument,
     ResourceExhausted,
 )
-from localcsi.core.exclusive import is_exclusive_group
-from localcsi.core.health import Condition, volume_condition
 from localcsi.core.ids import LvRef
 from localcsi.core.iolimits import IoLimits
-from localcsi.core.model import LogicalVolume, Snapshot, Volume, snapshot_from_lv, thin_pools, volume_from_lv
+from localcsi.core.model import LogicalVolume, Snapshot, Volume, thin_pools
 from localcsi.core.names import VOLUME_LV_PREFIX
 from localcsi.core.params import LvmType
 from localcsi.core.sizes import format_bytes, round_down
@@ -39,12 +37,12 @@ from localcsi.driver.backend import (
     CREATING_TAG,
     OVERPROVISIONING_KEY,
     Fill,
-    NodeStorage,
     SnapshotPlan,
     VolumePlan,
     io_limit_tag_changes,
 )
 from localcsi.driver.blockdev import BlockDevices, LocalBlockDevices
+from localcsi.driver.local_lvm_reads import LocalLvmReads
 from localcsi.driver.lvm_state import LvmTool, StateView, created_lv
 from localcsi.lvm.commands import LvSpec
 
@@ -64,7 +62,7 @@ class _NoSnapshotRoom(ResourceExhausted):
     Placement keeps an extent free for it; another create can still take it in between."""
 
 
-class LocalLvmBackend:
+class LocalLvmBackend(LocalLvmReads):
     def __init__(
         self,
         lvm: LvmTool,
@@ -75,11 +73,9 @@ class LocalLvmBackend:
         max_age: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(node, vg_allowed, StateView(lvm, vg_allowed, max_age, clock))
         self.lvm = lvm
-        self.node = node
-        self.vg_allowed = vg_allowed
         self.devices = devices if devices is not None else LocalBlockDevices()
-        self.view = StateView(lvm, vg_allowed, max_age, clock)
         self._mutex = threading.Lock()
         self._vg_locks: dict[str, threading.Lock] = {}
 
@@ -94,62 +90,6 @@ class LocalLvmBackend:
         if lv is None:
             raise Internal(f"{vg}/{name} was just changed but lvs does not show it; check `lvs {vg}`")
         return lv
-
-    def _volume(self, lv: LogicalVolume) -> Volume | None:
-        try:
-            return volume_from_lv(self.node, lv)
-        except Internal as exc:  # one LV with damaged tags must not hide all the others
-            log.warning("ignoring %s/%s: %s", lv.vg, lv.name, exc.message)
-            return None
-
-    def _snapshot(self, lv: LogicalVolume) -> Snapshot | None:
-        try:
-            return snapshot_from_lv(self.node, lv)
-        except Internal as exc:
-            log.warning("ignoring %s/%s: %s", lv.vg, lv.name, exc.message)
-            return None
-
-    def _ours(self, ref: LvRef) -> bool:
-        return ref.node == self.node and self.vg_allowed(ref.vg)
-
-    # -- reads -------------------------------------------------------------------------------
-
-    def nodes(self) -> tuple[str, ...]:
-        return (self.node,)
-
-    def storage(self, node: str) -> NodeStorage:
-        if node != self.node:
-            return NodeStorage(node, (), ())
-        state = self.view.current()
-        # A Device volume's VG is a whole disk taken by one volume: never room for LVM volumes.
-        vgs = tuple(vg for vg in state.vgs if not is_exclusive_group(vg.name))
-        return NodeStorage(node, vgs, tuple(p for p in thin_pools(state.lvs) if not is_exclusive_group(p.vg)))
-
-    def volumes(self) -> list[Volume]:
-        return [volume for lv in self.view.current().lvs if (volume := self._volume(lv)) is not None]
-
-    def snapshots(self) -> list[Snapshot]:
-        return [snap for lv in self.view.current().lvs if (snap := self._snapshot(lv)) is not None]
-
-    def find_volume(self, lv_name: str) -> Volume | None:
-        lvs = (lv for lv in self.view.current().lvs if lv.name == lv_name)
-        return next((volume for lv in lvs if (volume := self._volume(lv)) is not None), None)
-
-    def find_snapshot(self, lv_name: str) -> Snapshot | None:
-        lvs = (lv for lv in self.view.current().lvs if lv.name == lv_name)
-        return next((snap for lv in lvs if (snap := self._snapshot(lv)) is not None), None)
-
-    def get_volume(self, ref: LvRef) -> Volume | None:
-        lv = self.view.lv(ref.vg, ref.lv) if self._ours(ref) else None
-        return self._volume(lv) if lv is not None else None
-
-    def get_snapshot(self, ref: LvRef) -> Snapshot | None:
-        lv = self.view.lv(ref.vg, ref.lv) if self._ours(ref) else None
-        return self._snapshot(lv) if lv is not None else None
-
-    def condition(self, volume: Volume) -> Condition:
-        pool = self.view.lv(volume.ref.vg, volume.lv.pool_lv) if volume.lv.pool_lv else None
-        return volume_condition(volume.lv, pool)
 
     # -- volumes -----------------------------------------------------------------------------
 

@@ -118,18 +118,6 @@ def test_an_empty_volume_is_folded_into_the_view_without_asking_lvm2_again(
     assert pool.virtual_bytes == GiB and thin.lvm_type is LvmType.THIN
 
 
-def test_only_allowed_vgs_and_healthy_tags_are_seen(backend: LocalLvmBackend, lvm: FakeLvm) -> None:
-    lvm.add(LogicalVolume("other-vg", volume_lv_name("x"), GiB, "-wi-a-----", tags=plan("x").tags()))
-    damaged = ("localcsi.io", "localcsi.io/kind=volume")
-    lvm.add(LogicalVolume(VG, volume_lv_name("bad"), GiB, "-wi-a-----", tags=damaged))
-    good = make_volume(backend, "good")
-    assert [v.id for v in backend.volumes()] == [good.id], "foreign VGs and damaged tags are skipped"
-    assert [g.name for g in backend.storage(NODE).vgs] == [VG]
-    assert backend.storage("node-2").vgs == ()
-    assert backend.get_volume(replace(good.ref, node="node-2")) is None
-    assert [p.name for p in backend.storage(NODE).pools] == ["localcsi-thinpool"]
-
-
 def test_an_empty_volume_is_one_lvcreate_with_its_tags(backend: LocalLvmBackend, lvm: FakeLvm) -> None:
     volume = make_volume(backend, "pvc-1")
     assert lvm.calls == [("create_lv", VG, volume_lv_name("pvc-1"), "linear")]
