@@ -23,7 +23,8 @@ from typing import Any
 import grpc
 
 from localcsi.csi import csi_pb2, services
-from localcsi.testing.csi_fuzz_grammar import LINK_DIR, LINKS, VICTIM_DIR, Grammar, Pools
+from localcsi.testing.csi_fuzz_fields import LINK_DIR, LINKS, VICTIM_DIR, Pools
+from localcsi.testing.csi_fuzz_grammar import Grammar
 
 C = grpc.StatusCode
 _ANY_ERROR = {C.INVALID_ARGUMENT, C.NOT_FOUND, C.ALREADY_EXISTS, C.OUT_OF_RANGE, C.RESOURCE_EXHAUSTED,
