@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from local_backend_fakes import NODE, VG, Clock, local_backend, make_volume, node_lvm, plan
 
 from localcsi.core.errors import Aborted, FailedPrecondition, InvalidArgument, ResourceExhausted
 from localcsi.core.ids import make_ref
@@ -15,30 +16,17 @@ from localcsi.core.placement import Placement
 from localcsi.core.sizes import GiB, MiB
 from localcsi.core.snapshots import full_cow_bytes
 from localcsi.core.tags import Source, SourceKind
-from localcsi.driver.backend import CREATING_TAG, Content, Fill, SnapshotPlan, VolumePlan
+from localcsi.driver.backend import CREATING_TAG, Content, Fill, SnapshotPlan
 from localcsi.driver.local_backend import LocalLvmBackend, clone_snapshot_name
 from localcsi.driver.lvm_state import StateView, created_lv
-from localcsi.testing.fake_lvm import FakeDevices, FakeLvm, Killed, pool, vg
+from localcsi.testing.fake_lvm import FakeDevices, FakeLvm, Killed, pool
 
 pytestmark = pytest.mark.unit
-
-NODE = "node-1"
-VG = "localcsi-a"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
 def lvm() -> FakeLvm:
-    fake = FakeLvm(vg(VG), vg("other-vg"))
-    fake.add(pool(VG))
-    return fake
+    return node_lvm()
 
 
 @pytest.fixture
@@ -53,16 +41,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def backend(lvm: FakeLvm, devices: FakeDevices, clock: Clock) -> LocalLvmBackend:
-    return LocalLvmBackend(lvm, NODE, vg_allowed=lambda name: name.startswith("localcsi-"), devices=devices,
-                           clock=clock)  # fmt: skip
-
-
-def plan(name: str, size: int = GiB, lvm_type: LvmType = LvmType.LINEAR, content: Content | None = None,
-         **extra: str) -> VolumePlan:  # fmt: skip
-    pool_name = "localcsi-thinpool" if lvm_type is LvmType.THIN else None
-    lv = volume_lv_name(name)
-    placement = Placement(VG, size, lvm_type, thin_pool=pool_name)
-    return VolumePlan(make_ref(NODE, VG, lv), name, placement, size, content, "ext4", "mount", extra)
+    return local_backend(lvm, devices, clock)
 
 
 def dev(lv: str) -> str:
@@ -71,10 +50,6 @@ def dev(lv: str) -> str:
 
 def new_calls(lvm: FakeLvm, since: int) -> list[tuple[str, ...]]:
     return lvm.calls[since:]
-
-
-def make_volume(backend: LocalLvmBackend, name: str, lvm_type: LvmType = LvmType.LINEAR) -> Volume:
-    return backend.create_volume(plan(name, lvm_type=lvm_type))
 
 
 def thick_clone_source(backend: LocalLvmBackend) -> tuple[Volume, Content]:
