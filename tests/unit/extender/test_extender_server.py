@@ -8,7 +8,7 @@ import pytest
 from extender_objects import nls, pod, pvc, storage_class
 
 from localcsi.extender.cache import NODE_LOCAL_STORAGES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES
-from localcsi.extender.server import MAX_BODY_BYTES, ExtenderServer, Metrics
+from localcsi.extender.server import MAX_BODY_BYTES, ExtenderServer
 from localcsi.extender.service import Extender
 
 pytestmark = pytest.mark.unit
@@ -164,16 +164,6 @@ def test_metrics_count_requests_and_reservations(server: ExtenderServer) -> None
     assert "localcsi_extender_reservations_total 1.0" in text
     assert "localcsi_extender_reservations_expired_total 0.0" in text
     assert "localcsi_extender_claims_read_live_total 0.0" in text
-
-
-def test_cache_sync_age_counts_from_start_then_from_the_last_sync() -> None:
-    now = [100.0]
-    metrics = Metrics(Extender(), monotonic=lambda: now[0])
-    now[0] = 130.0
-    assert metrics.registry.get_sample_value("localcsi_extender_cache_sync_age_seconds") == 30.0
-    metrics.synced()
-    now[0] = 135.5
-    assert metrics.registry.get_sample_value("localcsi_extender_cache_sync_age_seconds") == 5.5
 
 
 def raw_exchange(server: ExtenderServer, request: bytes) -> bytes:

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from localcsi.core.nodestorage import parse_spec
 from localcsi.core.nodestorage_status import build_status
-from localcsi.extender.server import Metrics as ExtenderMetrics
+from localcsi.extender.metrics import Metrics as ExtenderMetrics
 from localcsi.extender.service import Extender
 from localcsi.fs.block_devices import IoCounters
 from localcsi.metrics.agent import AgentCollector
