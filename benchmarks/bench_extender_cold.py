@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from bench_extender import claim, go_json, pod, storage_report  # benchmarks/, this directory
@@ -74,43 +74,78 @@ def _extender_args(the_pod: dict[str, Any], names: list[str]) -> dict[str, Any]:
     return {"Pod": the_pod, "Nodes": None, "NodeNames": names}
 
 
-def _filter(extender: Extender, body: bytes, cache: RequestCache) -> FilterOutcome:
-    args = parse_args(body, cache)
-    outcome = extender.filter(args.pod, args.node_names)
-    encode_filter_result(args, outcome.passed, outcome.failed, names=cache)
-    return outcome
+class Exchange(Protocol):
+    """How a request reaches the extender: ``prepare`` (not measured) gives the call that serves it (the
+    measured part), and ``nodes`` reads the call's answer (not measured): for filter the nodes that
+    passed, for prioritize those with the best score (none when every node scores alike, as the answer
+    on the wire says)."""
+
+    def prepare(self, verb: str, body: bytes) -> Callable[[], object]: ...
+
+    def nodes(self, verb: str, answer: object) -> list[str]: ...
 
 
-def _prioritize(extender: Extender, body: bytes, cache: RequestCache) -> Priorities:
-    args = parse_args(body, cache)
-    priorities = extender.prioritize(args.pod, args.node_names)
-    encode_ranks(priorities.ranks, args.plain_names)
-    return priorities
+class DirectCalls:
+    """What the server does with a request without HTTP: ``parse_args``, the verb, and the answer's encoding."""
+
+    def __init__(self, extender: Extender) -> None:
+        self.extender = extender
+        self.cache = RequestCache()
+
+    def prepare(self, verb: str, body: bytes) -> Callable[[], object]:
+        return partial(self._filter if verb == "filter" else self._prioritize, body)
+
+    def nodes(self, verb: str, answer: object) -> list[str]:
+        if isinstance(answer, FilterOutcome):
+            return answer.passed
+        assert isinstance(answer, Priorities)
+        scored = [nodes for nodes in answer.ranks if nodes]
+        return scored[-1] if len(scored) > 1 else []
+
+    def _filter(self, body: bytes) -> FilterOutcome:
+        args = parse_args(body, self.cache)
+        outcome = self.extender.filter(args.pod, args.node_names)
+        encode_filter_result(args, outcome.passed, outcome.failed, names=self.cache)
+        return outcome
+
+    def _prioritize(self, body: bytes) -> Priorities:
+        args = parse_args(body, self.cache)
+        priorities = self.extender.prioritize(args.pod, args.node_names)
+        encode_ranks(priorities.ranks, args.plain_names)
+        return priorities
 
 
-def replay(extender: Extender, names: list[str], pods: int, evict: Callable[[], None], run: Run[Any]) -> None:
+def replay(
+    extender: Extender,
+    names: list[str],
+    pods: int,
+    evict: Callable[[], None],
+    run: Run[Any],
+    *,
+    exchange: Exchange | None = None,
+) -> None:
     """kube-scheduler's calls for ``pods`` pods, each request and commit event through ``run``, with
     ``evict()`` before each and outside it: filter (parse and encode included), the last pod's commit
-    (its PVC's selected-node, as the informer delivers it) and prioritize."""
-    cache = RequestCache()
+    (its PVC's selected-node, as the informer delivers it) and prioritize. The requests go through
+    ``exchange``, ``DirectCalls`` unless given."""
+    exchange = exchange or DirectCalls(extender)
     behind: tuple[dict[str, Any], str] | None = None  # the last pod's claim and the node it went to
     for number in range(pods):
         name = f"pod-{number}"
         the_claim = claim(name, 0)
         extender.apply(PERSISTENT_VOLUME_CLAIMS, "ADDED", the_claim)
         the_pod = pod(name, [the_claim])
-        body = go_json(_extender_args(the_pod, names))  # kube-scheduler's work: not counted, nor after evict()
+        request = exchange.prepare("filter", go_json(_extender_args(the_pod, names)))  # kube-scheduler's work
         evict()
-        outcome: FilterOutcome = run(partial(_filter, extender, body, cache))
+        passed = exchange.nodes("filter", run(request))
         if behind is not None:  # the binding cycle, one pod behind: selected-node on the last pod's claim
             last_claim, node = behind
             committed = {**last_claim, "metadata": {**last_claim["metadata"], "annotations": {ANNOTATION: node}}}
             evict()
             run(partial(extender.apply, PERSISTENT_VOLUME_CLAIMS, "MODIFIED", committed))
-        body = go_json(_extender_args(the_pod, outcome.passed))
+        request = exchange.prepare("prioritize", go_json(_extender_args(the_pod, passed)))
         evict()
-        priorities: Priorities = run(partial(_prioritize, extender, body, cache))
-        best = next((nodes for nodes in reversed(priorities.ranks) if nodes), outcome.passed)
+        best = exchange.nodes("prioritize", run(request)) or passed
         behind = (the_claim, best[0]) if best else None
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 import pytest
 
+from localcsi.extender.service import Extender
 from localcsi.testing.install import project_root
 
 pytestmark = pytest.mark.unit
@@ -61,9 +63,10 @@ def test_counted_runs_the_request_once_and_returns_its_answer(bench: ModuleType)
     assert calls == [1]
 
 
+@pytest.mark.parametrize("http", [False, True])
 @pytest.mark.parametrize("kind", ["localcsi", "noop"])
 def test_the_child_runs_every_request_of_every_pod(
-    bench: ModuleType, monkeypatch: pytest.MonkeyPatch, kind: str
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch, kind: str, http: bool
 ) -> None:
     counted: list[object] = []
     real = bench.counted
@@ -73,5 +76,43 @@ def test_the_child_runs_every_request_of_every_pod(
         return real(request)
 
     monkeypatch.setattr(bench, "counted", counting)
-    bench.run_requests(kind, nodes=3, pods=4, evict_mib=0)
+    bench.run_requests(kind, nodes=3, pods=4, evict_mib=0, http=http)
     assert len(counted) == 4 + 3 + 4  # a filter and a prioritize per pod, a commit for each but the last
+
+
+class Recorded:
+    """An exchange that keeps what each request's answer said."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.said: list[tuple[str, list[str]]] = []
+
+    def prepare(self, verb: str, body: bytes) -> Callable[[], object]:
+        return self.inner.prepare(verb, body)  # type: ignore[no-any-return]
+
+    def nodes(self, verb: str, answer: object) -> list[str]:
+        nodes: list[str] = self.inner.nodes(verb, answer)
+        self.said.append((verb, nodes))
+        return nodes
+
+
+def test_over_http_the_server_answers_as_the_direct_calls_do(bench: ModuleType) -> None:
+    """The same pods through the HTTP server and straight to the extender get the same answers: the server
+    really served each request (anything but a 200 raises), and prioritize really ranked."""
+    cold = importlib.import_module("bench_extender_cold")  # where replay and the direct calls are
+    names = [f"node-{index}" for index in range(4)]
+    said: dict[str, list[tuple[str, list[str]]]] = {}
+    for way in ("direct", "http"):
+        extender = bench.scheduling_cluster(Extender(), names, 10)  # 10 GiB nodes, 1 GiB claims
+        inner = bench.ServedOverLoopback(extender) if way == "http" else cold.DirectCalls(extender)
+        recorded = Recorded(inner)
+        try:
+            cold.replay(extender, names, 6, lambda: None, lambda request: request(), exchange=recorded)
+        finally:
+            if way == "http":
+                inner.close()
+        said[way] = recorded.said
+    assert said["direct"] == said["http"]
+    assert len(said["http"]) == 12
+    # binpack: once a pod is committed, its node is the fullest and the only best one
+    assert ("prioritize", ["node-0"]) in said["http"]
