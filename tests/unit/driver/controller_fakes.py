@@ -190,3 +190,8 @@ class FakeBackend:
     def delete_snapshot(self, snapshot: Snapshot) -> None:
         del self.lvs[(snapshot.ref.vg, snapshot.ref.lv)]
         self.deleted.append(snapshot.id)
+
+
+def two_vg_backend() -> FakeBackend:
+    """The controller tests' node: localcsi-a on two 4 GiB PVs with the thin pool, localcsi-b on one of 2 GiB."""
+    return FakeBackend(make_vg("localcsi-a", 4, 4), make_vg("localcsi-b", 2), pool_in="localcsi-a")

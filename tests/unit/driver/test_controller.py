@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from controller_fakes import BLOCK, MOUNT, NODE, FakeBackend, make_vg
+from controller_fakes import BLOCK, MOUNT, NODE, FakeBackend, two_vg_backend
 
 from localcsi import TOPOLOGY_KEY
 from localcsi.core.capabilities import AccessType, Capability
@@ -36,7 +36,7 @@ THIN = {"lvmType": "thin"}
 
 @pytest.fixture
 def backend() -> FakeBackend:
-    return FakeBackend(make_vg("localcsi-a", 4, 4), make_vg("localcsi-b", 2), pool_in="localcsi-a")
+    return two_vg_backend()
 
 
 @pytest.fixture

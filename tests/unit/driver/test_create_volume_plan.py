@@ -5,7 +5,7 @@ are filled."""
 from __future__ import annotations
 
 import pytest
-from controller_fakes import BLOCK, EXTENT, MOUNT, NODE, POOL, FakeBackend, make_vg
+from controller_fakes import BLOCK, EXTENT, MOUNT, NODE, POOL, FakeBackend, make_vg, two_vg_backend
 
 from localcsi import TOPOLOGY_KEY
 from localcsi.core.errors import OutOfRange, ResourceExhausted
@@ -25,7 +25,7 @@ THIN = {"lvmType": "thin"}
 
 @pytest.fixture
 def backend() -> FakeBackend:
-    return FakeBackend(make_vg("localcsi-a", 4, 4), make_vg("localcsi-b", 2), pool_in="localcsi-a")
+    return two_vg_backend()
 
 
 @pytest.fixture

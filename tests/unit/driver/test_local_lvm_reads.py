@@ -11,33 +11,14 @@ from local_backend_fakes import NODE, VG, Clock, local_backend, make_volume, nod
 from localcsi.core.model import LogicalVolume
 from localcsi.core.names import volume_lv_name
 from localcsi.core.sizes import GiB
-from localcsi.driver.local_backend import LocalLvmBackend
-from localcsi.testing.fake_lvm import FakeDevices, FakeLvm
+from localcsi.testing.fake_lvm import FakeDevices
 
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture
-def lvm() -> FakeLvm:
-    return node_lvm()
-
-
-@pytest.fixture
-def devices(lvm: FakeLvm) -> FakeDevices:
-    return FakeDevices(lvm.calls)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def backend(lvm: FakeLvm, devices: FakeDevices, clock: Clock) -> LocalLvmBackend:
-    return local_backend(lvm, devices, clock)
-
-
-def test_only_allowed_vgs_and_healthy_tags_are_seen(backend: LocalLvmBackend, lvm: FakeLvm) -> None:
+def test_only_allowed_vgs_and_healthy_tags_are_seen() -> None:
+    lvm = node_lvm()
+    backend = local_backend(lvm, FakeDevices(lvm.calls), Clock())
     lvm.add(LogicalVolume("other-vg", volume_lv_name("x"), GiB, "-wi-a-----", tags=plan("x").tags()))
     damaged = ("localcsi.io", "localcsi.io/kind=volume")
     lvm.add(LogicalVolume(VG, volume_lv_name("bad"), GiB, "-wi-a-----", tags=damaged))
