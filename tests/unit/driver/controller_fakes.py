@@ -192,6 +192,9 @@ class FakeBackend:
         self.deleted.append(snapshot.id)
 
 
+THIN = {"lvmType": "thin"}  # StorageClass parameters for a thin volume in two_vg_backend's pool
+
+
 def two_vg_backend() -> FakeBackend:
     """The controller tests' node: localcsi-a on two 4 GiB PVs with the thin pool, localcsi-b on one of 2 GiB."""
     return FakeBackend(make_vg("localcsi-a", 4, 4), make_vg("localcsi-b", 2), pool_in="localcsi-a")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from controller_fakes import BLOCK, MOUNT, NODE, FakeBackend, two_vg_backend
+from controller_fakes import BLOCK, MOUNT, NODE, THIN, FakeBackend, two_vg_backend
 
 from localcsi import TOPOLOGY_KEY
 from localcsi.core.capabilities import AccessType, Capability
@@ -30,8 +30,6 @@ from localcsi.driver.requests import CapacityRequest, CreateVolumeRequest, Expan
 from localcsi.testing.fake_lvm import Killed
 
 pytestmark = pytest.mark.unit
-
-THIN = {"lvmType": "thin"}
 
 
 @pytest.fixture

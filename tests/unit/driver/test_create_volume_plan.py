@@ -5,7 +5,7 @@ are filled."""
 from __future__ import annotations
 
 import pytest
-from controller_fakes import BLOCK, EXTENT, MOUNT, NODE, POOL, FakeBackend, make_vg, two_vg_backend
+from controller_fakes import BLOCK, EXTENT, MOUNT, NODE, POOL, THIN, FakeBackend, make_vg, two_vg_backend
 
 from localcsi import TOPOLOGY_KEY
 from localcsi.core.errors import OutOfRange, ResourceExhausted
@@ -19,8 +19,6 @@ from localcsi.driver.requests import CreateVolumeRequest
 from localcsi.driver.topology import TopologyRequirement
 
 pytestmark = pytest.mark.unit
-
-THIN = {"lvmType": "thin"}
 
 
 @pytest.fixture
