@@ -4,6 +4,7 @@ apiserver (etcd and kube-apiserver on loopback, nodes without kubelets):
 
     python benchmarks/bench_scheduler.py [--nodes 100] [--pods 1000] [--mixed-pods 1000] [--rounds 3]
                                          [--only mixed localcsi capacity] [--python-noop] [--against SRC]
+                                         [--python PATH]
 
 Three comparisons, each a side over its reference, taken round by round (rounds alternate the sides):
 
@@ -22,7 +23,9 @@ so neither the Python client that creates the pods nor the scheduler's start-up 
 ``--python-noop`` adds localcsi's HTTP server in front of an extender that does nothing
 (benchmarks/noop_extender.py) to the localcsi pods' sides; ``--against SRC`` adds localcsi's extender
 run from another checkout (``git worktree add /tmp/old HEAD~1``, then ``--against /tmp/old/src``), so that
-two versions are compared round by round in one run. Each round also prints how many of the machine's
+two versions are compared round by round in one run. localcsi's extender and the Python no-op run on
+``--python`` with this environment's packages: by default /usr/bin/python3, the interpreter the localcsi
+image runs, where it exists. Each round also prints how many of the machine's
 cores were busy between its first decision and its last, and the CPU per pod of the machine and of each
 process (benchmarks/bench_scheduler_cpu.py). Run it through /tmp/vmslot on a shared
 machine; a run of the defaults takes about seven minutes.
@@ -61,7 +64,7 @@ from kubernetes import client
 from localcsi import DRIVER_NAME, TOPOLOGY_KEY
 from localcsi.testing import scheduler as scheduler_module
 from localcsi.testing.cluster import KubeCluster
-from localcsi.testing.extender import ExtenderProcess
+from localcsi.testing.extender import ExtenderProcess, python_env
 from localcsi.testing.scheduler import KubeScheduler
 from localcsi.testing.storage_nodes import GIB, add_storage_node
 from localcsi.testing.vm import free_port
@@ -75,6 +78,10 @@ NODE_GIB = 100_000
 # 50/100). Every decision is one write (a PVC's selected-node, a pod's binding), so past the burst every
 # side would run at the limit and the ratios would read close to 1 whatever the extender costs.
 UNTHROTTLED = {"qps": 10_000, "burst": 20_000}
+# The localcsi image runs Debian's python3 (images/localcsi/Containerfile), built with PGO and LTO and
+# linked statically; a pyenv interpreter is usually built with neither. The extender spent 8 % more CPU
+# per pod on pyenv's here (docs/extender.md, session 24): the benchmark measures what ships.
+SHIPPED_PYTHON = "/usr/bin/python3"
 
 
 @dataclass(frozen=True)
@@ -232,9 +239,10 @@ def describe_server_time(before: dict[str, tuple[float, float]], after: dict[str
 
 
 @contextmanager
-def floor_extender(argv: list[str], port: int) -> Iterator[str]:
-    """A no-op extender process on ``port``, answering /healthz, for the length of the block."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def floor_extender(argv: list[str], port: int, env: dict[str, str] | None) -> Iterator[str]:
+    """A no-op extender process on ``port`` (in ``env``, or this environment), answering /healthz, for
+    the length of the block."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{argv[0]} to answer /healthz", lambda: _healthy(proc, url), 30, 0.1)
@@ -252,6 +260,15 @@ def _healthy(proc: subprocess.Popen[bytes], url: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def interpreter(python: str) -> str:
+    """What `python` is: implementation, version and build (Debian's is built with PGO and LTO, pyenv's by
+    default with neither), as the run's first line records it."""
+    describe = (
+        "import platform; print(platform.python_implementation(), platform.python_version(), platform.python_build())"
+    )
+    return subprocess.run([python, "-c", describe], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def build_go_noop(scratch: str) -> list[str]:
@@ -290,6 +307,13 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(COMPARISONS), default=sorted(COMPARISONS))
     parser.add_argument("--python-noop", action="store_true", help="also localcsi's server over a no-op extender")
     parser.add_argument(
+        "--python",
+        default=SHIPPED_PYTHON if Path(SHIPPED_PYTHON).exists() else sys.executable,
+        help="the interpreter that runs localcsi's extender and --python-noop's server, with this environment's"
+        f" packages (the same CPython minor version); default {SHIPPED_PYTHON}, the one the localcsi image"
+        " runs, where it exists, else this one",
+    )
+    parser.add_argument(
         "--against",
         type=Path,
         metavar="SRC",
@@ -297,20 +321,23 @@ def main() -> int:
         " this tree's extender is compared with round by round (an A/B of two versions in one run)",
     )
     args = parser.parse_args()
+    print(f"localcsi's extender runs on {args.python}: {interpreter(args.python)}", flush=True)
     comparisons = [comparison for name in args.only for comparison in COMPARISONS[name]]
     comparisons += [PYTHON_NOOP] if args.python_noop else []
     comparisons += [AGAINST] if args.against else []
     sides = sides_of(comparisons)
     rates: dict[str, list[float]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory() as scratch, KubeCluster() as cluster:
-        floors = {"python-noop": [sys.executable, str(HERE / "noop_extender.py")]}
+        floors = {"python-noop": [args.python, str(HERE / "noop_extender.py")]}
+        floor_envs = {"python-noop": python_env(args.python)}
         if "localcsi-go-noop" in sides:
             floors["go-noop"] = build_go_noop(scratch)
         prepare_cluster(cluster, args.nodes)
-        extender = ExtenderProcess(cluster, free_port()).start()  # at the shipped log level
+        extender = ExtenderProcess(cluster, free_port(), python=args.python).start()  # at the shipped log level
         extenders = {"localcsi": extender}
         if args.against:
-            extenders["against"] = ExtenderProcess(cluster, free_port(), source=args.against.resolve()).start()
+            against = ExtenderProcess(cluster, free_port(), source=args.against.resolve(), python=args.python)
+            extenders["against"] = against.start()
         try:
             for round_index in range(args.rounds):
                 for name in side_order(sides, round_index):
@@ -326,7 +353,9 @@ def main() -> int:
                         elif side.extender is not None:
                             port = free_port()
                             url = stack.enter_context(
-                                floor_extender([*floors[side.extender], f"127.0.0.1:{port}"], port)
+                                floor_extender(
+                                    [*floors[side.extender], f"127.0.0.1:{port}"], port, floor_envs.get(side.extender)
+                                )
                             )
                         rate, inside = schedule_round(cluster, namespace, workload, side, serving, url=url)
                     rates[name].append(rate)

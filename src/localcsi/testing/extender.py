@@ -5,13 +5,35 @@ from __future__ import annotations
 
 import os
 import signal
+import site
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
+import localcsi
 from localcsi.testing.cluster import KubeCluster
 from localcsi.testing.waiting import start_until
+
+THIS_TREE = Path(localcsi.__file__).resolve().parent.parent
+
+
+def python_env(python: str, source: Path | None = None) -> dict[str, str] | None:
+    """The environment in which `python` runs localcsi from `source` (another checkout's src/) or from
+    this tree: None when that is this process's own interpreter and tree. Another interpreter, such as
+    Debian's /usr/bin/python3 that the localcsi image runs, gets this environment's packages on its
+    path; it must be the same CPython minor version, for whose ABI the installed wheels (numpy's) were
+    built."""
+    if python == sys.executable and source is None:
+        return None
+    if python != sys.executable:
+        probe = [python, "-c", "import sys; print(sys.implementation.name, *sys.version_info[:2])"]
+        found = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.split()
+        wanted = [sys.implementation.name, *map(str, sys.version_info[:2])]
+        if found != wanted:
+            raise ValueError(f"{python} is {' '.join(found)}; this environment's packages are for {' '.join(wanted)}")
+    paths = [str(source or THIS_TREE)] + ([] if python == sys.executable else site.getsitepackages())
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
 
 
 class ExtenderProcess:
@@ -21,10 +43,13 @@ class ExtenderProcess:
         port: int,
         strategy: str = "binpack",
         log_level: str = "info",
+        *,
         source: Path | None = None,
+        python: str = sys.executable,
     ) -> None:
         self.cluster = cluster
         self.source = source  # another checkout's src/ to run localcsi from (a benchmark's A/B), or this one
+        self.python = python  # the interpreter, with this environment's packages (python_env)
         self.port = port
         self.strategy = strategy
         self.log_level = log_level
@@ -37,10 +62,10 @@ class ExtenderProcess:
 
     def start(self, timeout: float = 60) -> ExtenderProcess:
         kubeconfig = self.cluster.kubeconfig("localcsi-extender")
-        argv = [sys.executable, "-m", "localcsi", "--log-format", "text", "--log-level", self.log_level]
+        argv = [self.python, "-m", "localcsi", "--log-format", "text", "--log-level", self.log_level]
         argv += ["extender", "--listen", f"127.0.0.1:{self.port}", "--kubeconfig", str(kubeconfig)]
         argv += ["--strategy", self.strategy]
-        env = None if self.source is None else {**os.environ, "PYTHONPATH": str(self.source)}
+        env = python_env(self.python, self.source)
         self.proc = start_until(
             "the extender's /healthz", argv, self.log_path, self._healthy, timeout=timeout, context=self.log, env=env
         )
