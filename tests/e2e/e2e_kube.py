@@ -191,6 +191,12 @@ class Kube:
     def _wait_gone(what: str, exists: Callable[[], bool]) -> None:
         wait_for(f"{what} gone", lambda: not exists(), POD_TIMEOUT, 1.0)
 
+    def wait_bound(self, pvc: str) -> None:
+        def bound() -> bool:
+            return bool(self.core.read_namespaced_persistent_volume_claim(pvc, self.namespace).status.phase == "Bound")
+
+        wait_for(f"PVC {pvc} Bound", bound, POD_TIMEOUT, 1.0, lambda: self.events(pvc))
+
     def bound_pv(self, pvc: str) -> client.V1PersistentVolume:
         claim = self.core.read_namespaced_persistent_volume_claim(pvc, self.namespace)
         assert claim.status.phase == "Bound", f"PVC {pvc} is {claim.status.phase}"

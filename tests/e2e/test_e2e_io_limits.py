@@ -169,17 +169,13 @@ def _rates(kube: Kube, name: str, rounds: int) -> dict[str, list[float]]:
 
 def _block_read_counter(kube: Kube, claim: str) -> tuple[NodeAccess, str]:
     """The node of a claim's block volume and the kernel's counters for its LV, once the claim is bound."""
-    wait_for(f"PVC {claim} bound", lambda: _phase(kube, claim) == "Bound", POD_SECONDS, 1.0, lambda: kube.events(claim))
+    kube.wait_bound(claim)
     pv = kube.bound_pv(claim)
     _node, vg, lv = pv.spec.csi.volume_handle.split("/")
     node = kube.env.node(pv_node(pv))
     numbers = ["lvs", "--noheadings", "-o", "lv_kernel_major,lv_kernel_minor", f"{vg}/{lv}"]
     major, minor = node.run(numbers).check().stdout.split()
     return node, f"/sys/dev/block/{major}:{minor}/stat"
-
-
-def _phase(kube: Kube, claim: str) -> str:
-    return str(kube.core.read_namespaced_persistent_volume_claim(claim, kube.namespace).status.phase)
 
 
 class _BlockReadJobs:

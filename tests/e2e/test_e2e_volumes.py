@@ -8,7 +8,6 @@ from kubernetes import client
 
 from localcsi.core.sizes import FILESYSTEM_MINIMUM_BYTES
 from localcsi.testing.e2e_env import E2EEnvironment
-from localcsi.testing.waiting import wait_for
 
 SIZE = "256Mi"
 WRITE_MIB = 16
@@ -108,15 +107,7 @@ def test_immediate_binding_provisions_before_any_pod(e2e_env: E2EEnvironment) ->
         try:
             claim = unique("data")
             kube.pvc(claim, class_name, SIZE)
-            wait_for(
-                f"PVC {claim} Bound without a pod",
-                lambda: (
-                    kube.core.read_namespaced_persistent_volume_claim(claim, kube.namespace).status.phase == "Bound"
-                ),
-                300,
-                1.0,
-                lambda: kube.events(claim),
-            )
+            kube.wait_bound(claim)  # without a pod
             written = kube.run_to_completion(unique("writer"), claim, ["write", f"{DATA}/f", "4"])
             assert kube.run_to_completion(unique("reader"), claim, ["checksum", f"{DATA}/f", "4"]) == written
             kube.delete_pvc(claim)
